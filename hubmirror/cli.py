@@ -1,0 +1,226 @@
+"""The ``hubmirror`` command line: parse, build objects from config, call one library function, print.
+
+Exit codes come from the error classes (see :mod:`hubmirror.errors` and the README); 2 is a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .config import Config, default_home, find_config_path, load_config
+from .errors import HubMirrorError
+from .mirror import Mirror
+from .progress import SyncProgress, progress_wanted
+from .sync import SyncReport
+
+app = typer.Typer(
+    name="hubmirror", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Mirror Hugging Face Hub repos into a verified local store, and use them with no network.")
+
+
+@dataclass
+class _State:
+    config_path: Path | None
+    home: Path | None
+    verbose: int
+    quiet: bool
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    # On a terminal the progress bar and summary say enough; under cron/systemd INFO lines are the record.
+    level = logging.INFO if not sys.stderr.isatty() else logging.WARNING
+    if verbose:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+    if quiet:
+        level = logging.ERROR
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx2").setLevel(max(level, logging.WARNING))
+    logging.getLogger("httpcore2").setLevel(max(level, logging.WARNING))
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(
+        "-c", "--config", help="Config file. Default: $HUBMIRROR_CONFIG, then ./hubmirror.yaml.")] = None,
+    home: Annotated[Path | None, typer.Option(
+        "--home", help="Store directory; overrides $HUBMIRROR_HOME and the config's home.")] = None,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
+                                         help="More log output (-vv for debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
+) -> None:
+    ctx.obj = _State(config, home, verbose, quiet)
+    _setup_logging(verbose, quiet)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn our errors into one line on stderr and the class's exit code."""
+    try:
+        yield
+    except HubMirrorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted; partial downloads are kept and resume on the next run", err=True)
+        raise typer.Exit(130) from None
+
+
+def _config(state: _State) -> Config:
+    config = load_config(find_config_path(state.config_path))
+    if state.home is not None:
+        config = _with_home(config, state.home)
+    return config
+
+
+def _with_home(config: Config, home: Path) -> Config:
+    from dataclasses import replace
+
+    return replace(config, home=home.expanduser().absolute())
+
+
+def _home_without_config(state: _State) -> Path:
+    """Commands that only read the store work from --home, $HUBMIRROR_HOME or a config if there is one."""
+    if state.home is not None:
+        return state.home
+    try:
+        return _config(state).home
+    except HubMirrorError:
+        if state.config_path is not None:
+            raise
+        return default_home()
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _print_report(report: SyncReport) -> None:
+    for r in report.results:
+        commit = (r.commit or "")[:12]
+        name = f"{r.type} {r.repo}@{r.revision}" + (f" (now {r.canonical})" if r.canonical else "")
+        if r.status == "failed":
+            typer.echo(f"FAILED     {name}: {r.error}")
+        elif r.status == "unchanged":
+            typer.echo(f"unchanged  {name} {commit}")
+        elif r.status == "planned":
+            typer.echo(f"would get  {name} {commit}: {r.files} files, fetch "
+                       f"{human_size(r.bytes_to_fetch)}, {human_size(r.bytes_deduped)} already present")
+        else:
+            typer.echo(f"updated    {name} {commit}: {r.files} files, {r.files_fetched} fetched "
+                       f"({human_size(r.bytes_fetched)}), {r.files_deduped} already present "
+                       f"({human_size(r.bytes_deduped)})")
+    t = report.totals()
+    done = sum(1 for r in report.results if r.ok)
+    verb = "planned" if report.dry_run else "synced"
+    typer.echo(f"{verb} {done}/{len(report.results)} repo revisions in {report.duration:.1f}s, "
+               f"{report.requests} requests; "
+               + (f"would fetch {human_size(t['bytes_to_fetch'])}" if report.dry_run
+                  else f"fetched {t['files_fetched']} files ({human_size(t['bytes_fetched'])}), "
+                       f"{human_size(t['bytes_deduped'])} saved by dedupe"))
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    repos: Annotated[list[str] | None, typer.Argument(
+        help="Only these repos (as listed in the config). Default: all.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show what would be fetched (files, bytes, bytes already present); write nothing.")] = False,
+    locked: Annotated[bool, typer.Option(
+        "--locked", help="Fetch exactly what hubmirror.lock pins; fail if upstream cannot provide it.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
+    progress: Annotated[bool, typer.Option(help="Progress bar on a terminal.")] = True,
+) -> None:
+    """Mirror the repos the config lists into the store. Exit 0 only when every repo revision synced."""
+    state: _State = ctx.obj
+    with _errors():
+        config = _config(state)
+        observer = SyncProgress() if progress_wanted(progress and not as_json) else None
+        with Mirror(config.home) as mirror, (observer or nullcontext()):
+            report = mirror.sync(config, repos or (), dry_run=dry_run, locked=locked, observer=observer)
+        _print_json(report.as_dict()) if as_json else _print_report(report)
+        raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def lock(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
+) -> None:
+    """Sync, then pin every repo revision to its commit and every file to its sha256 in hubmirror.lock."""
+    state: _State = ctx.obj
+    with _errors():
+        config = _config(state)
+        observer = SyncProgress() if progress_wanted(not as_json) else None
+        with Mirror(config.home) as mirror, (observer or nullcontext()):
+            report, path = mirror.lock(config, observer=observer)
+        if as_json:
+            _print_json({**report.as_dict(), "lock_file": str(path) if path else None})
+        else:
+            _print_report(report)
+            typer.echo(f"wrote {path}" if path else "lock file not written: some repos failed to sync")
+        raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable status.")] = False,
+) -> None:
+    """What is mirrored: repos, revisions → commits, sizes, dedupe savings, recent sync runs."""
+    state: _State = ctx.obj
+    with _errors():
+        with Mirror(_home_without_config(state)) as mirror:
+            data = mirror.status()
+        if as_json:
+            _print_json(data)
+            return
+        _print_status(data)
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    s = data["store"]
+    typer.echo(f"home: {data['home']} (layout {data['layout']})")
+    typer.echo(f"store: {s['blobs']} blobs, {human_size(s['stored_bytes'])} stored for "
+               f"{human_size(s['logical_bytes'])} of mirrored files "
+               f"({human_size(s['saved_bytes'])} saved by dedupe)")
+    if not data["repos"]:
+        typer.echo("no repos mirrored yet: list some under repos: and run 'hubmirror sync'")
+    for repo in data["repos"]:
+        aliases = f" (also: {', '.join(repo['aliases'])})" if repo["aliases"] else ""
+        typer.echo(f"{repo['type']} {repo['name']}{aliases}")
+        sizes = {c["sha"]: c for c in repo["commits"]}
+        for ref, sha in sorted(repo["refs"].items()):
+            c = sizes.get(sha, {"files": 0, "size": 0})
+            typer.echo(f"  {ref} → {sha[:12]}  {c['files']} files, {human_size(c['size'] or 0)}")
+        unnamed = [c for c in repo["commits"] if c["sha"] not in repo["refs"].values()]
+        for c in unnamed:
+            typer.echo(f"  {c['sha'][:12]}  {c['files']} files, {human_size(c['size'] or 0)}")
+    for run in data["sync_runs"][:3]:
+        errors = "; ".join(f"{e['repo']}@{e['revision']}: {e['error']}" for e in run["errors"])
+        typer.echo(f"sync run {run['id']} at {run['started_at']}: {run['outcome'] or 'running/killed'}, "
+                   f"{run['files_fetched']} files fetched ({human_size(run['bytes_fetched'] or 0)}), "
+                   f"{human_size(run['bytes_deduped'] or 0)} deduped" + (f"; failed: {errors}" if errors else ""))
+
+
+def main() -> None:
+    app()

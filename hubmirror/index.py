@@ -1,0 +1,296 @@
+"""The SQLite index (``home/index.sqlite``): the single source of truth about what the store holds.
+
+All SQL of hubmirror lives here. Schema changes are migrations applied at open. A multi-row change is
+one transaction, so readers (who start from refs and complete commits) never see half a snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .models import BlobRecord, CommitRecord, FileRecord, Ref, Repo
+
+migrations = Migrations("hubmirror")
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript("""
+    CREATE TABLE repos (
+        id INTEGER PRIMARY KEY, type TEXT NOT NULL, name TEXT NOT NULL,
+        private INTEGER NOT NULL DEFAULT 0, card_json TEXT, created_at TEXT NOT NULL,
+        UNIQUE (type, name));
+    CREATE TABLE aliases (
+        type TEXT NOT NULL, alias TEXT NOT NULL, repo_id INTEGER NOT NULL REFERENCES repos(id),
+        PRIMARY KEY (type, alias));
+    CREATE TABLE blobs (
+        sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, git_sha1 TEXT, verified_at TEXT NOT NULL);
+    CREATE INDEX blobs_git_sha1 ON blobs (git_sha1);
+    CREATE TABLE commits (
+        repo_id INTEGER NOT NULL REFERENCES repos(id), sha TEXT NOT NULL,
+        complete INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL, recorded_at TEXT NOT NULL,
+        PRIMARY KEY (repo_id, sha));
+    CREATE TABLE commit_filters (
+        repo_id INTEGER NOT NULL, sha TEXT NOT NULL, filter_key TEXT NOT NULL,
+        PRIMARY KEY (repo_id, sha, filter_key));
+    CREATE TABLE files (
+        repo_id INTEGER NOT NULL, commit_sha TEXT NOT NULL, path TEXT NOT NULL,
+        size INTEGER NOT NULL, sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+        git_oid TEXT NOT NULL, lfs INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, commit_sha, path));
+    CREATE INDEX files_sha256 ON files (sha256);
+    CREATE TABLE refs (
+        repo_id INTEGER NOT NULL REFERENCES repos(id), name TEXT NOT NULL, commit_sha TEXT NOT NULL,
+        updated_at TEXT NOT NULL, PRIMARY KEY (repo_id, name));
+    CREATE TABLE sync_runs (
+        id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, outcome TEXT,
+        repos_ok INTEGER DEFAULT 0, repos_failed INTEGER DEFAULT 0,
+        files_fetched INTEGER DEFAULT 0, bytes_fetched INTEGER DEFAULT 0,
+        files_deduped INTEGER DEFAULT 0, bytes_deduped INTEGER DEFAULT 0,
+        requests INTEGER DEFAULT 0, duration REAL, errors_json TEXT);
+    """)
+
+
+@dataclass(frozen=True)
+class SyncRunRecord:
+    id: int
+    started_at: str
+    finished_at: str | None
+    outcome: str | None
+    repos_ok: int
+    repos_failed: int
+    files_fetched: int
+    bytes_fetched: int
+    files_deduped: int
+    bytes_deduped: int
+    requests: int
+    duration: float | None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    blobs: int
+    stored_bytes: int  # bytes on disk in blobs/
+    logical_bytes: int  # bytes all mirrored files would take without dedupe
+    repos: int
+    commits: int
+
+
+class Index:
+    """The index of one store. Open with :func:`open_index`; close when done."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA busy_timeout = 60000")
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous = FULL")
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, params).fetchall()
+
+    # -- repos -----------------------------------------------------------------------------------
+    def find_repo(self, repo_type: str, name: str) -> Repo | None:
+        """The repo by canonical name or alias, or None."""
+        rows = self._rows(
+            "SELECT id, type, name, private FROM repos WHERE type = ? AND name = ? "
+            "UNION ALL SELECT r.id, r.type, r.name, r.private FROM aliases a JOIN repos r "
+            "ON r.id = a.repo_id WHERE a.type = ? AND a.alias = ? LIMIT 1",
+            (repo_type, name, repo_type, name))
+        return Repo(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3])) if rows else None
+
+    def list_repos(self, repo_type: str | None = None) -> list[Repo]:
+        sql = "SELECT id, type, name, private FROM repos"
+        params: tuple[Any, ...] = ()
+        if repo_type:
+            sql, params = sql + " WHERE type = ?", (repo_type,)
+        return [Repo(r[0], r[1], r[2], bool(r[3])) for r in self._rows(sql + " ORDER BY type, name", params)]
+
+    def aliases(self, repo: Repo) -> list[str]:
+        return [r[0] for r in self._rows("SELECT alias FROM aliases WHERE repo_id = ? ORDER BY alias",
+                                         (repo.id,))]
+
+    def _ensure_repo(self, repo_type: str, name: str, private: bool | None) -> int:
+        rows = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, name))
+        if rows:
+            if private is not None:
+                self.db.execute("UPDATE repos SET private = ? WHERE id = ?", (int(private), rows[0][0]))
+            return int(rows[0][0])
+        # A repo renamed back and forth: the new canonical name must not also be an alias.
+        self.db.execute("DELETE FROM aliases WHERE type = ? AND alias = ?", (repo_type, name))
+        cursor = self.db.execute(
+            "INSERT INTO repos (type, name, private, created_at) VALUES (?, ?, ?, ?)",
+            (repo_type, name, int(bool(private)), utcnow()))
+        return int(cursor.lastrowid)
+
+    def add_alias(self, repo_type: str, alias: str, canonical: str) -> None:
+        """Record that ``alias`` (a listed or old name) means the repo now called ``canonical``.
+
+        If ``alias`` was itself a mirrored repo (mirrored before the rename), its commits and refs move
+        to the canonical repo, so nothing mirrored under the old name is lost."""
+        with self.db.atomic():
+            target = self._ensure_repo(repo_type, canonical, None)
+            old = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, alias))
+            if old and old[0][0] != target:
+                old_id = old[0][0]
+                for table in ("commits", "commit_filters", "files", "refs"):
+                    self.db.execute(f"UPDATE OR IGNORE {table} SET repo_id = ? WHERE repo_id = ?",
+                                    (target, old_id))
+                    self.db.execute(f"DELETE FROM {table} WHERE repo_id = ?", (old_id,))
+                self.db.execute("UPDATE aliases SET repo_id = ? WHERE repo_id = ?", (target, old_id))
+                self.db.execute("DELETE FROM repos WHERE id = ?", (old_id,))
+            self.db.execute("INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)",
+                            (repo_type, alias, target))
+
+    # -- blobs -----------------------------------------------------------------------------------
+    def sha256_for_git_sha1(self, git_sha1: str) -> str | None:
+        rows = self._rows("SELECT sha256 FROM blobs WHERE git_sha1 = ? LIMIT 1", (git_sha1,))
+        return rows[0][0] if rows else None
+
+    def has_blob(self, sha256: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM blobs WHERE sha256 = ?", (sha256,)))
+
+    def add_blobs(self, blobs: Iterable[BlobRecord]) -> None:
+        """Record durable blobs that no commit names yet (a failed revision's downloads), for dedupe."""
+        with self.db.atomic():
+            self._upsert_blobs(blobs)
+
+    def _upsert_blobs(self, blobs: Iterable[BlobRecord]) -> None:
+        self.db.conn.executemany(
+            "INSERT INTO blobs (sha256, size, git_sha1, verified_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (sha256) DO UPDATE SET git_sha1 = COALESCE(blobs.git_sha1, excluded.git_sha1)",
+            [(b.sha256, b.size, b.git_sha1, utcnow()) for b in blobs])
+
+    def all_blobs(self) -> list[BlobRecord]:
+        return [BlobRecord(r[0], r[1], r[2]) for r in self._rows("SELECT sha256, size, git_sha1 FROM blobs")]
+
+    # -- commits ---------------------------------------------------------------------------------
+    def commit_complete(self, repo_type: str, name: str, sha: str, filter_key: str | None = None) -> bool:
+        """True when the commit is fully mirrored (for ``filter_key``'s patterns, when given)."""
+        repo = self.find_repo(repo_type, name)
+        if repo is None:
+            return False
+        if filter_key is None:
+            return bool(self._rows("SELECT 1 FROM commits WHERE repo_id = ? AND sha = ? AND complete = 1",
+                                   (repo.id, sha)))
+        return bool(self._rows(
+            "SELECT 1 FROM commits c JOIN commit_filters f ON f.repo_id = c.repo_id AND f.sha = c.sha "
+            "WHERE c.repo_id = ? AND c.sha = ? AND c.complete = 1 AND f.filter_key = ?",
+            (repo.id, sha, filter_key)))
+
+    def publish_commit(self, repo_type: str, name: str, sha: str, files: Iterable[FileRecord],
+                       blobs: Iterable[BlobRecord], *, source: str, filter_key: str | None = None,
+                       private: bool | None = None, card_json: str | None = None) -> None:
+        """Record a commit's blobs and files and mark it complete, in one transaction.
+
+        The caller has made every blob durable first. Files add to what the commit already had (a
+        second pattern set widens a snapshot; nothing is removed)."""
+        now = utcnow()
+        with self.db.atomic():
+            repo_id = self._ensure_repo(repo_type, name, private)
+            if card_json is not None:
+                self.db.execute("UPDATE repos SET card_json = ? WHERE id = ?", (card_json, repo_id))
+            self._upsert_blobs(blobs)
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO files (repo_id, commit_sha, path, size, sha256, git_oid, lfs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(repo_id, sha, f.path, f.size, f.sha256, f.git_oid, int(f.lfs)) for f in files])
+            self.db.execute(
+                "INSERT INTO commits (repo_id, sha, complete, source, recorded_at) VALUES (?, ?, 1, ?, ?) "
+                "ON CONFLICT (repo_id, sha) DO UPDATE SET complete = 1", (repo_id, sha, source, now))
+            if filter_key is not None:
+                self.db.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)",
+                                (repo_id, sha, filter_key))
+
+    def files(self, repo: Repo, sha: str) -> list[FileRecord]:
+        return [FileRecord(r[0], r[1], r[2], r[3], bool(r[4])) for r in self._rows(
+            "SELECT path, size, sha256, git_oid, lfs FROM files WHERE repo_id = ? AND commit_sha = ? "
+            "ORDER BY path", (repo.id, sha))]
+
+    def commits(self, repo: Repo) -> list[CommitRecord]:
+        return [CommitRecord(r[0], r[1], r[2], r[3], r[4] or 0) for r in self._rows(
+            "SELECT c.sha, c.recorded_at, c.source, COUNT(f.path), SUM(f.size) FROM commits c "
+            "LEFT JOIN files f ON f.repo_id = c.repo_id AND f.commit_sha = c.sha "
+            "WHERE c.repo_id = ? AND c.complete = 1 GROUP BY c.sha ORDER BY c.recorded_at, c.sha",
+            (repo.id,))]
+
+    # -- refs ------------------------------------------------------------------------------------
+    def set_ref(self, repo_type: str, name: str, ref: str, sha: str) -> bool:
+        """Point ``ref`` at a complete commit; returns True if it moved. Refs move last."""
+        repo = self.find_repo(repo_type, name)
+        if repo is None:
+            raise KeyError(f"{repo_type} {name} is not in the index")
+        with self.db.atomic():
+            current = self._rows("SELECT commit_sha FROM refs WHERE repo_id = ? AND name = ?", (repo.id, ref))
+            if current and current[0][0] == sha:
+                return False
+            self.db.execute("INSERT OR REPLACE INTO refs (repo_id, name, commit_sha, updated_at) "
+                            "VALUES (?, ?, ?, ?)", (repo.id, ref, sha, utcnow()))
+            return True
+
+    def refs(self, repo: Repo) -> list[Ref]:
+        return [Ref(r[0], r[1], r[2]) for r in self._rows(
+            "SELECT name, commit_sha, updated_at FROM refs WHERE repo_id = ? ORDER BY name", (repo.id,))]
+
+    # -- history and statistics ------------------------------------------------------------------
+    def start_sync_run(self) -> int:
+        cursor = self.db.execute("INSERT INTO sync_runs (started_at) VALUES (?)", (utcnow(),))
+        self.db.conn.commit()
+        return int(cursor.lastrowid)
+
+    def finish_sync_run(self, run_id: int, *, outcome: str, repos_ok: int, repos_failed: int,
+                        files_fetched: int, bytes_fetched: int, files_deduped: int, bytes_deduped: int,
+                        requests: int, duration: float, errors: list[dict[str, Any]]) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE sync_runs SET finished_at = ?, outcome = ?, repos_ok = ?, repos_failed = ?, "
+                "files_fetched = ?, bytes_fetched = ?, files_deduped = ?, bytes_deduped = ?, requests = ?, "
+                "duration = ?, errors_json = ? WHERE id = ?",
+                (utcnow(), outcome, repos_ok, repos_failed, files_fetched, bytes_fetched, files_deduped,
+                 bytes_deduped, requests, duration, json.dumps(errors), run_id))
+
+    def sync_runs(self, limit: int = 10) -> list[SyncRunRecord]:
+        rows = self._rows(
+            "SELECT id, started_at, finished_at, outcome, repos_ok, repos_failed, files_fetched, "
+            "bytes_fetched, files_deduped, bytes_deduped, requests, duration, errors_json "
+            "FROM sync_runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [SyncRunRecord(*r[:12], errors=json.loads(r[12]) if r[12] else []) for r in rows]
+
+    def stats(self) -> StoreStats:
+        blobs, stored = self._rows("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")[0]
+        logical = self._rows(
+            "SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN commits c "
+            "ON c.repo_id = f.repo_id AND c.sha = f.commit_sha WHERE c.complete = 1")[0][0]
+        repos = self._rows("SELECT COUNT(*) FROM repos")[0][0]
+        commits = self._rows("SELECT COUNT(*) FROM commits WHERE complete = 1")[0][0]
+        return StoreStats(blobs, stored, logical, repos, commits)
+
+
+def open_index(path: Path) -> Index:
+    return Index(path)

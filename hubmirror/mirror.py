@@ -1,0 +1,115 @@
+"""``Mirror``: one store + index opened together, and the operations the CLI (or Python code) runs on it.
+
+Builds the upstream client and syncer from a config; holds no state of its own beyond open handles.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .config import Config, RepoSpec
+from .errors import HubMirrorError
+from .index import Index, open_index
+from .lockfile import LockedFile, LockedRevision, read_lock, write_lock
+from .paths import is_sha1
+from .patterns import PathFilter
+from .store import LAYOUT_VERSION, Store
+from .sync import SyncObserver, SyncReport, Syncer
+from .upstream import UpstreamClient
+
+logger = logging.getLogger(__name__)
+
+
+class Mirror:
+    """A hubmirror home: ``Mirror(home)`` opens (and if needed creates) its store and index."""
+
+    def __init__(self, home: Path | str) -> None:
+        self.store = Store(Path(home))
+        self.index: Index = open_index(self.store.index_path)
+        self.on_published: Callable[[str, str, str], None] | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.store.home
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self) -> Mirror:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- sync ------------------------------------------------------------------------------------
+    def _syncer(self, config: Config, client: UpstreamClient, observer: SyncObserver | None) -> Syncer:
+        return Syncer(self.store, self.index, client, workers=config.sync.workers, observer=observer,
+                      on_published=self.on_published)
+
+    @staticmethod
+    def client_for(config: Config) -> UpstreamClient:
+        up = config.upstream
+        return UpstreamClient(up.endpoint, up.token, timeout=up.timeout, max_retries=up.max_retries,
+                              pool_size=config.sync.workers, budget=up.max_requests_per_5min)
+
+    def sync(self, config: Config, repos: Sequence[str] = (), *, dry_run: bool = False,
+             locked: bool = False, observer: SyncObserver | None = None) -> SyncReport:
+        """Sync the config's repos (or the named subset). Raises only for config/lock problems;
+        per-repo failures are in the report."""
+        specs = config.select(repos) if repos else config.repos
+        pins = read_lock(config.lock_path) if locked else None
+        with self.client_for(config) as client:
+            syncer = self._syncer(config, client, observer)
+            try:
+                if pins is not None:
+                    return syncer.sync_locked(specs, pins, dry_run=dry_run)
+                return syncer.sync(specs, dry_run=dry_run)
+            finally:
+                syncer.close()
+
+    def lock(self, config: Config, observer: SyncObserver | None = None) -> tuple[SyncReport, Path | None]:
+        """Sync everything, then pin what was mirrored into ``hubmirror.lock`` (only if all synced)."""
+        report = self.sync(config, observer=observer)
+        if not report.ok:
+            return report, None
+        write_lock(config.lock_path, [self._locked(spec, rev) for spec in config.repos
+                                      for rev in spec.revisions])
+        return report, config.lock_path
+
+    def _locked(self, spec: RepoSpec, revision: str) -> LockedRevision:
+        repo = self.index.find_repo(spec.type, spec.repo)
+        if repo is None:
+            raise HubMirrorError(f"{spec.type} {spec.repo} vanished from the index while locking")
+        commit = revision if is_sha1(revision) else {r.name: r.commit for r in self.index.refs(repo)}[revision]
+        keep = PathFilter(spec.allow_patterns, spec.ignore_patterns)
+        files = tuple(LockedFile(f.path, f.size, f.sha256) for f in self.index.files(repo, commit)
+                      if keep(f.path))
+        return LockedRevision(spec.repo, spec.type, revision, commit, files)
+
+    # -- status ----------------------------------------------------------------------------------
+    def status(self, runs: int = 5) -> dict[str, Any]:
+        stats = self.index.stats()
+        repos = []
+        for repo in self.index.list_repos():
+            commits = {c.sha: c for c in self.index.commits(repo)}
+            refs = self.index.refs(repo)
+            repos.append({
+                "type": repo.type, "name": repo.name, "private": repo.private,
+                "aliases": self.index.aliases(repo),
+                "refs": {r.name: r.commit for r in refs},
+                "commits": [{"sha": c.sha, "files": c.files, "size": c.size, "source": c.source,
+                             "recorded_at": c.recorded_at} for c in commits.values()],
+            })
+        return {
+            "home": str(self.home), "layout": LAYOUT_VERSION,
+            "store": {"blobs": stats.blobs, "stored_bytes": stats.stored_bytes,
+                      "logical_bytes": stats.logical_bytes,
+                      "saved_bytes": max(0, stats.logical_bytes - stats.stored_bytes),
+                      "repos": stats.repos, "commits": stats.commits},
+            "repos": repos,
+            "sync_runs": [asdict(r) for r in self.index.sync_runs(runs)],
+        }

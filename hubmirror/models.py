@@ -1,0 +1,81 @@
+"""Small frozen records shared by the layers (no behaviour, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REPO_TYPES = ("model", "dataset")
+
+
+def url_prefix(repo_type: str) -> str:
+    """The path prefix the Hub puts before a repo id in file URLs (models have none)."""
+    return "" if repo_type == "model" else f"{repo_type}s/"
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """A file in an upstream tree listing. ``oid`` is the git blob sha1 (of the pointer, for LFS)."""
+
+    path: str
+    size: int
+    oid: str
+    lfs_sha256: str | None = None
+
+    @property
+    def is_lfs(self) -> bool:
+        return self.lfs_sha256 is not None
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    repo_id: str  # canonical id as upstream names it (differs from the asked one after a rename)
+    sha: str
+    private: bool = False
+    gated: bool = False
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file of a mirrored commit as the index keeps it."""
+
+    path: str
+    size: int
+    sha256: str
+    git_oid: str  # the tree oid: git blob sha1 of the content, or of the LFS pointer for LFS files
+    lfs: bool
+
+    @property
+    def etag(self) -> str:
+        """The name the HF cache and the Hub's ETag use: sha256 for LFS files, git sha1 otherwise."""
+        return self.sha256 if self.lfs else self.git_oid
+
+
+@dataclass(frozen=True)
+class BlobRecord:
+    sha256: str
+    size: int
+    git_sha1: str | None  # git blob sha1 of the content, when known
+
+
+@dataclass(frozen=True)
+class Repo:
+    id: int
+    type: str
+    name: str
+    private: bool
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+    commit: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    sha: str
+    recorded_at: str
+    source: str
+    files: int
+    size: int

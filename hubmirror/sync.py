@@ -1,0 +1,346 @@
+"""Mirror sync: bring the listed repo revisions from upstream into the store and index.
+
+Per repo-revision (DESIGN.md "Sync algorithm"): one request for the commit sha; if that commit is already
+complete, move the ref and stop. Else list the tree, dedupe against the store, download what is missing in
+parallel (verified, resumable), publish the commit in one transaction, and move the ref last.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from .config import RepoSpec
+from .errors import ConfigError, HubMirrorError, IntegrityError
+from .failpoints import failpoint
+from .index import Index
+from .lockfile import LockedRevision
+from .models import BlobRecord, FileRecord, TreeEntry
+from .paths import is_sha1, safe_relpath
+from .patterns import PathFilter
+from .store import BlobInfo, Expected, Store
+from .upstream import UpstreamClient
+
+logger = logging.getLogger(__name__)
+
+
+class SyncObserver(Protocol):
+    """Progress callbacks; ``advanced`` and ``file_done`` are called from worker threads."""
+
+    def planned(self, label: str, files: int, nbytes: int) -> None: ...
+    def advanced(self, nbytes: int) -> None: ...
+    def file_done(self) -> None: ...
+    def finished(self, result: RevisionResult) -> None: ...
+
+
+class NullObserver:
+    def planned(self, label: str, files: int, nbytes: int) -> None:
+        pass
+
+    def advanced(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self) -> None:
+        pass
+
+    def finished(self, result: RevisionResult) -> None:
+        pass
+
+
+@dataclass
+class RevisionResult:
+    repo: str
+    type: str
+    revision: str
+    status: str = "failed"  # unchanged | updated | planned | failed
+    commit: str | None = None
+    canonical: str | None = None  # set when upstream renamed the repo
+    files: int = 0
+    files_fetched: int = 0
+    bytes_fetched: int = 0
+    files_deduped: int = 0
+    bytes_deduped: int = 0
+    bytes_to_fetch: int = 0  # dry run: what a real run would download
+    error: str | None = None
+    error_type: str | None = None
+    exit_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def label(self) -> str:
+        return f"{self.type} {self.repo}@{self.revision}"
+
+
+@dataclass
+class SyncReport:
+    results: list[RevisionResult] = field(default_factory=list)
+    requests: int = 0
+    duration: float = 0.0
+    dry_run: bool = False
+    run_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        codes = {r.exit_code for r in self.results if not r.ok}
+        if not codes:
+            return 0
+        return codes.pop() if len(codes) == 1 else 1
+
+    def totals(self) -> dict[str, int]:
+        keys = ("files_fetched", "bytes_fetched", "files_deduped", "bytes_deduped", "bytes_to_fetch")
+        return {k: sum(getattr(r, k) for r in self.results) for k in keys}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "dry_run": self.dry_run, "requests": self.requests,
+                "duration": round(self.duration, 3), "run_id": self.run_id, **self.totals(),
+                "results": [asdict(r) for r in self.results]}
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One blob to download (several paths may share it)."""
+
+    entry: TreeEntry
+    expected_sha256: str | None
+
+    @property
+    def key(self) -> str:
+        return self.entry.lfs_sha256 or self.entry.oid
+
+
+class Syncer:
+    def __init__(self, store: Store, index: Index, client: UpstreamClient, *, workers: int = 16,
+                 observer: SyncObserver | None = None,
+                 on_published: Callable[[str, str, str], None] | None = None) -> None:
+        self.store, self.index, self.client = store, index, client
+        self.workers = workers
+        self.observer: SyncObserver = observer or NullObserver()
+        self.on_published = on_published
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubmirror-dl")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- entry points ----------------------------------------------------------------------------
+    def sync(self, specs: Sequence[RepoSpec], *, dry_run: bool = False) -> SyncReport:
+        jobs = [(spec, rev, None) for spec in specs for rev in spec.revisions]
+        return self._run(jobs, dry_run)
+
+    def sync_locked(self, specs: Sequence[RepoSpec], locked: Sequence[LockedRevision], *,
+                    dry_run: bool = False) -> SyncReport:
+        """Fetch exactly what the lock names, for the listed specs (a spec missing from the lock fails)."""
+        by_key = {(r.type, r.repo, r.revision): r for r in locked}
+        jobs = [(spec, rev, by_key.get((spec.type, spec.repo, rev)))
+                for spec in specs for rev in spec.revisions]
+        return self._run(jobs, dry_run, locked=True)
+
+    def _run(self, jobs: list[tuple[RepoSpec, str, LockedRevision | None]], dry_run: bool,
+             locked: bool = False) -> SyncReport:
+        started = time.monotonic()
+        requests_before = self.client.requests
+        report = SyncReport(dry_run=dry_run)
+        if not dry_run:
+            self.store.sweep_tmp()
+            report.run_id = self.index.start_sync_run()
+        for spec, revision, pin in jobs:
+            result = RevisionResult(repo=spec.repo, type=spec.type, revision=revision)
+            try:
+                if locked and pin is None:
+                    raise _lock_missing(spec, revision)
+                self._sync_revision(spec, revision, pin, result, dry_run)
+            except HubMirrorError as exc:
+                result.status, result.error = "failed", str(exc)
+                result.error_type, result.exit_code = type(exc).__name__, exc.exit_code
+                logger.error("%s: %s", result.label, exc)
+            report.results.append(result)
+            self.observer.finished(result)
+        report.requests = self.client.requests - requests_before
+        report.duration = time.monotonic() - started
+        if report.run_id is not None:
+            self._record_run(report)
+        return report
+
+    def _record_run(self, report: SyncReport) -> None:
+        failed = [r for r in report.results if not r.ok]
+        outcome = "ok" if not failed else ("failed" if len(failed) == len(report.results) else "partial")
+        self.index.finish_sync_run(
+            report.run_id, outcome=outcome, repos_ok=len(report.results) - len(failed),
+            repos_failed=len(failed), requests=report.requests, duration=report.duration,
+            errors=[{"repo": r.repo, "type": r.type, "revision": r.revision, "error": r.error,
+                     "error_type": r.error_type} for r in failed],
+            **{k: v for k, v in report.totals().items() if k != "bytes_to_fetch"})
+
+    # -- one repo-revision -----------------------------------------------------------------------
+    def _sync_revision(self, spec: RepoSpec, revision: str, pin: LockedRevision | None,
+                       result: RevisionResult, dry_run: bool) -> None:
+        path_filter = PathFilter(spec.allow_patterns, spec.ignore_patterns)
+        filter_key = f"lock:{pin.commit}" if pin else path_filter.key
+        name = spec.repo
+        if pin is not None:
+            commit = pin.commit
+        elif is_sha1(revision) and self.index.commit_complete(spec.type, name, revision, filter_key):
+            commit = revision  # a full sha is immutable: nothing to ask upstream
+        else:
+            info = self.client.revision_info(spec.type, name, revision)
+            commit = info.sha
+            if info.repo_id != name:
+                logger.info("%s %s is now called %s upstream; mirroring under the new name",
+                            spec.type, name, info.repo_id)
+                result.canonical = name = info.repo_id
+        result.commit = commit
+        if self.index.commit_complete(spec.type, name, commit, filter_key):
+            result.status = "unchanged"
+            if not dry_run:
+                self._finish(spec, name, revision, commit)
+            result.files = len(self.index.files(self.index.find_repo(spec.type, name), commit))
+            return
+        entries = self._listing(spec, name, commit, path_filter, pin)
+        result.files = len(entries)
+        present, tasks = self._plan(entries)
+        result.files_deduped = sum(1 for e in entries if e.path in present)
+        result.bytes_deduped = sum(e.size for e in entries if e.path in present)
+        result.bytes_to_fetch = sum(t.entry.size for t in tasks)
+        self.observer.planned(result.label, len(tasks), result.bytes_to_fetch)
+        if dry_run:
+            result.status = "planned"
+            return
+        fetched = self._download_all(spec, name, commit, tasks, result)
+        blobs: dict[str, BlobRecord] = {}
+        records = []
+        for entry in entries:
+            info = fetched.get(entry.lfs_sha256 or entry.oid)
+            sha256 = info.sha256 if info else present[entry.path]
+            git_sha1 = None if entry.is_lfs else entry.oid
+            if info is not None:
+                blobs[sha256] = BlobRecord(sha256, entry.size, git_sha1)
+            elif git_sha1 is not None:
+                blobs.setdefault(sha256, BlobRecord(sha256, entry.size, git_sha1))
+            records.append(FileRecord(entry.path, entry.size, sha256, entry.oid, entry.is_lfs))
+        failpoint("sync.before_publish")
+        with self.store.write_lock():
+            self.index.publish_commit(spec.type, name, commit, records, blobs.values(), source="sync",
+                                      filter_key=filter_key)
+        result.status = "updated"
+        self._finish(spec, name, revision, commit)
+        logger.info("%s → %s: %d files, %d fetched (%d bytes), %d deduped (%d bytes)", result.label,
+                    commit[:12], result.files, result.files_fetched, result.bytes_fetched,
+                    result.files_deduped, result.bytes_deduped)
+
+    def _finish(self, spec: RepoSpec, name: str, revision: str, commit: str) -> None:
+        """Aliases and refs, after the commit is published: refs move last."""
+        with self.store.write_lock():
+            if name != spec.repo:
+                self.index.add_alias(spec.type, spec.repo, name)
+            moved = False
+            if not is_sha1(revision) or revision != commit:
+                moved = self.index.set_ref(spec.type, name, revision, commit)
+        if moved:
+            logger.info("%s %s: %s now at %s", spec.type, name, revision, commit[:12])
+        if self.on_published is not None:
+            self.on_published(spec.type, name, commit)
+
+    def _listing(self, spec: RepoSpec, name: str, commit: str, path_filter: PathFilter,
+                 pin: LockedRevision | None) -> list[TreeEntry]:
+        listed = self.client.list_tree(spec.type, name, commit)
+        for entry in listed:
+            safe_relpath(entry.path)  # a hostile listing fails the whole revision before any write
+        if pin is None:
+            return [e for e in listed if path_filter(e.path)]
+        by_path = {e.path: e for e in listed}
+        chosen = []
+        for want in pin.files:
+            entry = by_path.get(want.path)
+            if entry is None or entry.size != want.size \
+                    or (entry.lfs_sha256 is not None and entry.lfs_sha256 != want.sha256):
+                raise IntegrityError(
+                    f"{spec.type} {spec.repo}: upstream commit {commit[:12]} does not provide '{want.path}' "
+                    "as the lock file records it; run 'hubmirror lock' to re-pin")
+            chosen.append(entry)
+        return chosen
+
+    def _plan(self, entries: list[TreeEntry]) -> tuple[dict[str, str], list[_Task]]:
+        """Split entries into those whose content is already stored (path → sha256) and downloads."""
+        present: dict[str, str] = {}
+        tasks: dict[str, _Task] = {}
+        for entry in entries:
+            sha256 = entry.lfs_sha256 or self.index.sha256_for_git_sha1(entry.oid)
+            if sha256 is not None and self.store.has_blob(sha256):
+                present[entry.path] = sha256
+                continue
+            task = _Task(entry, entry.lfs_sha256)
+            tasks.setdefault(task.key, task)
+        return present, list(tasks.values())
+
+    def _download_all(self, spec: RepoSpec, name: str, commit: str, tasks: list[_Task],
+                      result: RevisionResult) -> dict[str, BlobInfo]:
+        lock = threading.Lock()
+        futures: list[Future[BlobInfo]] = [
+            self._pool.submit(self._fetch, spec.type, name, commit, task) for task in tasks]
+        fetched: dict[str, BlobInfo] = {}
+        errors: list[HubMirrorError] = []
+        for task, future in zip(tasks, futures):
+            try:
+                info = future.result()
+            except HubMirrorError as exc:
+                errors.append(exc)
+                continue
+            with lock:
+                fetched[task.key] = info
+                if info.fetched:
+                    result.files_fetched += 1
+                    result.bytes_fetched += info.size
+        if fetched:
+            # Record what did arrive even if the revision fails, so a rerun dedupes against it.
+            with self.store.write_lock():
+                self.index.add_blobs([BlobRecord(i.sha256, i.size, None if t.entry.is_lfs else t.entry.oid)
+                                      for t in tasks if (i := fetched.get(t.key)) is not None])
+        if errors:
+            for other in errors[1:]:
+                logger.error("%s: %s", name, other)
+            raise errors[0]
+        return fetched
+
+    def _fetch(self, repo_type: str, name: str, commit: str, task: _Task) -> BlobInfo:
+        entry = task.entry
+        expected = Expected(size=entry.size, sha256=entry.lfs_sha256,
+                            git_sha1=None if entry.is_lfs else entry.oid)
+        with self.store.lock(f"dl-{task.key}"):
+            if entry.lfs_sha256 and self.store.has_blob(entry.lfs_sha256):
+                # another process fetched it while we waited for the lock
+                return BlobInfo(entry.lfs_sha256, entry.size, None, fetched=False)
+            for attempt in (1, 2):
+                with self.store.writer(expected, resume_key=task.key) as writer:
+                    resumed = writer.offset > 0
+                    if resumed:
+                        self.observer.advanced(writer.offset)
+                    self.client.download(repo_type, name, commit, entry.path, writer,
+                                         self.observer.advanced)
+                    try:
+                        info = writer.commit()
+                    except IntegrityError as exc:
+                        if resumed and attempt == 1:
+                            logger.warning("resumed partial of '%s' did not verify; fetching it again",
+                                           entry.path)
+                            continue
+                        raise IntegrityError(
+                            f"'{entry.path}' of {repo_type} {name}@{commit[:12]}: {exc}") from exc
+                self.observer.file_done()
+                return info
+        raise AssertionError("unreachable")
+
+
+def _lock_missing(spec: RepoSpec, revision: str) -> HubMirrorError:
+    return ConfigError(f"{spec.type} {spec.repo}@{revision} is not in the lock file; "
+                       "run 'hubmirror lock' to pin it")
