@@ -1,5 +1,48 @@
-"""hubmirror: mirror Hugging Face Hub repos into a verified content-addressed store, use them offline."""
+"""hubmirror: mirror Hugging Face Hub repos into a verified content-addressed store, use them offline.
+
+    >>> import hubmirror
+    >>> path = hubmirror.snapshot_path("sentence-transformers/all-MiniLM-L6-v2")  # no network
+    >>> AutoModel.from_pretrained(path)
+
+``Mirror`` (store + index + sync) is imported lazily so that resolving stays cheap.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ConfigError,
+    HubMirrorError,
+    IntegrityError,
+    NotMirroredError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
+from .resolve import file_path, snapshot_path
+
+if TYPE_CHECKING:
+    from .mirror import Mirror
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "HubMirrorError",
+    "IntegrityError",
+    "Mirror",
+    "NotMirroredError",
+    "UpstreamError",
+    "UpstreamUnavailableError",
+    "__version__",
+    "file_path",
+    "snapshot_path",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Mirror":
+        from .mirror import Mirror
+
+        return Mirror
+    raise AttributeError(f"module 'hubmirror' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from hubmirror.cli import main
+from hubmirror.entry import main
 
 main()

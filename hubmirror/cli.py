@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .config import Config, default_home, find_config_path, load_config
+from .config import Config, find_config_path, load_config
+from .entry import home_without_config
 from .errors import HubMirrorError
 from .mirror import Mirror
 from .progress import SyncProgress, progress_wanted
@@ -90,15 +91,7 @@ def _with_home(config: Config, home: Path) -> Config:
 
 
 def _home_without_config(state: _State) -> Path:
-    """Commands that only read the store work from --home, $HUBMIRROR_HOME or a config if there is one."""
-    if state.home is not None:
-        return state.home
-    try:
-        return _config(state).home
-    except HubMirrorError:
-        if state.config_path is not None:
-            raise
-        return default_home()
+    return home_without_config(state.home, state.config_path)
 
 
 def human_size(n: float) -> str:
@@ -222,5 +215,79 @@ def _print_status(data: dict[str, Any]) -> None:
                    f"{human_size(run['bytes_deduped'] or 0)} deduped" + (f"; failed: {errors}" if errors else ""))
 
 
-def main() -> None:
-    app()
+
+
+# -- offline use ---------------------------------------------------------------------------------
+@app.command()
+def resolve(
+    ctx: typer.Context,
+    repo: Annotated[str, typer.Argument(help="Repo id as listed (or an old name it had).")],
+    filename: Annotated[str | None, typer.Argument(help="A file in the repo; omit for the snapshot folder.")] = None,
+    revision: Annotated[str, typer.Option("--revision", "-r",
+                                          help="Branch, tag, full commit sha or a unique sha prefix (≥ 7).")] = "main",
+    repo_type: Annotated[str, typer.Option("--type", "-t", help="model or dataset.")] = "model",
+) -> None:
+    """Print the local path of a mirrored snapshot (or one file of it). Never touches the network.
+
+    The snapshot folder loads with from_pretrained(path). Exit 4 when it is not mirrored."""
+    from .entry import resolve_path
+
+    state: _State = ctx.obj
+    with _errors():
+        typer.echo(str(resolve_path(_home_without_config(state), repo, filename, revision, repo_type)))
+
+
+@app.command("hf-cache")
+def hf_cache(
+    ctx: typer.Context,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Where to lay out the view (e.g. ~/.cache/huggingface/hub). Default: HOME/hf/hub.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
+) -> None:
+    """(Re)build an HF-cache view of the mirror and print its path; HF_HUB_CACHE can point at it."""
+    state: _State = ctx.obj
+    with _errors(), Mirror(_home_without_config(state)) as mirror:
+        report = mirror.build_view(directory)
+        if as_json:
+            _print_json({"path": str(report.root), "repos": report.repos, "snapshots": report.snapshots,
+                         "link_mode": report.link_mode})
+            return
+        typer.echo(f"{report.repos} repos, {report.snapshots} snapshots; blobs are {report.link_mode}s "
+                   "to the store", err=True)
+        typer.echo(str(report.root))
+
+
+@app.command()
+def env(ctx: typer.Context) -> None:
+    """Print shell exports that make unmodified huggingface_hub/transformers code load from the mirror
+    offline: eval "$(hubmirror env)"."""
+    import shlex
+
+    state: _State = ctx.obj
+    with _errors(), Mirror(_home_without_config(state)) as mirror:
+        root = mirror.view.root
+        if not root.is_dir():
+            mirror.build_view()
+        typer.echo(f"export HF_HUB_CACHE={shlex.quote(str(root))}")
+        typer.echo("export HF_HUB_OFFLINE=1")
+        typer.echo("export HF_HUB_DISABLE_TELEMETRY=1")
+
+
+@app.command("import-hf-cache")
+def import_hf_cache(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="A huggingface_hub cache dir (the one holding models--*).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable report.")] = False,
+) -> None:
+    """Bring an existing huggingface_hub cache into the store, verifying every file against its hash."""
+    state: _State = ctx.obj
+    with _errors(), Mirror(_home_without_config(state)) as mirror:
+        report = mirror.import_hf_cache(directory)
+        if as_json:
+            _print_json(report.as_dict())
+        else:
+            for line in report.skipped:
+                typer.echo(f"skipped: {line}")
+            typer.echo(f"imported {report.commits_imported} snapshots ({report.files_imported} new files, "
+                       f"{human_size(report.bytes_imported)}), {report.commits_present} already mirrored, "
+                       f"{human_size(report.bytes_saved)} already in the store, {report.refs} refs")

@@ -12,21 +12,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
-
+from .errors import StoreError
 from .models import BlobRecord, CommitRecord, FileRecord, Ref, Repo
 
-migrations = Migrations("hubmirror")
+if TYPE_CHECKING:
+    import sqlite_utils
+
+# Bumped with every migration; a store at this user_version needs no migration check. Reads never import
+# sqlite-utils (it pulls in numpy and costs ~100 ms of start-up that `hubmirror resolve` cannot afford).
+SCHEMA_VERSION = 1
 
 
 def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-@migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
     db.executescript("""
     CREATE TABLE repos (
@@ -64,6 +66,16 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     """)
 
 
+def _apply_migrations(db: sqlite_utils.Database) -> None:
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations("hubmirror")
+    for step in (m001_initial,):
+        migrations()(step)
+    migrations.apply(db)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 @dataclass(frozen=True)
 class SyncRunRecord:
     id: int
@@ -95,16 +107,30 @@ class Index:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA busy_timeout = 60000")
-        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self.db.enable_wal()
-        self.db.execute("PRAGMA synchronous = FULL")
-        migrations.apply(self.db)
+        self.conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+        self._db: sqlite_utils.Database | None = None
+        self.conn.execute("PRAGMA busy_timeout = 60000")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} has index schema {version}, newer than this hubmirror understands "
+                             f"({SCHEMA_VERSION}); upgrade hubmirror")
+        if version < SCHEMA_VERSION:
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.db.enable_wal()
+            _apply_migrations(self.db)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection, for writes (transactions, migrations)."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     def __enter__(self) -> Index:
         return self
@@ -113,7 +139,7 @@ class Index:
         self.close()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.db.execute(sql, params).fetchall()
+        return self.conn.execute(sql, params).fetchall()
 
     # -- repos -----------------------------------------------------------------------------------
     def find_repo(self, repo_type: str, name: str) -> Repo | None:

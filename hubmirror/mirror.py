@@ -13,6 +13,8 @@ from typing import Any
 
 from .config import Config, RepoSpec
 from .errors import HubMirrorError
+from .hfcache import HFCacheView, ViewReport
+from .importer import CacheImporter, ImportReport
 from .index import Index, open_index
 from .lockfile import LockedFile, LockedRevision, read_lock, write_lock
 from .paths import is_sha1
@@ -30,7 +32,9 @@ class Mirror:
     def __init__(self, home: Path | str) -> None:
         self.store = Store(Path(home))
         self.index: Index = open_index(self.store.index_path)
-        self.on_published: Callable[[str, str, str], None] | None = None
+        self.view = HFCacheView(self.store.home / "hf" / "hub", self.store, self.index)
+        # Sync keeps the HF-cache view current after each published commit.
+        self.on_published: Callable[[str, str, str], None] | None = self.view.update
 
     @property
     def home(self) -> Path:
@@ -89,6 +93,18 @@ class Mirror:
         files = tuple(LockedFile(f.path, f.size, f.sha256) for f in self.index.files(repo, commit)
                       if keep(f.path))
         return LockedRevision(spec.repo, spec.type, revision, commit, files)
+
+    # -- views and imports -----------------------------------------------------------------------
+    def build_view(self, directory: Path | None = None) -> ViewReport:
+        """(Re)build the HF-cache view, in ``home/hf/hub`` or any directory (e.g. a user's HF cache)."""
+        view = self.view if directory is None else HFCacheView(directory, self.store, self.index)
+        return view.rebuild()
+
+    def import_hf_cache(self, cache_dir: Path) -> ImportReport:
+        """Bring an existing huggingface_hub cache into the store (verified), then refresh the view."""
+        report = CacheImporter(self.store, self.index).run(cache_dir)
+        self.view.rebuild()
+        return report
 
     # -- status ----------------------------------------------------------------------------------
     def status(self, runs: int = 5) -> dict[str, Any]:

@@ -1,0 +1,169 @@
+"""The HF-cache view: a ``huggingface_hub``-compatible cache laid over the store.
+
+``<root>/models--org--name/{blobs/<etag>, snapshots/<commit>/<path>, refs/<ref>}`` exactly as the
+``huggingface_hub`` client writes it (etag = sha256 for LFS files, git blob sha1 otherwise; snapshot entries
+are relative symlinks into ``blobs/``; refs hold the commit with no newline). Blobs are hard links to the
+store (one copy on disk); where that is impossible (another filesystem), symlinks to the store. It is
+derived from the index: deleting it loses nothing, :meth:`HFCacheView.rebuild` lays it out again.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .index import Index
+from .models import FileRecord, Repo
+from .paths import safe_relpath
+from .store import CACHEDIR_TAG, Store
+
+logger = logging.getLogger(__name__)
+
+
+def repo_folder_name(repo_type: str, name: str) -> str:
+    """``models--org--name``, the folder name huggingface_hub uses for a repo."""
+    return "--".join([f"{repo_type}s", *name.split("/")])
+
+
+@dataclass(frozen=True)
+class ViewReport:
+    root: Path
+    repos: int
+    snapshots: int
+    link_mode: str  # "hardlink" | "symlink" (how blobs point at the store)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_symlink(target: str, link: Path) -> None:
+    tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.tmp")
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+class HFCacheView:
+    """Maintains one HF-cache view directory for a store and its index."""
+
+    def __init__(self, root: Path, store: Store, index: Index) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.store, self.index = store, index
+        self.link_mode = "hardlink"
+
+    def _prepare_root(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tag = self.root / "CACHEDIR.TAG"
+        if not tag.exists():
+            tag.write_text(CACHEDIR_TAG)
+
+    # -- blobs -----------------------------------------------------------------------------------
+    def _link_blob(self, record: FileRecord, blobs_dir: Path) -> None:
+        target = blobs_dir / record.etag
+        if target.exists():
+            return
+        source = self.store.blob_path(record.sha256)
+        tmp = blobs_dir / f".{record.etag}.{uuid.uuid4().hex[:8]}.tmp"
+        if self.link_mode == "hardlink":
+            try:
+                os.link(source, tmp)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                logger.info("cannot hard-link into %s (%s); the view links blobs by symlink instead",
+                            self.root, exc.strerror)
+                self.link_mode = "symlink"
+        if self.link_mode == "symlink":
+            os.symlink(source, tmp)
+        os.replace(tmp, target)
+
+    # -- one commit ------------------------------------------------------------------------------
+    def add_snapshot(self, repo: Repo, commit: str, files: list[FileRecord]) -> Path:
+        """Lay out ``snapshots/<commit>`` for these files; returns the snapshot directory.
+
+        A new snapshot is built under a temp name and renamed into place, so a reader never sees a
+        snapshot folder with files missing; an existing one only gains links (a widened pattern set)."""
+        self._prepare_root()
+        repo_dir = self.root / repo_folder_name(repo.type, repo.name)
+        blobs_dir = repo_dir / "blobs"
+        blobs_dir.mkdir(parents=True, exist_ok=True)
+        (repo_dir / "snapshots").mkdir(exist_ok=True)
+        for record in files:
+            self._link_blob(record, blobs_dir)
+        final = repo_dir / "snapshots" / commit
+        exists = final.is_dir()
+        build = final if exists else repo_dir / "snapshots" / f".{commit}.{uuid.uuid4().hex[:8]}.tmp"
+        for record in files:
+            link = build.joinpath(*safe_relpath(record.path).split("/"))
+            if exists and os.path.lexists(link):
+                continue
+            link.parent.mkdir(parents=True, exist_ok=True)
+            target = os.path.relpath(blobs_dir / record.etag, link.parent)
+            if exists:
+                _atomic_symlink(target, link)
+            else:
+                os.symlink(target, link)
+        if not exists:
+            try:
+                os.rename(build, final)
+            except OSError:
+                # another process published the same snapshot first: theirs is as good as ours
+                shutil.rmtree(build, ignore_errors=True)
+        return final
+
+    def set_ref(self, repo: Repo, ref: str, commit: str) -> None:
+        refs_dir = self.root / repo_folder_name(repo.type, repo.name) / "refs"
+        _atomic_write_text(refs_dir.joinpath(*safe_relpath(ref).split("/")), commit)
+
+    def add_alias(self, repo: Repo, alias: str) -> None:
+        """``models--old--name`` → ``models--new--name``, so code using an old name still finds it."""
+        link = self.root / repo_folder_name(repo.type, alias)
+        target = repo_folder_name(repo.type, repo.name)
+        if link.is_symlink() and os.readlink(link) == target:
+            return
+        if link.exists() and not link.is_symlink():
+            logger.warning("%s exists as a real folder; not replacing it with an alias link", link)
+            return
+        _atomic_symlink(target, link)
+
+    # -- whole repos -----------------------------------------------------------------------------
+    def update_repo(self, repo: Repo) -> int:
+        """Bring one repo's snapshots, refs and aliases up to date with the index; returns snapshots."""
+        commits = self.index.commits(repo)
+        for commit in commits:
+            self.add_snapshot(repo, commit.sha, self.index.files(repo, commit.sha))
+        for ref in self.index.refs(repo):
+            self.set_ref(repo, ref.name, ref.commit)
+        for alias in self.index.aliases(repo):
+            self.add_alias(repo, alias)
+        return len(commits)
+
+    def update(self, repo_type: str, name: str, commit: str) -> None:
+        """Sync's hook after a commit is published and its ref moved."""
+        repo = self.index.find_repo(repo_type, name)
+        if repo is None:
+            return
+        self.add_snapshot(repo, commit, self.index.files(repo, commit))
+        for ref in self.index.refs(repo):
+            self.set_ref(repo, ref.name, ref.commit)
+        for alias in self.index.aliases(repo):
+            self.add_alias(repo, alias)
+
+    def rebuild(self) -> ViewReport:
+        """Lay out every mirrored repo (idempotent: existing links are kept)."""
+        self._prepare_root()
+        repos = self.index.list_repos()
+        snapshots = sum(self.update_repo(repo) for repo in repos)
+        logger.info("HF-cache view at %s: %d repos, %d snapshots, blobs by %s", self.root, len(repos),
+                    snapshots, self.link_mode)
+        return ViewReport(self.root, len(repos), snapshots, self.link_mode)

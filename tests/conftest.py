@@ -1,0 +1,55 @@
+"""Shared fixtures: a running fake upstream Hub, a tmp home, config files, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from hubserver import HubServer  # noqa: E402
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    with HubServer(tmp_path_factory.mktemp("upstream")) as server:
+        yield server
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def write_config(path: Path, endpoint: str, home: Path, repos: list[dict[str, Any]], **extra: Any) -> Path:
+    data: dict[str, Any] = {"home": str(home), "upstream": {"endpoint": endpoint}, "repos": repos}
+    for key, value in extra.items():
+        data.setdefault(key, {}).update(value) if isinstance(value, dict) else data.__setitem__(key, value)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, upstream: HubServer, home: Path):
+    """``make_config(repos, **sections)`` writes hubmirror.yaml pointing at the test upstream."""
+    def make(repos: list[dict[str, Any]], **extra: Any) -> Path:
+        return write_config(tmp_path / "hubmirror.yaml", upstream.url, home, repos, **extra)
+    return make
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hubmirror ARGS`` in a fresh process (bounded in time)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "hubmirror", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd)
