@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402 - __version__ first: submodules import it
     ConfigError,
     HubMirrorError,
     IntegrityError,
@@ -19,12 +21,10 @@ from .errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from .resolve import file_path, snapshot_path
+from .resolve import file_path, snapshot_path  # noqa: E402
 
 if TYPE_CHECKING:
     from .mirror import Mirror
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",

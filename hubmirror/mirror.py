@@ -34,7 +34,15 @@ class Mirror:
         self.index: Index = open_index(self.store.index_path)
         self.view = HFCacheView(self.store.home / "hf" / "hub", self.store, self.index)
         # Sync keeps the HF-cache view current after each published commit.
-        self.on_published: Callable[[str, str, str], None] | None = self.view.update
+        self.on_published: Callable[[str, str, str], None] | None = self._update_view
+
+    def _update_view(self, repo_type: str, name: str, commit: str) -> None:
+        # The view is derived: failing to update it must not fail the sync that fed the store.
+        try:
+            self.view.update(repo_type, name, commit)
+        except OSError as exc:
+            logger.warning("HF-cache view at %s not updated for %s %s (%s); run 'hubmirror hf-cache'",
+                           self.view.root, repo_type, name, exc)
 
     @property
     def home(self) -> Path:
