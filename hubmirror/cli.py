@@ -291,3 +291,28 @@ def import_hf_cache(
             typer.echo(f"imported {report.commits_imported} snapshots ({report.files_imported} new files, "
                        f"{human_size(report.bytes_imported)}), {report.commits_present} already mirrored, "
                        f"{human_size(report.bytes_saved)} already in the store, {report.refs} refs")
+
+
+# -- serving -------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to bind. Default: serve.host (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port. Default: serve.port (8080).")] = None,
+) -> None:
+    """Answer the Hub's HTTP API from the mirror: point HF_ENDPOINT at it. Pushes need serve.token."""
+    from .config import ServeConfig
+    from .serve import run
+
+    state: _State = ctx.obj
+    with _errors():
+        try:
+            config = _config(state)
+            serve_config, home = config.serve, config.home
+        except HubMirrorError:
+            if state.config_path is not None:
+                raise
+            serve_config, home = ServeConfig(), _home_without_config(state)
+        Mirror(home).close()  # create or check the store before binding
+        run(home, host or serve_config.host, port if port is not None else serve_config.port,
+            serve_config.token, log_level="warning" if state.quiet else "info")

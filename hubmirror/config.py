@@ -754,3 +754,22 @@ def _existing_file(path: Path, how: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"config file not found ({how})", file=str(path))
     return path
+
+
+def parse_card_metadata(text: str) -> dict[str, Any] | None:
+    """The YAML header of a model card (``---`` … ``---`` at the top of README.md) as a dict.
+
+    Returns None when there is no header; raises ValueError when the header is not valid YAML or not a
+    mapping. Lives here because this module owns YAML parsing."""
+    if not text.startswith("---"):
+        return None
+    match = re.match(r"^---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*$", text, re.S | re.M)
+    if match is None:
+        return None
+    try:
+        data = yaml.safe_load(match.group(1)) if match.group(1).strip() else {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"model card metadata is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("model card metadata is not a mapping")
+    return data

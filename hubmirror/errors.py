@@ -12,7 +12,10 @@
     │   └── UpstreamProtocolError          an answer that does not follow the Hub API
     ├── IntegrityError                  7  bytes do not match the hash or size they promised
     ├── UnsafePathError                 8  a path that would escape its root ('..', absolute, NUL, ...)
-    ├── NotMirroredError                4  a local lookup missed (repo / revision / file not in the mirror)
+    ├── NotMirroredError                4  a local lookup missed
+    │   ├── RepoNotMirroredError           the repo is not in the mirror
+    │   ├── RevisionNotMirroredError       the repo is, that revision is not (or a sha prefix is ambiguous)
+    │   └── FileNotMirroredError           the revision is, that file is not
     ├── LockTimeoutError                9  another hubmirror process holds the lock too long
     └── StoreError                     10  the store cannot be written (disk full, newer layout, permissions)
 
@@ -99,6 +102,18 @@ class NotMirroredError(HubMirrorError):
     """A local lookup missed: the repo, revision or file is not in the mirror."""
 
     exit_code = 4
+
+
+class RepoNotMirroredError(NotMirroredError):
+    pass
+
+
+class RevisionNotMirroredError(NotMirroredError):
+    pass
+
+
+class FileNotMirroredError(NotMirroredError):
+    pass
 
 
 class LockTimeoutError(HubMirrorError):

@@ -280,6 +280,30 @@ class Index:
                             "VALUES (?, ?, ?, ?)", (repo.id, ref, sha, utcnow()))
             return True
 
+    def ref(self, repo: Repo, name: str) -> str | None:
+        rows = self._rows("SELECT commit_sha FROM refs WHERE repo_id = ? AND name = ?", (repo.id, name))
+        return rows[0][0] if rows else None
+
+    def commit_shas(self, repo: Repo) -> list[str]:
+        return [r[0] for r in self._rows("SELECT sha FROM commits WHERE repo_id = ? AND complete = 1",
+                                         (repo.id,))]
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: lets readers cache until the index changes."""
+        return int(self._rows("PRAGMA data_version")[0][0])
+
+    def create_repo(self, repo_type: str, name: str, private: bool) -> bool:
+        """Create an empty repo; returns False if it (or an alias of that name) exists."""
+        with self.db.atomic():
+            if self.find_repo(repo_type, name) is not None:
+                return False
+            self._ensure_repo(repo_type, name, private)
+            return True
+
+    def repo_card(self, repo: Repo) -> str | None:
+        rows = self._rows("SELECT card_json FROM repos WHERE id = ?", (repo.id,))
+        return rows[0][0] if rows else None
+
     def refs(self, repo: Repo) -> list[Ref]:
         return [Ref(r[0], r[1], r[2]) for r in self._rows(
             "SELECT name, commit_sha, updated_at FROM refs WHERE repo_id = ? ORDER BY name", (repo.id,))]

@@ -11,7 +11,13 @@ import re
 import threading
 from pathlib import Path
 
-from .errors import NotMirroredError, UnsafePathError
+from .errors import (
+    FileNotMirroredError,
+    NotMirroredError,
+    RepoNotMirroredError,
+    RevisionNotMirroredError,
+    UnsafePathError,
+)
 from .hfcache import HFCacheView, repo_folder_name
 from .index import Index, open_index
 from .models import Repo
@@ -21,7 +27,7 @@ from .store import Store
 _HEX_PREFIX = re.compile(r"[0-9a-f]{7,40}")
 
 
-class AmbiguousRevisionError(NotMirroredError):
+class AmbiguousRevisionError(RevisionNotMirroredError):
     pass
 
 
@@ -54,16 +60,16 @@ class Resolver:
         if repo is None:
             mirrored = [r.name for r in self.index.list_repos(repo_type)]
             listing = ", ".join(mirrored[:20]) + (", ..." if len(mirrored) > 20 else "") or "none"
-            raise NotMirroredError(f"{repo_type} repo '{name}' is not mirrored (mirrored: {listing}; add it "
+            raise RepoNotMirroredError(f"{repo_type} repo '{name}' is not mirrored (mirrored: {listing}; add it "
                                    "to repos: and run hubmirror sync)")
         return repo
 
     def commit(self, repo: Repo, revision: str) -> str:
         """A branch or tag name, a full sha, or a unique sha prefix of ≥ 7 hex → a mirrored commit."""
-        refs = {r.name: r.commit for r in self.index.refs(repo)}
-        if revision in refs:
-            return refs[revision]
-        commits = [c.sha for c in self.index.commits(repo)]
+        commit = self.index.ref(repo, revision)
+        if commit is not None:
+            return commit
+        commits = self.index.commit_shas(repo)
         if is_sha1(revision) and revision in commits:
             return revision
         if _HEX_PREFIX.fullmatch(revision):
@@ -74,8 +80,8 @@ class Resolver:
                 raise AmbiguousRevisionError(
                     f"revision '{revision}' of '{repo.name}' is ambiguous: it starts "
                     f"{', '.join(m[:12] for m in matches)}; give more characters")
-        have = ", ".join(sorted(refs)) or "no named revisions"
-        raise NotMirroredError(f"revision '{revision}' of '{repo.name}' is not mirrored (have: {have}; "
+        have = ", ".join(r.name for r in self.index.refs(repo)) or "no named revisions"
+        raise RevisionNotMirroredError(f"revision '{revision}' of '{repo.name}' is not mirrored (have: {have}; "
                                f"{len(commits)} commit(s))")
 
     def snapshot_path(self, name: str, revision: str = "main", repo_type: str = "model") -> Path:
@@ -90,11 +96,11 @@ class Resolver:
         try:
             relative = safe_relpath(filename)
         except UnsafePathError as exc:
-            raise NotMirroredError(f"'{filename}' is not a valid file name: {exc}") from exc
+            raise FileNotMirroredError(f"'{filename}' is not a valid file name: {exc}") from exc
         snapshot = self.snapshot_path(name, revision, repo_type)
         path = snapshot.joinpath(*relative.split("/"))
         if not os.path.isfile(path):
-            raise NotMirroredError(
+            raise FileNotMirroredError(
                 f"file '{filename}' is not mirrored in '{name}' at {revision} (not in the repo, or left out "
                 "by allow/ignore patterns)")
         return path

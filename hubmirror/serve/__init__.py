@@ -1,0 +1,12 @@
+"""``hubmirror serve``: the Hub's HTTP API over the store and index, so clients can set ``HF_ENDPOINT``.
+
+Starlette and uvicorn stay inside this package. Read endpoints answer from the index (cached per commit)
+and stream blobs from the store; write endpoints (with ``serve.token``) accept pushes from the real
+``huggingface_hub`` client and record them as normal commits.
+"""
+
+from __future__ import annotations
+
+from .app import create_app, run
+
+__all__ = ["create_app", "run"]

@@ -1,0 +1,110 @@
+"""The read model serve answers from: repos, revisions and file lists out of the index, cached.
+
+File lists are immutable per commit, so they are cached for good; revision → commit answers are cached
+until the index changes (SQLite's ``data_version``), so a sync or push in another process shows at once.
+Each thread gets its own SQLite connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import parse_card_metadata
+from ..errors import RepoNotMirroredError
+from ..index import Index, open_index
+from ..models import FileRecord, Repo
+from ..resolve import Resolver
+from ..store import Store
+
+FILE_CACHE_COMMITS = 256
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    repo: Repo
+    commit: str
+    files: dict[str, FileRecord]
+
+
+class Catalog:
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.store = Store(self.home)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._files: OrderedDict[tuple[int, str], dict[str, FileRecord]] = OrderedDict()
+        self._cards: dict[str, dict[str, Any] | None] = {}
+
+    # -- per-thread index ------------------------------------------------------------------------
+    def index(self) -> Index:
+        index = getattr(self._local, "index", None)
+        if index is None:
+            index = self._local.index = open_index(self.store.index_path)
+            self._local.version = -1
+            self._local.revisions = {}
+        return index
+
+    def _revision_cache(self) -> dict[tuple[int, str], str]:
+        index = self.index()
+        version = index.data_version()
+        if version != self._local.version:
+            self._local.version, self._local.revisions = version, {}
+        return self._local.revisions
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def repo(self, repo_type: str, name: str, *, authorized: bool) -> Repo:
+        """The repo, or RepoNotMirroredError; a private repo is invisible without the token."""
+        repo = self.index().find_repo(repo_type, name)
+        if repo is None or (repo.private and not authorized):
+            raise RepoNotMirroredError(f"{repo_type} repo '{name}' is not on this mirror")
+        return repo
+
+    def commit(self, repo: Repo, revision: str) -> str:
+        cache = self._revision_cache()
+        key = (repo.id, revision)
+        commit = cache.get(key)
+        if commit is None:
+            commit = cache[key] = Resolver(self.home, self.index()).commit(repo, revision)
+        return commit
+
+    def snapshot(self, repo_type: str, name: str, revision: str, *, authorized: bool) -> Snapshot:
+        repo = self.repo(repo_type, name, authorized=authorized)
+        commit = self.commit(repo, revision)
+        return Snapshot(repo, commit, self.files(repo, commit))
+
+    def files(self, repo: Repo, commit: str) -> dict[str, FileRecord]:
+        key = (repo.id, commit)
+        with self._lock:
+            files = self._files.get(key)
+            if files is not None:
+                self._files.move_to_end(key)
+                return files
+        files = {f.path: f for f in self.index().files(repo, commit)}
+        with self._lock:
+            self._files[key] = files
+            while len(self._files) > FILE_CACHE_COMMITS:
+                self._files.popitem(last=False)
+        return files
+
+    def card(self, snapshot: Snapshot) -> dict[str, Any] | None:
+        """The README's YAML header (cardData), cached by the README's content hash."""
+        readme = snapshot.files.get("README.md")
+        if readme is None or readme.size > 1024 * 1024:
+            return None
+        if readme.sha256 not in self._cards:
+            try:
+                text = self.store.blob_path(readme.sha256).read_text(encoding="utf-8", errors="replace")
+                self._cards[readme.sha256] = parse_card_metadata(text)
+            except (OSError, ValueError):
+                self._cards[readme.sha256] = None
+        return self._cards[readme.sha256]
+
+    def visible_repos(self, repo_type: str, *, authorized: bool) -> list[Repo]:
+        return [r for r in self.index().list_repos(repo_type) if authorized or not r.private]
+
+    def blob_path(self, record: FileRecord) -> Path:
+        return self.store.blob_path(record.sha256)

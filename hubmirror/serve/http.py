@@ -1,0 +1,74 @@
+"""HTTP plumbing shared by serve's endpoints: the error type, Hub-style error answers, auth, base URL."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import (
+    FileNotMirroredError,
+    HubMirrorError,
+    IntegrityError,
+    RepoNotMirroredError,
+    RevisionNotMirroredError,
+    UnsafePathError,
+)
+
+
+class HubHTTPError(Exception):
+    """An answer the Hub would give: status, ``X-Error-Code`` and message (header and JSON body)."""
+
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.headers = status, message, code, dict(headers or {})
+
+    def response(self) -> Response:
+        headers = {"X-Error-Message": self.message.encode("ascii", "replace").decode()[:500], **self.headers}
+        if self.code:
+            headers["X-Error-Code"] = self.code
+        return JSONResponse({"error": self.message}, status_code=self.status, headers=headers)
+
+
+def translate(exc: HubMirrorError, *, authorized: bool) -> HubHTTPError:
+    """Our error classes → the status and ``X-Error-Code`` the real client maps back to its classes."""
+    if isinstance(exc, RepoNotMirroredError):
+        # Like the Hub: unauthenticated requests for unknown (or private) repos get 401.
+        return HubHTTPError(404 if authorized else 401, str(exc), "RepoNotFound")
+    if isinstance(exc, RevisionNotMirroredError):
+        return HubHTTPError(404, str(exc), "RevisionNotFound")
+    if isinstance(exc, FileNotMirroredError):
+        return HubHTTPError(404, str(exc), "EntryNotFound")
+    if isinstance(exc, (UnsafePathError, IntegrityError)):
+        return HubHTTPError(400, str(exc))
+    return HubHTTPError(500, str(exc))
+
+
+def bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    return value[7:].strip() if value.lower().startswith("bearer ") else None
+
+
+def check_token(request: Request, token: str | None) -> bool:
+    """True when the request carries the configured token; 401 for a wrong one (as the Hub does)."""
+    given = bearer(request)
+    if given is None or token is None:
+        return False
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise HubHTTPError(401, "Invalid credentials in Authorization header")
+    return True
+
+
+def require_write(request: Request, token: str | None) -> None:
+    if token is None:
+        raise HubHTTPError(403, "this mirror accepts no pushes: set serve.token in its config to enable them")
+    if not check_token(request, token):
+        raise HubHTTPError(401, "a token is required to push to this mirror (Authorization: Bearer ...)")
+
+
+def base_url(request: Request) -> str:
+    """Scheme and host the client used, for absolute URLs (pagination links, upload hrefs)."""
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{request.url.scheme}://{host}"

@@ -1,0 +1,217 @@
+"""Read endpoints: repo info, tree, paths-info, refs, listings, whoami, and file resolve (HEAD/GET)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from ..errors import RevisionNotMirroredError, UnsafePathError
+from ..hashing import lfs_pointer
+from ..models import FileRecord, url_prefix
+from ..paths import safe_relpath
+from .catalog import Catalog, Snapshot
+from .http import HubHTTPError, base_url
+
+TREE_PAGE = 1000
+TREE_PAGE_EXPANDED = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc).isoformat().replace("+00:00", ".000Z")
+
+
+class BlobResponse(FileResponse):
+    chunk_size = 1024 * 1024  # Starlette's 64 KiB means a thread hop per 64 KiB; 1 MiB keeps GETs fast
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true")
+
+
+def _lfs_info(record: FileRecord, key: str) -> dict[str, Any]:
+    return {key: record.sha256, "size": record.size,
+            "pointerSize": len(lfs_pointer(record.sha256, record.size))}
+
+
+def _tree_entry(record: FileRecord, snapshot: Snapshot, expand: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": "file", "oid": record.git_oid, "size": record.size, "path": record.path}
+    if record.lfs:
+        entry["lfs"] = _lfs_info(record, "oid")
+    if expand:
+        entry["lastCommit"] = {"id": snapshot.commit, "title": "", "date": EPOCH}
+    return entry
+
+
+def _folder_entry(path: str, snapshot: Snapshot, expand: bool) -> dict[str, Any]:
+    oid = hashlib.sha1(f"tree {snapshot.commit} {path}".encode()).hexdigest()
+    entry: dict[str, Any] = {"type": "directory", "oid": oid, "size": 0, "path": path}
+    if expand:
+        entry["lastCommit"] = {"id": snapshot.commit, "title": "", "date": EPOCH}
+    return entry
+
+
+def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bool = True) -> dict[str, Any]:
+    repo = snapshot.repo
+    card = catalog.card(snapshot) or {}
+    tags = [t for t in card.get("tags", []) if isinstance(t, str)] if isinstance(card.get("tags"), list) else []
+    for key in ("library_name", "license", "language"):
+        value = card.get(key)
+        if isinstance(value, str) and value not in tags:
+            tags.append(value if key == "library_name" else f"{key}:{value}")
+    data: dict[str, Any] = {
+        "_id": hashlib.sha1(f"{repo.type}/{repo.name}".encode()).hexdigest()[:24],
+        "id": repo.name, "author": repo.name.split("/")[0] if "/" in repo.name else None,
+        "sha": snapshot.commit, "lastModified": EPOCH, "createdAt": EPOCH, "private": repo.private,
+        "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": tags,
+        "usedStorage": sum(f.size for f in snapshot.files.values()),
+    }
+    if repo.type == "model":
+        data["modelId"] = repo.name
+        for key in ("pipeline_tag", "library_name"):
+            if isinstance(card.get(key), str):
+                data[key] = card[key]
+    if card:
+        data["cardData"] = card
+    if siblings:
+        data["siblings"] = [_sibling(f, blobs) for f in sorted(snapshot.files.values(), key=lambda f: f.path)]
+    return data
+
+
+def _sibling(record: FileRecord, blobs: bool) -> dict[str, Any]:
+    sibling: dict[str, Any] = {"rfilename": record.path}
+    if blobs:
+        sibling.update(size=record.size, blobId=record.git_oid)
+        if record.lfs:
+            sibling["lfs"] = _lfs_info(record, "sha256")
+    return sibling
+
+
+def repo_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Response:
+    return JSONResponse(repo_json(catalog, snapshot, blobs=_flag(request, "blobs")))
+
+
+def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
+    recursive, expand = _flag(request, "recursive"), _flag(request, "expand")
+    if sub:
+        try:
+            sub = safe_relpath(sub.rstrip("/"))
+        except UnsafePathError as exc:
+            raise HubHTTPError(400, str(exc)) from exc
+    prefix = f"{sub}/" if sub else ""
+    files = sorted(p for p in snapshot.files if p.startswith(prefix))
+    if sub and not files:
+        raise HubHTTPError(404, f"folder '{sub}' not found at {snapshot.commit}", "EntryNotFound",
+                           {"X-Repo-Commit": snapshot.commit})
+    entries: list[dict[str, Any]] = []
+    folders: set[str] = set()
+    for path in files:
+        rest = path[len(prefix):].split("/")
+        for depth in range(1, len(rest)):
+            if not recursive and depth > 1:
+                break
+            folder = prefix + "/".join(rest[:depth])
+            if folder not in folders:
+                folders.add(folder)
+                entries.append(_folder_entry(folder, snapshot, expand))
+        if recursive or len(rest) == 1:
+            entries.append(_tree_entry(snapshot.files[path], snapshot, expand))
+    page = TREE_PAGE_EXPANDED if expand else TREE_PAGE
+    start = int(request.query_params.get("cursor", "0") or 0)
+    headers = {}
+    if start + page < len(entries):
+        query = parse_qs(request.url.query)
+        query["cursor"] = [str(start + page)]
+        headers["Link"] = f'<{base_url(request)}{request.url.path}?{urlencode(query, doseq=True)}>; rel="next"'
+    return JSONResponse(entries[start:start + page], headers=headers)
+
+
+async def paths_info(request: Request, snapshot: Snapshot) -> Response:
+    form = await request.form()
+    expand = str(form.get("expand", "")).lower() == "true"
+    entries = []
+    folders = {"/".join(p.split("/")[:i]) for p in snapshot.files for i in range(1, p.count("/") + 1)}
+    for path in form.getlist("paths"):
+        path = str(path).strip("/")
+        if path in snapshot.files:
+            entries.append(_tree_entry(snapshot.files[path], snapshot, expand))
+        elif path in folders:
+            entries.append(_folder_entry(path, snapshot, expand))
+    return JSONResponse(entries)
+
+
+def refs(catalog: Catalog, snapshot_repo: Any) -> Response:
+    refs_ = catalog.index().refs(snapshot_repo)
+    # The index does not know whether an upstream name was a branch or a tag: all are listed as branches.
+    branches = [{"name": r.name, "ref": f"refs/heads/{r.name}", "targetCommit": r.commit} for r in refs_]
+    return JSONResponse({"branches": branches, "tags": [], "converts": []})
+
+
+def resolve_file(request: Request, catalog: Catalog, snapshot: Snapshot, path: str) -> Response:
+    try:
+        path = safe_relpath(path)
+    except UnsafePathError as exc:
+        raise HubHTTPError(400, str(exc)) from exc
+    record = snapshot.files.get(path)
+    if record is None:
+        raise HubHTTPError(404, f"{path} not found in {snapshot.repo.name} at {snapshot.commit}",
+                           "EntryNotFound", {"X-Repo-Commit": snapshot.commit})
+    blob = catalog.blob_path(record)
+    try:
+        stat = blob.stat()
+    except FileNotFoundError as exc:
+        raise HubHTTPError(500, f"blob of {path} missing from the store; run hubmirror sync") from exc
+    headers = {"ETag": f'"{record.etag}"', "X-Repo-Commit": snapshot.commit, "Accept-Ranges": "bytes"}
+    if record.lfs:
+        headers.update({"X-Linked-Etag": f'"{record.sha256}"', "X-Linked-Size": str(record.size)})
+    return BlobResponse(blob, headers=headers, stat_result=stat, media_type=_media_type(path))
+
+
+def _media_type(path: str) -> str:
+    if path.endswith((".json", ".jsonl")):
+        return "application/json"
+    if path.endswith((".txt", ".md", ".py", ".csv", ".yaml", ".yml", ".jinja")):
+        return "text/plain; charset=utf-8"
+    return "application/octet-stream"
+
+
+def listing(request: Request, catalog: Catalog, repo_type: str, authorized: bool) -> Response:
+    search = request.query_params.get("search", "").lower()
+    author = request.query_params.get("author")
+    wanted = request.query_params.getlist("filter")
+    limit = int(request.query_params.get("limit", "0") or 0)
+    with_card = _flag(request, "cardData") or _flag(request, "full")
+    out = []
+    for repo in catalog.visible_repos(repo_type, authorized=authorized):
+        if search and search not in repo.name.lower():
+            continue
+        if author and not repo.name.startswith(f"{author}/"):
+            continue
+        try:
+            commit = catalog.commit(repo, "main")
+        except RevisionNotMirroredError:  # a repo without main is listed from any ref it has
+            refs_ = catalog.index().refs(repo)
+            if not refs_:
+                continue
+            commit = refs_[0].commit
+        data = repo_json(catalog, Snapshot(repo, commit, catalog.files(repo, commit)), blobs=False,
+                         siblings=_flag(request, "full"))
+        if wanted and not all(tag in data["tags"] or tag == data.get("pipeline_tag") for tag in wanted):
+            continue
+        if not with_card:
+            data.pop("cardData", None)
+        out.append(data)
+        if limit and len(out) >= limit:
+            break
+    return JSONResponse(out)
+
+
+def url_for_repo(request: Request, repo_type: str, repo_id: str) -> str:
+    return f"{base_url(request)}/{url_prefix(repo_type)}{repo_id}"
+
+
+def whoami() -> Response:
+    return JSONResponse({"type": "user", "id": "hubmirror", "name": "hubmirror", "fullname": "hubmirror serve",
+                         "orgs": [], "auth": {"type": "access_token",
+                                              "accessToken": {"displayName": "serve.token", "role": "write"}}})

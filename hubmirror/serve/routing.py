@@ -1,0 +1,85 @@
+"""Turn a raw request path into (endpoint, repo type, repo id, revision, sub-path) — on the RAW path.
+
+Clients percent-encode revisions with no safe characters (``refs%2Fpr%2F1``), so routing must happen before
+decoding; a framework router that decodes ``%2F`` first would make ``refs/pr/1`` ambiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+API_ACTIONS = {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit",
+               "xet-read-token", "xet-write-token", "discussions", "lfs-files"}
+TYPE_SEGMENTS = {"models": "model", "datasets": "dataset", "spaces": "space"}
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: str  # repo_info | tree | paths_info | refs | preupload | commit | resolve | list | whoami |
+    #               create_repo | lfs_batch | lfs_upload | lfs_verify | index_page | unknown
+    repo_type: str = "model"
+    repo_id: str = ""
+    revision: str | None = None
+    path: str = ""  # decoded sub-path (file or folder)
+
+
+def _repo_and_rest(segments: list[str]) -> tuple[str, list[str]]:
+    """Repo ids are ``name`` or ``ns/name``: the action keyword tells where the id ends."""
+    if len(segments) >= 2 and segments[1] in API_ACTIONS:
+        return segments[0], segments[1:]
+    return "/".join(segments[:2]), segments[2:]
+
+
+def route(raw_path: str) -> Route:
+    path = raw_path.split("?", 1)[0]
+    if path in ("", "/"):
+        return Route("index_page")
+    segments = path.strip("/").split("/")
+    if segments[0] == "api":
+        return _api_route(segments[1:])
+    if segments[0] == "lfs-upload" and len(segments) == 3:
+        return Route("lfs_upload", revision=segments[1], path=segments[2])
+    if segments[0] == "lfs-verify" and len(segments) == 2:
+        return Route("lfs_verify", revision=segments[1])
+    repo_type = "model"
+    if segments[0] in ("datasets", "spaces"):
+        repo_type, segments = TYPE_SEGMENTS[segments[0]], segments[1:]
+    if "resolve" in segments:
+        at = segments.index("resolve")
+        if at in (1, 2) and len(segments) >= at + 3:
+            return Route("resolve", repo_type, "/".join(segments[:at]), unquote(segments[at + 1]),
+                         unquote("/".join(segments[at + 2:])))
+    if len(segments) >= 5 and segments[-4:-1] == ["info", "lfs", "objects"] and segments[-1] == "batch":
+        repo = "/".join(segments[:-4])
+        if repo.endswith(".git"):
+            return Route("lfs_batch", repo_type, repo[:-4])
+    return Route("unknown")
+
+
+def _api_route(segments: list[str]) -> Route:
+    if segments == ["whoami-v2"]:
+        return Route("whoami")
+    if segments == ["repos", "create"]:
+        return Route("create_repo")
+    if not segments or segments[0] not in TYPE_SEGMENTS:
+        return Route("unknown")
+    repo_type = TYPE_SEGMENTS[segments[0]]
+    rest = segments[1:]
+    if not rest:
+        return Route("list", repo_type)
+    repo_id, action = _repo_and_rest(rest)
+    if not action:
+        return Route("repo_info", repo_type, repo_id)
+    name, args = action[0], action[1:]
+    revision = unquote(args[0]) if args else None
+    sub = unquote("/".join(args[1:]))
+    if name == "revision" and revision:
+        return Route("repo_info", repo_type, repo_id, revision)
+    if name == "tree" and revision:
+        return Route("tree", repo_type, repo_id, revision, sub)
+    if name in ("paths-info", "preupload", "commit") and revision:
+        return Route(name.replace("-", "_"), repo_type, repo_id, revision)
+    if name == "refs" and not args:
+        return Route("refs", repo_type, repo_id)
+    return Route("unknown", repo_type, repo_id)
