@@ -213,6 +213,18 @@ def _print_status(data: dict[str, Any]) -> None:
         typer.echo(f"sync run {run['id']} at {run['started_at']}: {run['outcome'] or 'running/killed'}, "
                    f"{run['files_fetched']} files fetched ({human_size(run['bytes_fetched'] or 0)}), "
                    f"{human_size(run['bytes_deduped'] or 0)} deduped" + (f"; failed: {errors}" if errors else ""))
+    pending = {(j["folder"], j["repo"]): j for j in data["push"]["pending"]}
+    targets = {(t["folder"], t["repo"]): t for t in data["push"]["targets"]}
+    for key in sorted(set(pending) | set(targets)):
+        t, job = targets.get(key, {}), pending.get(key)
+        last = f"last pushed {t['last_commit'][:12]} at {t['last_pushed_at']}" if t.get("last_commit") \
+            else "never pushed"
+        line = f"watch {key[0]} → {key[1]}: {last}"
+        if job:
+            line += f"; 1 push pending (attempt {job['attempts'] + 1})"
+        if t.get("last_error"):
+            line += f"; last error: {t['last_error']}"
+        typer.echo(line)
 
 
 
@@ -316,3 +328,88 @@ def serve(
         Mirror(home).close()  # create or check the store before binding
         run(home, host or serve_config.host, port if port is not None else serve_config.port,
             serve_config.token, log_level="warning" if state.quiet else "info")
+
+
+# -- pushing -------------------------------------------------------------------------------------
+@app.command()
+def push(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A model folder, e.g. save_pretrained output.")],
+    repo: Annotated[str, typer.Option("--repo", help="Target repo id upstream (org/name).")],
+    repo_type: Annotated[str, typer.Option("--type", "-t", help="model or dataset.")] = "model",
+    revision: Annotated[str, typer.Option("--revision", "-r", help="Branch to commit to.")] = "main",
+    message: Annotated[str, typer.Option("-m", "--message", help="Commit summary.")] = "Upload with hubmirror",
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    create: Annotated[bool, typer.Option("--create", help="Create the repo if it does not exist.")] = False,
+    delete_remote: Annotated[bool, typer.Option(
+        "--delete-remote", help="Delete remote files that are not in the folder.")] = False,
+    add_model_card: Annotated[bool, typer.Option(
+        "--add-model-card", help="Add a minimal README.md card when neither side has one.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")] = False,
+) -> None:
+    """Push what changed in FOLDER to the upstream repo as one commit (nothing changed: no commit)."""
+    from dataclasses import asdict
+
+    from .config import validate_repo_id
+
+    state: _State = ctx.obj
+    with _errors():
+        try:
+            validate_repo_id(repo)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--repo {repo!r}: {exc}") from exc
+        config = _config(state)
+        with Mirror(config.home) as mirror, Mirror.client_for(config) as client:
+            result = mirror.pusher(client).push(
+                folder, repo, repo_type=repo_type, revision=revision, message=message, private=private,
+                create=create, delete_remote=delete_remote, add_model_card=add_model_card)
+        if as_json:
+            data = asdict(result)
+            data.pop("pushed_files")
+            _print_json(data)
+            return
+        for line in result.skipped + result.warnings:
+            typer.echo(f"warning: {line}", err=True)
+        if result.status == "up to date":
+            typer.echo(f"{repo}@{revision} is up to date ({result.files_hashed} files hashed)")
+        else:
+            typer.echo(f"pushed {result.files_uploaded} files ({human_size(result.bytes_uploaded)}, "
+                       f"{result.lfs_uploaded} by LFS), deleted {len(result.deleted)}: {result.url}")
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    retry_min: Annotated[float, typer.Option(help="First retry delay after a failed push, seconds.")] = 5.0,
+    retry_max: Annotated[float, typer.Option(help="Longest retry delay, seconds.")] = 300.0,
+) -> None:
+    """Watch the config's watch: folders and push each settled change; runs until SIGINT/SIGTERM.
+
+    Failed pushes stay in the outbox (in the index) and are retried with backoff, across restarts."""
+    from .autopush import AutoPush
+
+    state: _State = ctx.obj
+    with _errors():
+        config = _config(state)
+        if not config.watch:
+            raise HubMirrorError("the config has no watch: entries; add one (see config/hubmirror.example.yaml)")
+        with Mirror(config.home) as mirror, Mirror.client_for(config) as client:
+            runner = AutoPush(mirror.pusher(client), list(config.watch), retry_min=retry_min,
+                              retry_max=retry_max)
+            with _stop_on_signals() as stop:
+                runner.run(stop)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[Any]:
+    """An Event set by SIGINT or SIGTERM, so long-running commands stop cleanly with exit code 0."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -8,6 +8,7 @@
     │   ├── EntryNotFoundError             unknown file in a revision
     │   ├── AccessDeniedError              401/403
     │   │   └── GatedRepoError             accept the conditions on the repo page first
+    │   ├── ConflictError                  412: the branch moved since we diffed (push diffs again)
     │   ├── UpstreamUnavailableError    6  network errors, 5xx, 429 after bounded retries
     │   └── UpstreamProtocolError          an answer that does not follow the Hub API
     ├── IntegrityError                  7  bytes do not match the hash or size they promised
@@ -75,6 +76,10 @@ class AccessDeniedError(UpstreamError):
 
 
 class GatedRepoError(AccessDeniedError):
+    pass
+
+
+class ConflictError(UpstreamError):
     pass
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # Bumped with every migration; a store at this user_version needs no migration check. Reads never import
 # sqlite-utils (it pulls in numpy and costs ~100 ms of start-up that `hubmirror resolve` cannot afford).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> str:
@@ -66,11 +66,29 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     """)
 
 
+def m002_push(db: sqlite_utils.Database) -> None:
+    db.executescript("""
+    CREATE TABLE local_hashes (
+        path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL, git_sha1 TEXT NOT NULL);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, folder TEXT NOT NULL, repo TEXT NOT NULL, type TEXT NOT NULL,
+        revision TEXT NOT NULL, created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT);
+    CREATE UNIQUE INDEX outbox_one_per_target ON outbox (folder, repo, type, revision);
+    CREATE TABLE push_state (
+        folder TEXT NOT NULL, repo TEXT NOT NULL, type TEXT NOT NULL, revision TEXT NOT NULL,
+        last_commit TEXT, last_pushed_at TEXT, last_error TEXT, last_error_at TEXT,
+        files_pushed INTEGER DEFAULT 0, bytes_pushed INTEGER DEFAULT 0,
+        PRIMARY KEY (folder, repo, type, revision));
+    """)
+
+
 def _apply_migrations(db: sqlite_utils.Database) -> None:
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations("hubmirror")
-    for step in (m001_initial,):
+    for step in (m001_initial, m002_push):
         migrations()(step)
     migrations.apply(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -340,6 +358,86 @@ class Index:
         repos = self._rows("SELECT COUNT(*) FROM repos")[0][0]
         commits = self._rows("SELECT COUNT(*) FROM commits WHERE complete = 1")[0][0]
         return StoreStats(blobs, stored, logical, repos, commits)
+
+
+@dataclass(frozen=True)
+class PushJob:
+    id: int
+    folder: str
+    repo: str
+    type: str
+    revision: str
+    attempts: int
+    next_attempt: float
+    last_error: str | None
+
+
+class PushBook:
+    """The push side of the index: the local hash cache, the outbox and per-target push state."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def cached_hashes(self, paths: Iterable[str]) -> dict[str, tuple[int, int, str, str]]:
+        """path → (size, mtime_ns, sha256, git_sha1) for the paths hashed before."""
+        out = {}
+        for path in paths:
+            rows = self.index._rows("SELECT size, mtime_ns, sha256, git_sha1 FROM local_hashes WHERE path = ?",
+                                    (path,))
+            if rows:
+                out[path] = tuple(rows[0])
+        return out
+
+    def save_hashes(self, rows: Iterable[tuple[str, int, int, str, str]]) -> None:
+        with self.index.db.atomic():
+            self.index.conn.executemany("INSERT OR REPLACE INTO local_hashes VALUES (?, ?, ?, ?, ?)", rows)
+
+    def enqueue(self, folder: str, repo: str, repo_type: str, revision: str, when: float) -> None:
+        """Queue a push of ``folder``; a target has at most one pending job (it pushes the folder's state
+        at the time it runs, so later changes join the waiting job)."""
+        with self.index.db.atomic():
+            self.index.conn.execute(
+                "INSERT INTO outbox (folder, repo, type, revision, created_at, next_attempt) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (folder, repo, type, revision) "
+                "DO UPDATE SET next_attempt = MIN(next_attempt, excluded.next_attempt)",
+                (folder, repo, repo_type, revision, utcnow(), when))
+
+    def jobs(self, due_before: float | None = None) -> list[PushJob]:
+        sql = "SELECT id, folder, repo, type, revision, attempts, next_attempt, last_error FROM outbox"
+        params: tuple[Any, ...] = ()
+        if due_before is not None:
+            sql, params = sql + " WHERE next_attempt <= ?", (due_before,)
+        return [PushJob(*r) for r in self.index._rows(sql + " ORDER BY next_attempt, id", params)]
+
+    def job_failed(self, job: PushJob, error: str, next_attempt: float) -> None:
+        with self.index.db.atomic():
+            self.index.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?",
+                (next_attempt, error, job.id))
+            self._state(job, "last_error = ?, last_error_at = ?", (error, utcnow()))
+
+    def job_done(self, job: PushJob, commit: str | None, files: int, nbytes: int) -> None:
+        with self.index.db.atomic():
+            self.index.conn.execute("DELETE FROM outbox WHERE id = ?", (job.id,))
+            if commit is not None:
+                self._state(job, "last_commit = ?, last_pushed_at = ?, last_error = NULL, "
+                                 "files_pushed = files_pushed + ?, bytes_pushed = bytes_pushed + ?",
+                            (commit, utcnow(), files, nbytes))
+            else:
+                self._state(job, "last_error = NULL", ())
+
+    def _state(self, job: PushJob, assignments: str, params: tuple[Any, ...]) -> None:
+        key = (job.folder, job.repo, job.type, job.revision)
+        self.index.conn.execute("INSERT OR IGNORE INTO push_state (folder, repo, type, revision) "
+                                "VALUES (?, ?, ?, ?)", key)
+        self.index.conn.execute(f"UPDATE push_state SET {assignments} WHERE folder = ? AND repo = ? "
+                                "AND type = ? AND revision = ?", (*params, *key))
+
+    def states(self) -> list[dict[str, Any]]:
+        cols = ("folder", "repo", "type", "revision", "last_commit", "last_pushed_at", "last_error",
+                "last_error_at", "files_pushed", "bytes_pushed")
+        rows = self.index._rows(f"SELECT {', '.join(cols)} FROM push_state ORDER BY folder")
+        return [dict(zip(cols, r)) for r in rows]
 
 
 def open_index(path: Path) -> Index:

@@ -15,10 +15,11 @@ from .config import Config, RepoSpec
 from .errors import HubMirrorError
 from .hfcache import HFCacheView, ViewReport
 from .importer import CacheImporter, ImportReport
-from .index import Index, open_index
+from .index import Index, PushBook, open_index
 from .lockfile import LockedFile, LockedRevision, read_lock, write_lock
 from .paths import is_sha1
 from .patterns import PathFilter
+from .pusher import Pusher
 from .store import LAYOUT_VERSION, Store
 from .sync import SyncObserver, SyncReport, Syncer
 from .upstream import UpstreamClient
@@ -31,7 +32,9 @@ class Mirror:
 
     def __init__(self, home: Path | str) -> None:
         self.store = Store(Path(home))
-        self.index: Index = open_index(self.store.index_path)
+        # Opening may migrate the schema: two processes starting on a fresh store must not both run it.
+        with self.store.write_lock():
+            self.index: Index = open_index(self.store.index_path)
         self.view = HFCacheView(self.store.home / "hf" / "hub", self.store, self.index)
         # Sync keeps the HF-cache view current after each published commit.
         self.on_published: Callable[[str, str, str], None] | None = self._update_view
@@ -102,6 +105,14 @@ class Mirror:
                       if keep(f.path))
         return LockedRevision(spec.repo, spec.type, revision, commit, files)
 
+    # -- push ------------------------------------------------------------------------------------
+    def pusher(self, client: UpstreamClient) -> Pusher:
+        return Pusher(self.store, self.index, client, on_published=self.on_published)
+
+    def push_status(self) -> dict[str, Any]:
+        book = PushBook(self.index)
+        return {"targets": book.states(), "pending": [asdict(job) for job in book.jobs()]}
+
     # -- views and imports -----------------------------------------------------------------------
     def build_view(self, directory: Path | None = None) -> ViewReport:
         """(Re)build the HF-cache view, in ``home/hf/hub`` or any directory (e.g. a user's HF cache)."""
@@ -136,4 +147,5 @@ class Mirror:
                       "repos": stats.repos, "commits": stats.commits},
             "repos": repos,
             "sync_runs": [asdict(r) for r in self.index.sync_runs(runs)],
+            "push": self.push_status(),
         }

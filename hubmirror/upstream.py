@@ -24,6 +24,7 @@ import httpx2
 from . import __version__
 from .errors import (
     AccessDeniedError,
+    ConflictError,
     EntryNotFoundError,
     GatedRepoError,
     RepoNotFoundError,
@@ -152,8 +153,11 @@ class UpstreamClient:
             with self._counter_lock:
                 self.requests += 1
             try:
+                # A callable body (an upload streamed from disk) is re-opened for every attempt.
+                content = kwargs.get("content")
+                args = {**kwargs, "content": content()} if callable(content) else kwargs
                 request = self._http.build_request(method, url, headers=self._headers_for(url, headers),
-                                                   **kwargs)
+                                                   **args)
                 response = self._http.send(request, stream=stream)
             except httpx2.TransportError as exc:
                 response = None
@@ -237,6 +241,9 @@ class UpstreamClient:
             raise RepoNotFoundError(
                 f"{what} not found upstream at {self.endpoint} (HTTP 404; check the name and type)",
                 status=status, url=url)
+        if status == 412:
+            raise ConflictError(f"{what}: the branch moved upstream since we looked{detail}",
+                                status=status, url=url)
         raise UpstreamError(f"upstream answered HTTP {status} for {what}{detail}", status=status, url=url)
 
     def _api_repo_url(self, repo_type: str, repo_id: str) -> str:
