@@ -142,16 +142,53 @@ def sync(
         "--locked", help="Fetch exactly what hubmirror.lock pins; fail if upstream cannot provide it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bar on a terminal.")] = True,
+    every: Annotated[str | None, typer.Option(
+        "--every", help="Keep syncing at this interval (6h, 30m, 90s) until SIGINT/SIGTERM.")] = None,
+    cron: Annotated[str | None, typer.Option(
+        "--cron", help="Keep syncing on this cron schedule ('0 3 * * *') until stopped.")] = None,
+    scheduled: Annotated[bool, typer.Option(
+        "--scheduled", help="Keep syncing on the config's sync.every / sync.cron until stopped.")] = False,
 ) -> None:
-    """Mirror the repos the config lists into the store. Exit 0 only when every repo revision synced."""
+    """Mirror the repos the config lists into the store. Exit 0 only when every repo revision synced.
+
+    With --every/--cron/--scheduled it keeps running: runs never overlap (a slot that falls due during a
+    run is skipped and logged), and SIGTERM stops it cleanly with exit code 0."""
     state: _State = ctx.obj
     with _errors():
         config = _config(state)
+        if every is not None or cron is not None or scheduled:
+            _sync_on_schedule(config, every, cron, as_json)
+            return
         observer = SyncProgress() if progress_wanted(progress and not as_json) else None
         with Mirror(config.home) as mirror, (observer or nullcontext()):
             report = mirror.sync(config, repos or (), dry_run=dry_run, locked=locked, observer=observer)
         _print_json(report.as_dict()) if as_json else _print_report(report)
         raise typer.Exit(report.exit_code)
+
+
+def _sync_on_schedule(config: Config, every: str | None, cron: str | None, as_json: bool) -> None:
+    from .config import parse_duration
+    from .cron import parse_cron
+    from .service import schedule_for, scheduled_sync
+
+    try:
+        seconds = parse_duration(every) if every is not None else None
+        if cron is not None:
+            parse_cron(cron)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    schedule = schedule_for(config, seconds, cron)
+    if schedule is None:
+        raise HubMirrorError("--scheduled: the config has neither sync.every nor sync.cron")
+
+    def show(report: SyncReport) -> None:
+        if as_json:
+            typer.echo(json.dumps(report.as_dict(), sort_keys=True))  # one line per run
+        else:
+            _print_report(report)
+
+    with _stop_on_signals() as stop:
+        scheduled_sync(config, schedule, stop, show)
 
 
 @app.command()
@@ -213,6 +250,11 @@ def _print_status(data: dict[str, Any]) -> None:
         typer.echo(f"sync run {run['id']} at {run['started_at']}: {run['outcome'] or 'running/killed'}, "
                    f"{run['files_fetched']} files fetched ({human_size(run['bytes_fetched'] or 0)}), "
                    f"{human_size(run['bytes_deduped'] or 0)} deduped" + (f"; failed: {errors}" if errors else ""))
+    if data.get("next_sync"):
+        typer.echo(f"next scheduled sync: {data['next_sync']}")
+    for bad in data.get("failing_repos", []):
+        typer.echo(f"FAILING {bad['type']} {bad['repo']}@{bad['revision']}: failed in each of the last "
+                   f"{bad['runs']} runs: {bad['error']}")
     pending = {(j["folder"], j["repo"]): j for j in data["push"]["pending"]}
     targets = {(t["folder"], t["repo"]): t for t in data["push"]["targets"]}
     for key in sorted(set(pending) | set(targets)):
@@ -413,3 +455,20 @@ def _stop_on_signals() -> Iterator[Any]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    serve_flag: Annotated[bool | None, typer.Option(
+        "--serve/--no-serve", help="Start the server. Default: when the config has a serve: section.")] = None,
+) -> None:
+    """Run what the config asks for in one process: scheduled sync (sync.every / sync.cron), the watch:
+    folders, and the server. SIGTERM/SIGINT stop everything cleanly (exit 0)."""
+    from .service import run_service
+
+    state: _State = ctx.obj
+    with _errors():
+        config = _config(state)
+        with _stop_on_signals() as stop:
+            run_service(config, stop, serve=serve_flag)

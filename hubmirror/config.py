@@ -20,12 +20,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
+from .cron import parse_cron
 from .errors import ConfigError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -91,6 +93,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = field(default=None, repr=False)
+    enabled: bool = False  # the file has a serve: section, so `hubmirror run` starts the server
 
 
 @dataclass(frozen=True)
@@ -594,6 +597,7 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         host=reader.string(se, ("serve",), "host", "127.0.0.1"),
         port=reader.integer(se, ("serve",), "port", 8080, 0, 65535),
         token=reader.secret(se, ("serve",), "token"),
+        enabled="serve" in top,
     )
 
     return Config(path=config_path, home=home, upstream=upstream, sync=sync,
@@ -617,9 +621,11 @@ def _check_endpoint(reader: _Reader, endpoint: str) -> str:
 
 
 def _check_cron(reader: _Reader, cron: str | None) -> str | None:
-    if cron is not None and len(cron.split()) != 5:
-        raise reader.invalid(("sync", "cron"), f"expected 5 fields (minute hour day-of-month month "
-                                               f"day-of-week), got {len(cron.split())}")
+    if cron is not None:
+        try:
+            parse_cron(cron).next_after(datetime.now())
+        except ValueError as exc:
+            raise reader.invalid(("sync", "cron"), str(exc)) from exc
     return cron
 
 

@@ -18,6 +18,7 @@
     │   ├── RevisionNotMirroredError       the repo is, that revision is not (or a sha prefix is ambiguous)
     │   └── FileNotMirroredError           the revision is, that file is not
     ├── LockTimeoutError                9  another hubmirror process holds the lock too long
+    ├── Interrupted                   130  stopped by SIGINT/SIGTERM (partial downloads are kept)
     └── StoreError                     10  the store cannot be written (disk full, newer layout, permissions)
 
 Messages say what happened, to what, and what to do. The CLI prints ``str(error)`` and exits with
@@ -123,6 +124,12 @@ class FileNotMirroredError(NotMirroredError):
 
 class LockTimeoutError(HubMirrorError):
     exit_code = 9
+
+
+class Interrupted(HubMirrorError):
+    """Work stopped on request (SIGINT/SIGTERM); what was half done is kept for the next run."""
+
+    exit_code = 130
 
 
 class StoreError(HubMirrorError):

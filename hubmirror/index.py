@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # Bumped with every migration; a store at this user_version needs no migration check. Reads never import
 # sqlite-utils (it pulls in numpy and costs ~100 ms of start-up that `hubmirror resolve` cannot afford).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> str:
@@ -84,11 +84,15 @@ def m002_push(db: sqlite_utils.Database) -> None:
     """)
 
 
+def m003_meta(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
 def _apply_migrations(db: sqlite_utils.Database) -> None:
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations("hubmirror")
-    for step in (m001_initial, m002_push):
+    for step in (m001_initial, m002_push, m003_meta):
         migrations()(step)
     migrations.apply(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -349,6 +353,17 @@ class Index:
             "bytes_fetched, files_deduped, bytes_deduped, requests, duration, errors_json "
             "FROM sync_runs ORDER BY id DESC LIMIT ?", (limit,))
         return [SyncRunRecord(*r[:12], errors=json.loads(r[12]) if r[12] else []) for r in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.db.atomic():
+            if value is None:
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def stats(self) -> StoreStats:
         blobs, stored = self._rows("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")[0]

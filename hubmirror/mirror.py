@@ -6,6 +6,7 @@ Builds the upstream client and syncer from a config; holds no state of its own b
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +21,7 @@ from .lockfile import LockedFile, LockedRevision, read_lock, write_lock
 from .paths import is_sha1
 from .patterns import PathFilter
 from .pusher import Pusher
+from .scheduler import NEXT_RUN_KEY
 from .store import LAYOUT_VERSION, Store
 from .sync import SyncObserver, SyncReport, Syncer
 from .upstream import UpstreamClient
@@ -61,9 +63,10 @@ class Mirror:
         self.close()
 
     # -- sync ------------------------------------------------------------------------------------
-    def _syncer(self, config: Config, client: UpstreamClient, observer: SyncObserver | None) -> Syncer:
+    def _syncer(self, config: Config, client: UpstreamClient, observer: SyncObserver | None,
+                stop: threading.Event | None = None) -> Syncer:
         return Syncer(self.store, self.index, client, workers=config.sync.workers, observer=observer,
-                      on_published=self.on_published)
+                      on_published=self.on_published, stop=stop)
 
     @staticmethod
     def client_for(config: Config) -> UpstreamClient:
@@ -72,13 +75,14 @@ class Mirror:
                               pool_size=config.sync.workers, budget=up.max_requests_per_5min)
 
     def sync(self, config: Config, repos: Sequence[str] = (), *, dry_run: bool = False,
-             locked: bool = False, observer: SyncObserver | None = None) -> SyncReport:
+             locked: bool = False, observer: SyncObserver | None = None,
+             stop: threading.Event | None = None) -> SyncReport:
         """Sync the config's repos (or the named subset). Raises only for config/lock problems;
         per-repo failures are in the report."""
         specs = config.select(repos) if repos else config.repos
         pins = read_lock(config.lock_path) if locked else None
         with self.client_for(config) as client:
-            syncer = self._syncer(config, client, observer)
+            syncer = self._syncer(config, client, observer, stop)
             try:
                 if pins is not None:
                     return syncer.sync_locked(specs, pins, dry_run=dry_run)
@@ -148,4 +152,19 @@ class Mirror:
             "repos": repos,
             "sync_runs": [asdict(r) for r in self.index.sync_runs(runs)],
             "push": self.push_status(),
+            "next_sync": self.index.get_meta(NEXT_RUN_KEY),
+            "failing_repos": self._failing_repos(),
         }
+
+    def _failing_repos(self, last: int = 3) -> list[dict[str, Any]]:
+        """Repo revisions that failed in each of the last ``last`` finished sync runs (flagged in status)."""
+        runs = [r for r in self.index.sync_runs(20) if r.finished_at][:last]
+        if len(runs) < last:
+            return []
+        failing = None
+        for run in runs:
+            keys = {(e["type"], e["repo"], e["revision"]) for e in run.errors}
+            failing = keys if failing is None else failing & keys
+        latest = {(e["type"], e["repo"], e["revision"]): e["error"] for e in runs[0].errors}
+        return [{"type": t, "repo": r, "revision": v, "runs": last, "error": latest[(t, r, v)]}
+                for t, r, v in sorted(failing or ())]

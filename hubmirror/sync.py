@@ -11,12 +11,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from .config import RepoSpec
-from .errors import ConfigError, HubMirrorError, IntegrityError
+from .errors import (
+    AccessDeniedError,
+    ConfigError,
+    HubMirrorError,
+    IntegrityError,
+    Interrupted,
+    RepoNotFoundError,
+)
 from .failpoints import failpoint
 from .index import Index
 from .lockfile import LockedRevision
@@ -123,8 +130,10 @@ class _Task:
 class Syncer:
     def __init__(self, store: Store, index: Index, client: UpstreamClient, *, workers: int = 16,
                  observer: SyncObserver | None = None,
-                 on_published: Callable[[str, str, str], None] | None = None) -> None:
+                 on_published: Callable[[str, str, str], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.store, self.index, self.client = store, index, client
+        self.stop = stop or threading.Event()  # set it to stop between chunks; partials are kept
         self.workers = workers
         self.observer: SyncObserver = observer or NullObserver()
         self.on_published = on_published
@@ -155,6 +164,9 @@ class Syncer:
             self.store.sweep_tmp()
             report.run_id = self.index.start_sync_run()
         for spec, revision, pin in jobs:
+            if self.stop.is_set():
+                logger.warning("sync stopped before %s %s@%s", spec.type, spec.repo, revision)
+                break
             result = RevisionResult(repo=spec.repo, type=spec.type, revision=revision)
             try:
                 if locked and pin is None:
@@ -175,6 +187,8 @@ class Syncer:
     def _record_run(self, report: SyncReport) -> None:
         failed = [r for r in report.results if not r.ok]
         outcome = "ok" if not failed else ("failed" if len(failed) == len(report.results) else "partial")
+        if self.stop.is_set():
+            outcome = "interrupted"
         self.index.finish_sync_run(
             report.run_id, outcome=outcome, repos_ok=len(report.results) - len(failed),
             repos_failed=len(failed), requests=report.requests, duration=report.duration,
@@ -208,7 +222,7 @@ class Syncer:
             return
         entries = self._listing(spec, name, commit, path_filter, pin)
         result.files = len(entries)
-        present, tasks = self._plan(entries)
+        present, tasks = self._plan(entries, {f.path: f.sha256 for f in pin.files} if pin else {})
         result.files_deduped = sum(1 for e in entries if e.path in present)
         result.bytes_deduped = sum(e.size for e in entries if e.path in present)
         result.bytes_to_fetch = sum(t.entry.size for t in tasks)
@@ -262,24 +276,27 @@ class Syncer:
         chosen = []
         for want in pin.files:
             entry = by_path.get(want.path)
-            if entry is None or entry.size != want.size \
-                    or (entry.lfs_sha256 is not None and entry.lfs_sha256 != want.sha256):
+            # The content's sha256 as the listing (LFS) or the index (by git sha1) knows it must match.
+            known = (entry.lfs_sha256 or self.index.sha256_for_git_sha1(entry.oid)) if entry else None
+            if entry is None or entry.size != want.size or known not in (None, want.sha256):
                 raise IntegrityError(
                     f"{spec.type} {spec.repo}: upstream commit {commit[:12]} does not provide '{want.path}' "
                     "as the lock file records it; run 'hubmirror lock' to re-pin")
             chosen.append(entry)
         return chosen
 
-    def _plan(self, entries: list[TreeEntry]) -> tuple[dict[str, str], list[_Task]]:
-        """Split entries into those whose content is already stored (path → sha256) and downloads."""
+    def _plan(self, entries: list[TreeEntry], pinned: dict[str, str]) -> tuple[dict[str, str], list[_Task]]:
+        """Split entries into those whose content is already stored (path → sha256) and downloads.
+        ``pinned`` (path → sha256 from the lock file) is the content a download must verify against."""
         present: dict[str, str] = {}
         tasks: dict[str, _Task] = {}
         for entry in entries:
-            sha256 = entry.lfs_sha256 or self.index.sha256_for_git_sha1(entry.oid)
+            expected = pinned.get(entry.path) or entry.lfs_sha256
+            sha256 = expected or self.index.sha256_for_git_sha1(entry.oid)
             if sha256 is not None and self.store.has_blob(sha256):
                 present[entry.path] = sha256
                 continue
-            task = _Task(entry, entry.lfs_sha256)
+            task = _Task(entry, expected)
             tasks.setdefault(task.key, task)
         return present, list(tasks.values())
 
@@ -293,8 +310,14 @@ class Syncer:
         for task, future in zip(tasks, futures):
             try:
                 info = future.result()
+            except CancelledError:
+                continue
             except HubMirrorError as exc:
                 errors.append(exc)
+                if isinstance(exc, (AccessDeniedError, RepoNotFoundError)):
+                    # The repo refuses us, not this file: every queued download would fail the same way.
+                    for pending in futures:
+                        pending.cancel()
                 continue
             with lock:
                 fetched[task.key] = info
@@ -307,14 +330,23 @@ class Syncer:
                 self.index.add_blobs([BlobRecord(i.sha256, i.size, None if t.entry.is_lfs else t.entry.oid)
                                       for t in tasks if (i := fetched.get(t.key)) is not None])
         if errors:
-            for other in errors[1:]:
-                logger.error("%s: %s", name, other)
+            # One line per distinct problem: a gated repo answers every file with the same refusal.
+            for message in dict.fromkeys(str(e) for e in errors[1:]):
+                if message != str(errors[0]):
+                    logger.error("%s: %s", name, message)
             raise errors[0]
         return fetched
 
+    def _advanced(self, nbytes: int) -> None:
+        if self.stop.is_set():
+            raise _stopped()
+        self.observer.advanced(nbytes)
+
     def _fetch(self, repo_type: str, name: str, commit: str, task: _Task) -> BlobInfo:
+        if self.stop.is_set():
+            raise _stopped()
         entry = task.entry
-        expected = Expected(size=entry.size, sha256=entry.lfs_sha256,
+        expected = Expected(size=entry.size, sha256=task.expected_sha256,
                             git_sha1=None if entry.is_lfs else entry.oid)
         with self.store.lock(f"dl-{task.key}"):
             if entry.lfs_sha256 and self.store.has_blob(entry.lfs_sha256):
@@ -325,8 +357,7 @@ class Syncer:
                     resumed = writer.offset > 0
                     if resumed:
                         self.observer.advanced(writer.offset)
-                    self.client.download(repo_type, name, commit, entry.path, writer,
-                                         self.observer.advanced)
+                    self.client.download(repo_type, name, commit, entry.path, writer, self._advanced)
                     try:
                         info = writer.commit()
                     except IntegrityError as exc:
@@ -339,6 +370,10 @@ class Syncer:
                 self.observer.file_done()
                 return info
         raise AssertionError("unreachable")
+
+
+def _stopped() -> Interrupted:
+    return Interrupted("sync stopped on request; partial downloads are kept and resume on the next run")
 
 
 def _lock_missing(spec: RepoSpec, revision: str) -> HubMirrorError:

@@ -86,7 +86,7 @@ def test_example_loads_with_env_and_exposes_every_key() -> None:
                   private=True, debounce=10.0, delete_remote=False, create=True, add_model_card=False,
                   message="Checkpoint from the training cluster"),
     )
-    assert config.serve == ServeConfig(host="127.0.0.1", port=8080, token="serve-secret")
+    assert config.serve == ServeConfig(host="127.0.0.1", port=8080, token="serve-secret", enabled=True)
 
 
 def test_example_loads_without_env_tokens_become_none() -> None:
@@ -100,7 +100,7 @@ def test_example_mentions_every_key() -> None:
     text = EXAMPLE.read_text()
     keys = ["home", "upstream", "sync", "repos", "watch", "serve", "cron"]
     for cls in (UpstreamConfig, SyncConfig, RepoSpec, WatchSpec, ServeConfig):
-        keys += [f.name for f in dataclasses.fields(cls) if f.name != "line"]
+        keys += [f.name for f in dataclasses.fields(cls) if f.name not in ("line", "enabled")]
     for key in keys:
         assert f"{key}:" in text, key
 
@@ -131,7 +131,7 @@ def test_empty_sections_mean_defaults(write: Write) -> None:
             allow_patterns:
         """)
     config = load_config(path, env={})
-    assert (config.upstream, config.sync, config.serve) == (UpstreamConfig(), SyncConfig(), ServeConfig())
+    assert (config.upstream, config.sync, config.serve) == (UpstreamConfig(), SyncConfig(), ServeConfig(enabled=True))
     assert config.repos[0].allow_patterns is None
 
 
@@ -361,7 +361,7 @@ def test_env_expansion(write: Write) -> None:
     config = load_config(path, env=env)
     assert config.upstream.endpoint == "https://hub.local"
     assert config.upstream.token == SECRET
-    assert config.serve == ServeConfig(host="0.0.0.0", port=9000, token=None)  # empty → default for :-
+    assert config.serve == ServeConfig(host="0.0.0.0", port=9000, token=None, enabled=True)  # empty → default for :-
     assert config.repos[0].repo == "acme/model"
     assert config.repos[0].revisions == ("main", "literal-${NOT_A_VAR}")
     assert config.watch[0].private is True
@@ -590,8 +590,12 @@ MALFORMED = [
                  "'every' and 'cron' are mutually exclusive", id="every-and-cron"),
     pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 * * * *'\n  every: 6h\n", 4, "sync.every",
                  "'every' and 'cron' are mutually exclusive", id="cron-and-every"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 * *'\n", 3, "sync.cron", "expected 5 fields",
+    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 * *'\n", 3, "sync.cron", "needs 5 fields",
                  id="cron-fields"),
+    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '61 * * * *'\n", 3, "sync.cron",
+                 "minute: 61 is outside 0-59", id="cron-range"),
+    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 3 * * funday'\n", 3, "sync.cron",
+                 "day of week: 'funday' is not a number", id="cron-name"),
     # endpoint
     pytest.param("upstream:\n  endpoint: ftp://hub.local\nrepos: [{repo: a}]\n", 2, "upstream.endpoint",
                  "expected an http:// or https:// URL", id="endpoint-scheme"),

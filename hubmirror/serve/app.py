@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from starlette.requests import Request
@@ -110,3 +111,22 @@ def run(home: Path, host: str, port: int, token: str | None = None, log_level: s
                 "enabled" if token else "disabled: no serve.token")
     uvicorn.run(create_app(home, token), host=host, port=port, log_level=log_level, access_log=False,
                 server_header=False, timeout_keep_alive=30)
+
+
+class BackgroundServer:
+    """uvicorn in a thread, for ``hubmirror run`` (signals stay with the main thread)."""
+
+    def __init__(self, home: Path, host: str, port: int, token: str | None = None) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(create_app(home, token), host=host, port=port, log_level="warning",
+                                access_log=False, server_header=False, timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="hubmirror-serve", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)

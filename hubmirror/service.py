@@ -1,0 +1,87 @@
+"""``hubmirror run``: scheduled sync, the folder watchers and the server in one process.
+
+Each part gets its own store/index handles (SQLite connections are per thread). Setting ``stop`` ends
+them all cleanly: the running download keeps its partial file for resume, the outbox stays intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from .autopush import AutoPush
+from .config import Config
+from .errors import HubMirrorError
+from .mirror import Mirror
+from .scheduler import Schedule, run_scheduled
+from .sync import SyncReport
+
+logger = logging.getLogger(__name__)
+
+
+def schedule_for(config: Config, every: float | None = None, cron: str | None = None) -> Schedule | None:
+    """Flags win over the config's sync.every / sync.cron; None when neither asks for a schedule."""
+    if every is not None or cron is not None:
+        return Schedule(every=every, cron=cron, jitter=config.sync.jitter)
+    if config.sync.every is not None or config.sync.cron is not None:
+        return Schedule(every=config.sync.every, cron=config.sync.cron, jitter=config.sync.jitter)
+    return None
+
+
+def scheduled_sync(config: Config, schedule: Schedule, stop: threading.Event,
+                   on_report: Callable[[SyncReport], None] = lambda r: None) -> int:
+    """Sync on ``schedule`` until ``stop``; returns the number of runs."""
+    with Mirror(config.home) as mirror:
+        def once() -> None:
+            report = mirror.sync(config, stop=stop)
+            on_report(report)
+        return run_scheduled(once, schedule, mirror.store, mirror.index, stop)
+
+
+def _watch(config: Config, stop: threading.Event) -> None:
+    with Mirror(config.home) as mirror, Mirror.client_for(config) as client:
+        AutoPush(mirror.pusher(client), list(config.watch)).run(stop)
+
+
+def run_service(config: Config, stop: threading.Event, *, serve: bool | None = None) -> None:
+    """Start what the config asks for (sync schedule, watch entries, a serve: section) until ``stop``."""
+    schedule = schedule_for(config)
+    serve = config.serve.enabled if serve is None else serve
+    if schedule is None and not config.watch and not serve:
+        raise HubMirrorError("nothing to run: the config has no sync.every/sync.cron, no watch: entries "
+                             "and no serve: section")
+    server = None
+    if serve:
+        from .serve import BackgroundServer
+
+        Mirror(config.home).close()  # create or check the store before binding
+        server = BackgroundServer(config.home, config.serve.host, config.serve.port, config.serve.token)
+        server.start()
+        logger.info("serving %s on http://%s:%d", config.home, config.serve.host, config.serve.port)
+    threads = []
+    if config.watch:
+        watcher = threading.Thread(target=_guard, args=(_watch, config, stop), name="hubmirror-watch")
+        watcher.start()
+        threads.append(watcher)
+    try:
+        if schedule is not None:
+            scheduled_sync(config, schedule, stop)
+        else:
+            stop.wait()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        if server is not None:
+            server.stop()
+
+
+def _guard(target: Callable[[Config, threading.Event], None], config: Config, stop: threading.Event) -> None:
+    """A part that dies takes the whole service down (loudly) rather than limping on without it."""
+    try:
+        target(config, stop)
+    except Exception:
+        logger.exception("%s stopped with an error; stopping hubmirror run", target.__name__)
+        stop.set()
+        raise
