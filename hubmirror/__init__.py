@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from .errors import (  # noqa: E402 - __version__ first: submodules import it
+from .errors import (
     ConfigError,
     HubMirrorError,
     IntegrityError,
@@ -21,7 +19,8 @@ from .errors import (  # noqa: E402 - __version__ first: submodules import it
     UpstreamError,
     UpstreamUnavailableError,
 )
-from .resolve import file_path, snapshot_path  # noqa: E402
+from .resolve import file_path, snapshot_path
+from .version import __version__
 
 if TYPE_CHECKING:
     from .mirror import Mirror

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .version import __version__
 from .errors import ConfigError, UnsafePathError
 from .paths import is_sha1, is_sha256, safe_relpath
 

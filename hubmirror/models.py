@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 REPO_TYPES = ("model", "dataset")
 
@@ -79,3 +80,16 @@ class CommitRecord:
     source: str
     files: int
     size: int
+
+
+class ByteSink(Protocol):
+    """Where a download streams to (the store's BlobWriter), as the upstream client sees it."""
+
+    offset: int
+
+    @property
+    def expected_size(self) -> int | None: ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def restart(self) -> None: ...

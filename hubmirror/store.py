@@ -10,6 +10,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 LAYOUT_VERSION = 1
 STALE_TMP_SECONDS = 7 * 24 * 3600
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # lock and resume names: never a path
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by hubmirror.\n"
@@ -57,6 +59,12 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _plain(name: str) -> str:
+    if not _PLAIN_NAME.fullmatch(name):
+        raise ValueError(f"not a plain file name: {name!r}")
+    return name
 
 
 def _disk_error(exc: OSError, what: str) -> StoreError:
@@ -123,7 +131,7 @@ class Store:
     def lock(self, name: str, timeout: float = 600.0) -> Iterator[None]:
         """An inter-process lock under ``home/locks``. Locks stop duplicate work; correctness comes from
         atomic renames, so a lock that does not hold (NFS) costs bandwidth, never data."""
-        lock = filelock.FileLock(str(self.locks_dir / f"{name}.lock"), timeout=timeout)
+        lock = filelock.FileLock(str(self.locks_dir / f"{_plain(name)}.lock"), timeout=timeout)
         try:
             lock.acquire()
         except filelock.Timeout as exc:
@@ -156,7 +164,7 @@ class Store:
         return removed
 
     def partial_size(self, resume_key: str) -> int:
-        path = self.tmp_dir / f"{resume_key}.partial"
+        path = self.tmp_dir / f"{_plain(resume_key)}.partial"
         return path.stat().st_size if path.exists() else 0
 
 
@@ -171,7 +179,7 @@ class BlobWriter:
     def __init__(self, store: Store, expected: Expected, resume_key: str | None) -> None:
         self.store, self.expected = store, expected
         self.resumable = resume_key is not None
-        name = f"{resume_key}.partial" if resume_key else f"{uuid.uuid4().hex}.tmp"
+        name = f"{_plain(resume_key)}.partial" if resume_key is not None else f"{uuid.uuid4().hex}.tmp"
         self.tmp_path = store.tmp_dir / name
         self._committed = False
         try:
@@ -181,6 +189,10 @@ class BlobWriter:
         self._reset_hashes()
         if self.resumable and self._handle.tell():
             self._rehash_existing()
+
+    @property
+    def expected_size(self) -> int | None:
+        return self.expected.size
 
     def _reset_hashes(self) -> None:
         self.offset = 0

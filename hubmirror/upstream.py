@@ -21,7 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx2
 
-from . import __version__
+from .version import __version__
 from .errors import (
     AccessDeniedError,
     ConflictError,
@@ -33,8 +33,7 @@ from .errors import (
     UpstreamProtocolError,
     UpstreamUnavailableError,
 )
-from .models import RevisionInfo, TreeEntry, url_prefix
-from .store import BlobWriter
+from .models import ByteSink, RevisionInfo, TreeEntry, url_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +41,8 @@ RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 MAX_REDIRECTS = 10
 BUDGET_WINDOW = 300.0
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_GIT_OID = re.compile(r"[0-9a-f]{40}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -300,7 +301,7 @@ class UpstreamClient:
         return entries
 
     # -- content ---------------------------------------------------------------------------------
-    def download(self, repo_type: str, repo_id: str, commit: str, path: str, writer: BlobWriter,
+    def download(self, repo_type: str, repo_id: str, commit: str, path: str, writer: ByteSink,
                  on_bytes: Callable[[int], None] = lambda n: None) -> None:
         """Stream a file of a commit into ``writer``, resuming from ``writer.offset`` with Range, and
         retrying broken transfers from where they stopped. The writer verifies; this only transports."""
@@ -322,10 +323,10 @@ class UpstreamClient:
                             type(exc).__name__)
                 time.sleep(min(self.backoff * (2 ** stalls), self.max_backoff))
 
-    def _download_once(self, url: str, what: str, repo_id: str, writer: BlobWriter,
+    def _download_once(self, url: str, what: str, repo_id: str, writer: ByteSink,
                        on_bytes: Callable[[int], None]) -> None:
         headers = {"accept-encoding": "identity"}
-        expected = writer.expected.size
+        expected = writer.expected_size
         if writer.offset and (expected is None or writer.offset < expected):
             headers["range"] = f"bytes={writer.offset}-"
         elif writer.offset and writer.offset == expected:
@@ -376,8 +377,13 @@ def _tree_entry(item: Any, what: str) -> TreeEntry | None:
         return None
     lfs = item.get("lfs") or None
     try:
-        return TreeEntry(path=str(item["path"]), size=int(item["size"]), oid=str(item["oid"]),
-                         lfs_sha256=str(lfs["oid"]) if lfs else None)
+        entry = TreeEntry(path=str(item["path"]), size=int(item["size"]), oid=str(item["oid"]),
+                          lfs_sha256=str(lfs["oid"]) if lfs else None)
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamProtocolError(f"{what}: malformed tree entry {str(item)[:100]!r}") from exc
+    # Object ids become temp and lock file names: only well-formed hex may pass.
+    if entry.size < 0 or not _GIT_OID.fullmatch(entry.oid) \
+            or (entry.lfs_sha256 is not None and not _SHA256.fullmatch(entry.lfs_sha256)):
+        raise UpstreamProtocolError(f"{what}: malformed tree entry {str(item)[:100]!r}")
+    return entry
 
