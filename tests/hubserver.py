@@ -8,6 +8,13 @@ Owns two real HTTP/1.1 keep-alive servers running in background threads:
   Hub-style ``X-Error-Code`` errors -- following /work/shared/HUB-PROTOCOL.md sections A, B and F;
 * the "CDN" origin (``HubServer.cdn_url``) serving signed ``/blobs/<sha256>`` URLs for LFS bodies.
 
+The write side follows section D (with ``HF_HUB_DISABLE_XET=1`` clients): ``POST /api/repos/create``,
+``POST /api/{t}/{repo}/preupload/{rev}``, the git-lfs batch API ``POST /{prefix}{repo}.git/info/lfs/objects/batch``
+(basic PUT or multipart parts to signed CDN ``/upload/...`` URLs, streamed to disk and checked against the oid;
+multipart completion ``POST /api/complete_multipart`` and ``.../objects/verify`` on the API origin),
+``POST /api/{t}/{repo}/commit/{rev}`` (NDJSON, 412 on a stale ``parentCommit``) and ``POST /api/validate-yaml``.
+Accepted LFS PUTs are counted in ``HubServer.uploads``, API commits in ``HubServer.commits_made``.
+
 It also owns the request log (``HubServer.requests``), fault injection (``HubServer.faults``) and the
 artificial ``latency``.  Repo/commit bookkeeping and hashing live in ``tests/hubserver_repos.py``.
 """
@@ -15,6 +22,7 @@ artificial ``latency``.  Repo/commit bookkeeping and hashing live in ``tests/hub
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import hashlib
 import hmac
@@ -38,9 +46,11 @@ from typing import Iterable, Sequence
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode
 
 try:  # importable both as ``tests.hubserver`` and as plain ``hubserver`` (tests/ on sys.path)
-    from .hubserver_repos import CHUNK, Commit, FileEntry, PR_PREFIX, Repo, RepoStore
+    from .hubserver_repos import (CHUNK, BlobMismatch, Commit, FileEntry, MissingPath, ParentMismatch, PR_PREFIX,
+                                  Repo, RepoStore, unsafe_path)
 except ImportError:  # pragma: no cover
-    from hubserver_repos import CHUNK, Commit, FileEntry, PR_PREFIX, Repo, RepoStore
+    from hubserver_repos import (CHUNK, BlobMismatch, Commit, FileEntry, MissingPath, ParentMismatch, PR_PREFIX,
+                                 Repo, RepoStore, unsafe_path)
 
 __all__ = ["HubServer", "RequestLog", "Faults", "add_minilm", "make_small_files", "minilm_dir", "MINILM_REPO_ID"]
 
@@ -52,6 +62,10 @@ API_SUBROUTES = {"revision", "tree", "paths-info", "refs", "commits", "commit", 
 TEXT_SUFFIXES = {".json", ".txt", ".md", ".py", ".yaml", ".yml", ".csv", ".jsonl"}
 FAULT_KINDS = ("500", "503", "429", "drop", "corrupt", "reset")
 CORRUPT_STRIDE = 65536
+LFS_CONTENT_TYPE = "application/vnd.git-lfs+json"
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+REPO_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+PARENT_CONFLICT = "The branch was updated since you opened this page. Please refresh and try again."
 
 
 # ============================================================================================ log & faults
@@ -225,6 +239,64 @@ def _parse_range(value: str | None, total: int):
 
 
 # ============================================================================================ HTTP plumbing
+class _BodyCut(ConnectionError):
+    """The client closed the connection before the end of a streamed request body."""
+
+
+class _BodyStream:
+    """A request body read lazily, at most CHUNK bytes at a time (Content-Length or chunked encoding).
+
+    Iterating yields the remaining chunks; ``received`` counts the bytes read so far.  Used for CDN uploads so
+    that large bodies are never held whole in memory.
+    """
+
+    def __init__(self, rfile, headers) -> None:
+        self._rfile = rfile
+        self._chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
+        self.length = None if self._chunked else int(headers.get("Content-Length") or 0)
+        self.received = 0
+        self._chunk_left = 0
+        self._done = False
+
+    def read_chunk(self) -> bytes:
+        if self._done:
+            return b""
+        if not self._chunked:
+            left = self.length - self.received
+            if left <= 0:
+                self._done = True
+                return b""
+            data = self._rfile.read(min(CHUNK, left))
+        else:
+            if self._chunk_left == 0:
+                line = self._rfile.readline()
+                if not line:
+                    raise _BodyCut("connection closed in a chunked body")
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self._rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    self._done = True
+                    return b""
+                self._chunk_left = size
+            data = self._rfile.read(min(CHUNK, self._chunk_left))
+            self._chunk_left -= len(data)
+            if data and self._chunk_left == 0:
+                self._rfile.readline()  # CRLF after the chunk data
+        if not data:
+            raise _BodyCut("connection closed before the end of the body")
+        self.received += len(data)
+        return data
+
+    def __iter__(self):
+        while chunk := self.read_chunk():
+            yield chunk
+
+    def drain(self) -> None:
+        for _ in self:
+            pass
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -282,7 +354,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         hub, origin = self.server.hub, self.server.origin
-        body = self._read_body()
+        streamed = origin == "cdn" and self.command == "PUT"  # upload bodies: read while storing, never whole
+        body = _BodyStream(self.rfile, self.headers) if streamed else self._read_body()
         if hub.latency:
             time.sleep(hub.latency)
         headers: dict[str, str] = {}
@@ -304,9 +377,18 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = hub._route(origin, self.command, self.path, headers, body)
             except _Reply as reply:
                 resp = reply.resp
+            except ConnectionError:  # the client went away in the middle of an upload (_BodyCut, reset)
+                self._abort()
+                return
             except Exception as exc:  # a bug in the fake: make it loud but keep serving
                 traceback.print_exc()
                 resp = _json(500, {"error": f"fake hub crashed: {exc!r}"}, [("X-Error-Message", "fake hub crashed")])
+        if streamed:
+            try:
+                body.drain()  # whatever the handler (or a fault) left unread, so keep-alive stays in sync
+            except OSError:  # includes _BodyCut
+                self._abort()
+                return
         self._send(resp, entry, fault)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle
@@ -401,9 +483,16 @@ class HubServer:
         self.faults = Faults()
         self.latency = 0.0
         self.lfs_threshold = 10 * 1024 * 1024
+        self.multipart_threshold: int | None = None  # LFS objects larger than this get multipart upload actions
+        self.multipart_chunk_size = 1024 * 1024  # part size announced for multipart uploads
+        self.username = "tester"  # whoami name; namespace of repos created without an organization
         self.page_size = 1000  # tree/commits entries per page
         self.expand_page_size = 50  # tree page size with expand=true (min with page_size)
         self.requests: list[RequestLog] = []
+        self.uploads: list[tuple[str, str, int]] = []  # accepted LFS PUTs (basic and parts): (origin, path, bytes)
+        self.commits_made: list[dict] = []  # commits made through POST .../commit/{rev}, see _commit_api
+        self._multipart: dict[str, dict] = {}  # upload id -> {oid, size, chunk, parts, etags}
+        self._upload_lock = threading.Lock()
         self.url = ""
         self.cdn_url = ""
         self._log_lock = threading.Lock()
@@ -508,8 +597,11 @@ class HubServer:
             self.requests.append(entry)
 
     def reset_log(self) -> None:
+        """Clear the request log (and the ``uploads`` / ``commits_made`` counters)."""
         with self._log_lock:
             self.requests.clear()
+            self.uploads.clear()
+            self.commits_made.clear()
 
     def count(self, method: str | None = None, path_contains: str | None = None, origin: str | None = None) -> int:
         with self._log_lock:
@@ -534,6 +626,11 @@ class HubServer:
         if cred is None:
             return False
         return self.token is None or hmac.compare_digest(cred, self.token)
+
+    def _require_write(self, headers: dict[str, str]) -> None:
+        """Write endpoints need a bearer token (the valid one when ``token`` is set, any when it is None)."""
+        if not self._authed(headers):
+            raise _error(401, "Authentication required: send a write token in the Authorization header")
 
     def _visible(self, repo: Repo, headers: dict[str, str]) -> bool:
         return not repo.private or self.token is None or self._authed(headers)
@@ -561,15 +658,20 @@ class HubServer:
         raise _error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
 
     # ---------------------------------------------------------------------------------------- routing
-    def _route(self, origin: str, method: str, target: str, headers: dict[str, str], body: bytes) -> _Resp:
+    def _route(self, origin: str, method: str, target: str, headers: dict[str, str],
+               body: "bytes | _BodyStream") -> _Resp:
         path, _, query = target.partition("?")
         if origin == "cdn":
+            if method == "PUT":
+                return self._cdn_put(path, query, body)
             return self._cdn(method, path, query, headers)
         cred = self._bearer(headers)
         if cred is not None and self.token is not None and not hmac.compare_digest(cred, self.token):
             raise _error(401, "Invalid credentials in Authorization header")
         if path.startswith("/api/"):
             return self._api(method, path, query, headers, body)
+        if method == "POST" and ".git/info/lfs/objects/" in path:
+            return self._lfs(path, headers, body)
         if "/resolve/" in path and method in ("GET", "HEAD"):
             return self._resolve(method, path, query, headers)
         raise _not_found_route()
@@ -581,9 +683,15 @@ class HubServer:
         if segs == ["whoami-v2"] and method in ("GET", "HEAD"):
             if not self._authed(headers):
                 raise _error(401, "Invalid user token")
-            return _json(200, {"type": "user", "id": "0" * 24, "name": "tester", "fullname": "Test User",
+            return _json(200, {"type": "user", "id": "0" * 24, "name": self.username, "fullname": "Test User",
                                "orgs": [], "auth": {"type": "access_token",
                                                     "accessToken": {"displayName": "test", "role": "write"}}})
+        if method == "POST" and segs == ["repos", "create"]:
+            return self._create_repo_api(headers, body)
+        if method == "POST" and segs == ["validate-yaml"]:
+            return _json(200, {"errors": [], "warnings": []})
+        if method == "POST" and segs == ["complete_multipart"]:
+            return self._complete_multipart(query, body)
         if len(segs) < 2 or segs[0] not in PLURAL or not segs[1]:
             raise _not_found_route()
         repo_type, rest = PLURAL[segs[0]], segs[1:]
@@ -592,8 +700,10 @@ class HubServer:
         repo_id, sub = unquote("/".join(rest[:n])), rest[n:]
         kind = sub[0] if sub else "info"
         allowed = {"info": ("GET", "HEAD"), "revision": ("GET", "HEAD"), "tree": ("GET", "HEAD"),
-                   "refs": ("GET", "HEAD"), "commits": ("GET", "HEAD"), "paths-info": ("POST",)}
-        if method not in allowed.get(kind, ()) or (kind in ("revision", "paths-info", "commits") and len(sub) < 2) \
+                   "refs": ("GET", "HEAD"), "commits": ("GET", "HEAD"), "paths-info": ("POST",),
+                   "preupload": ("POST",), "commit": ("POST",)}
+        if method not in allowed.get(kind, ()) \
+                or (kind in ("revision", "paths-info", "commits", "preupload", "commit") and len(sub) < 2) \
                 or (kind == "refs" and len(sub) != 1) or (kind == "tree" and len(sub) < 2):
             raise _not_found_route()
         qs = f"?{query}" if query else ""
@@ -604,6 +714,11 @@ class HubServer:
 
         repo = self._access(repo_type, repo_id, headers, redirect_to)
         params = parse_qs(query, keep_blank_values=True)
+        if kind in ("preupload", "commit"):
+            self._require_write(headers)
+            if kind == "preupload":
+                return self._preupload(repo, sub[1:], body)
+            return self._commit_api(repo, sub[1:], params, body)
         if kind == "info":
             return _json(200, self._info_json(repo, repo.resolve("main"), params))
         if kind == "revision":
@@ -816,7 +931,10 @@ class HubServer:
 
     # ---------------------------------------------------------------------------------------- CDN
     def _sign(self, sha256: str) -> str:
-        return hmac.new(self._secret, sha256.encode(), hashlib.sha256).hexdigest()[:32]
+        return self._sign_msg(sha256)
+
+    def _sign_msg(self, message: str) -> str:
+        return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _cdn(self, method: str, path: str, query: str, headers: dict[str, str]) -> _Resp:
         m = re.fullmatch(r"/blobs/([0-9a-f]{64})", path)
@@ -831,6 +949,323 @@ class HubServer:
         blob_path = self.store.blobs.path(sha256)
         extra = [("ETag", f'"{sha256}"'), ("Content-Type", "application/octet-stream")]
         return self._serve_file(blob_path, blob_path.stat().st_size, headers, extra)
+
+    # ---------------------------------------------------------------------------------------- write side (D)
+    @staticmethod
+    def _json_body(body: bytes) -> dict:
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise _error(400, "Invalid JSON body") from None
+        if not isinstance(data, dict):
+            raise _error(400, "Invalid JSON body: expected an object")
+        return data
+
+    def _repo_url(self, repo: Repo) -> str:
+        return f"{self.url}/{URL_PREFIX[repo.repo_type]}{repo.repo_id}"
+
+    def _create_repo_api(self, headers: dict[str, str], body: bytes) -> _Resp:
+        """D1: ``{name, organization, type?, private? | visibility?}`` -> ``{url}``; 409 when it exists."""
+        self._require_write(headers)
+        data = self._json_body(body)
+        name, org = data.get("name"), data.get("organization")
+        repo_type = data.get("type") or "model"
+        if repo_type not in URL_PREFIX:
+            raise _error(400, f"Invalid repo type: {repo_type!r}")
+        for value in (name, org) if org is not None else (name,):
+            if not isinstance(value, str) or not REPO_NAME_RE.fullmatch(value) or "--" in value or ".." in value \
+                    or value.endswith((".", "-", ".git")):
+                raise _error(400, f"Invalid repo name or organization: {value!r}")
+        repo_id = f"{org or self.username}/{name}"
+        visibility = data.get("visibility")
+        if visibility is not None:
+            if visibility not in ("public", "private", "protected"):
+                raise _error(400, f"Invalid visibility: {visibility!r}")
+            private = visibility == "private"
+        else:
+            private = bool(data.get("private"))
+        url = f"{self.url}/{URL_PREFIX[repo_type]}{repo_id}"
+        with self.store.lock:  # the repo and its initial commit appear together
+            if self.store.get(repo_type, repo_id) is not None:
+                message = f"You already created this {repo_type} repo"
+                raise _Reply(_json(409, {"error": message, "url": url}, [("X-Error-Message", message)]))
+            self.create_repo(repo_id, repo_type, private=private)
+        return _json(200, {"url": url, "name": repo_id,
+                           "id": hashlib.sha1(f"{repo_type}/{repo_id}".encode()).hexdigest()[:24]})
+
+    def _preupload(self, repo: Repo, segs: list[str], body: bytes) -> _Resp:
+        """D2: upload mode (lfs/regular) and current remote oid of each announced file."""
+        commit, _, _ = self._split_rev(repo, segs)
+        files = self._json_body(body).get("files")
+        if not isinstance(files, list):
+            raise _error(400, "Invalid preupload payload: 'files' must be a list")
+        out = []
+        for item in files:
+            path = item.get("path") if isinstance(item, dict) else None
+            size = item.get("size") if isinstance(item, dict) else None
+            if not isinstance(path, str) or unsafe_path(path) or not isinstance(size, int) or isinstance(size, bool) \
+                    or size < 0:
+                raise _error(400, f"Invalid preupload entry: {item!r}"[:300])
+            try:
+                sample = base64.b64decode(item.get("sample") or "", validate=True)
+            except (binascii.Error, TypeError):
+                raise _error(400, f"Invalid base64 sample for {path}") from None
+            lfs = size > 0 and (self.store.is_lfs(path, size, self.lfs_threshold) or b"\x00" in sample)
+            entry = commit.files.get(path)
+            oid = None if entry is None else entry.blob.sha256 if entry.lfs else entry.blob.sha1
+            out.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+        return _json(200, {"files": out})
+
+    def _commit_api(self, repo: Repo, segs: list[str], params: dict, body: bytes) -> _Resp:
+        """D6: NDJSON header / file / lfsFile / deletedFile / deletedFolder lines -> one commit on a branch."""
+        if _qbool(params, "create_pr"):
+            raise _error(400, "create_pr is not supported by the fake Hub")
+        rev = unquote("/".join(segs))
+        branch = rev[len("refs/heads/"):] if rev.startswith("refs/heads/") else rev
+        if branch not in repo.branches:
+            if repo.resolve(rev) is not None:
+                raise _error(400, f"Invalid rev id: {rev} is not a branch")
+            raise _error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        items = []
+        for n, line in enumerate(body.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                raise _error(400, f"Invalid JSON on line {n}") from None
+            if not isinstance(item, dict) or not isinstance(item.get("key"), str) \
+                    or not isinstance(item.get("value"), dict):
+                raise _error(400, f"Invalid commit line {n}: expected {{key, value}}")
+            items.append((item["key"], item["value"]))
+        if not items or items[0][0] != "header":
+            raise _error(400, "The first line of a commit payload must be its header")
+        header = items[0][1]
+        summary, description = header.get("summary"), header.get("description") or ""
+        if not isinstance(summary, str) or not summary.strip():
+            raise _error(400, "Commit summary must not be empty")
+        if not isinstance(description, str):
+            raise _error(400, "Invalid commit description")
+        parent = header.get("parentCommit")
+        if parent is not None and not (isinstance(parent, str) and re.fullmatch(r"[0-9a-fA-F]{5,40}", parent)):
+            raise _error(400, f"Invalid parentCommit: {parent!r}")
+        pending: list[tuple[str, str, object]] = []  # (op, path, bytes | Blob | None), validated before storing
+        for key, value in items[1:]:
+            path = value.get("path")
+            if key == "deletedFolder" and isinstance(path, str):
+                path = path.rstrip("/")
+            if not isinstance(path, str) or unsafe_path(path):
+                raise _error(400, f"Invalid path in {key}: {path!r}")
+            if key == "file":
+                if value.get("encoding", "base64") != "base64" or not isinstance(value.get("content"), str):
+                    raise _error(400, f"Invalid content for {path}: expected base64")
+                try:
+                    data = base64.b64decode(value["content"], validate=True)
+                except binascii.Error:
+                    raise _error(400, f"Invalid base64 content for {path}") from None
+                if data and len(data) >= self.lfs_threshold:
+                    raise _error(400, f"{path} is too big for a regular file ({len(data)} bytes): upload it with LFS")
+                pending.append((key, path, data))
+            elif key == "lfsFile":
+                oid, size = value.get("oid"), value.get("size")
+                if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str) or not SHA256_RE.fullmatch(oid):
+                    raise _error(400, f"Invalid LFS oid for {path}: {oid!r}")
+                blob = self.store.blobs.get(oid)
+                if blob is None:
+                    raise _error(400, f"Your push was rejected because an LFS pointer pointed to a file that does "
+                                      f"not exist ({path}: {oid})")
+                if size is not None and size != blob.size:
+                    raise _error(400, f"LFS size mismatch for {path}: {size} announced, {blob.size} stored")
+                pending.append((key, path, blob))
+            elif key in ("deletedFile", "deletedFolder"):
+                pending.append((key, path, None))
+            else:
+                raise _error(400, f"Unknown commit operation {key!r}")
+        ops = []
+        for key, path, payload in pending:
+            if key == "file":
+                ops.append(("add", path, FileEntry(path, self.store.blobs.put_bytes(payload), False)))
+            elif key == "lfsFile":
+                ops.append(("add", path, FileEntry(path, payload, True)))
+            else:
+                ops.append(("delete_file" if key == "deletedFile" else "delete_folder", path, None))
+        message = summary + (f"\n\n{description}" if description else "")
+        try:
+            result = self.store.apply(repo, branch, ops, message, parent_commit=parent)
+        except ParentMismatch:
+            raise _error(412, PARENT_CONFLICT) from None
+        except MissingPath as exc:
+            what = "folder" if exc.folder else "file"
+            raise _error(404, f"Cannot delete {exc.path}: A {what} with this name doesn't exist",
+                         "EntryNotFound") from None
+        except KeyError:  # the branch went away meanwhile
+            raise _error(404, f"Invalid rev id: {rev}", "RevisionNotFound") from None
+        record = {"repo_type": repo.repo_type, "repo": repo.repo_id, "revision": branch, "sha": result.sha,
+                  "parent": result.parent, "summary": summary, "added": result.added, "changed": result.changed,
+                  "unchanged": result.unchanged, "deleted": result.deleted,
+                  "ops": [(key, path) for key, path, _ in pending]}
+        with self._log_lock:
+            self.commits_made.append(record)
+        return _json(200, {"success": True, "commitOid": result.sha,
+                           "commitUrl": f"{self._repo_url(repo)}/commit/{result.sha}", "hookOutput": ""})
+
+    # ---------------------------------------------------------------------------------------- git-lfs (D4, D5)
+    def _lfs(self, path: str, headers: dict[str, str], body: bytes) -> _Resp:
+        m = re.fullmatch(r"/(.+)\.git/info/lfs/objects/(batch|verify)", path)
+        if not m:
+            raise _not_found_route()
+        segs = m[1].split("/")
+        repo_type = "model"
+        if len(segs) > 1 and segs[0] in PLURAL and segs[0] != "models":
+            repo_type, segs = PLURAL[segs[0]], segs[1:]
+        if not 1 <= len(segs) <= 2 or not all(segs):
+            raise _not_found_route()
+
+        def redirect_to(new: str) -> str:
+            return f"/{URL_PREFIX[repo_type]}{quote(new, safe='/')}.git/info/lfs/objects/{m[2]}"
+
+        repo = self._access(repo_type, unquote("/".join(segs)), headers, redirect_to)
+        self._require_write(headers)
+        data = self._json_body(body)
+        if m[2] == "verify":
+            oid, size = data.get("oid"), data.get("size")
+            blob = self.store.blobs.get(oid) if isinstance(oid, str) and SHA256_RE.fullmatch(oid) else None
+            if blob is None or blob.size != size:
+                raise _error(404, f"Object {oid} not found (or not with size {size})")
+            return _json(200, {"success": True})
+        return self._lfs_batch(repo, data)
+
+    def _lfs_batch(self, repo: Repo, data: dict) -> _Resp:
+        if data.get("operation") != "upload":
+            raise _error(400, "Only the 'upload' operation is supported by the fake Hub")
+        if data.get("hash_algo", "sha256") != "sha256":
+            raise _error(409, "Unsupported hash algorithm")
+        objects, transfers = data.get("objects"), data.get("transfers") or ["basic"]
+        if not isinstance(objects, list):
+            raise _error(400, "Invalid batch request: 'objects' must be a list")
+        verify = {"href": f"{self._repo_url(repo)}.git/info/lfs/objects/verify"}
+        out = []
+        for obj in objects:
+            oid = obj.get("oid") if isinstance(obj, dict) else None
+            size = obj.get("size") if isinstance(obj, dict) else None
+            if not isinstance(oid, str) or not SHA256_RE.fullmatch(oid) or not isinstance(size, int) \
+                    or isinstance(size, bool) or size < 0:
+                out.append({"oid": str(oid), "size": size if isinstance(size, int) else 0,
+                            "error": {"code": 422, "message": "Invalid object"}})
+                continue
+            item: dict = {"oid": oid, "size": size, "authenticated": True}
+            blob = self.store.blobs.get(oid)
+            if blob is not None:  # already stored: no actions
+                if blob.size != size:
+                    item["error"] = {"code": 422, "message": f"Object {oid} is stored with size {blob.size}"}
+                out.append(item)
+                continue
+            if self.multipart_threshold is not None and size > self.multipart_threshold and "multipart" in transfers:
+                chunk = max(1, int(self.multipart_chunk_size))
+                upload_id = uuid.uuid4().hex
+                parts = -(-size // chunk)
+                with self._upload_lock:
+                    self._multipart[upload_id] = {"oid": oid, "size": size, "chunk": chunk, "parts": parts,
+                                                  "etags": {}}
+                header = {"chunk_size": str(chunk)}
+                for i in range(1, parts + 1):
+                    header[str(i)] = (f"{self.cdn_url}/upload/{oid}/{upload_id}/{i}"
+                                      f"?sig={self._sign_msg(f'part:{upload_id}:{i}')}")
+                upload = {"href": f"{self.url}/api/complete_multipart?upload_id={upload_id}"
+                                  f"&sig={self._sign_msg(f'complete:{upload_id}')}", "header": header}
+            else:
+                upload = {"href": f"{self.cdn_url}/upload/{oid}?size={size}&sig={self._sign_msg(f'put:{oid}:{size}')}"}
+            item["actions"] = {"upload": upload, "verify": verify}
+            out.append(item)
+        body = json.dumps({"transfer": "basic", "objects": out, "hash_algo": "sha256"}).encode()
+        return _Resp(200, [("Content-Type", LFS_CONTENT_TYPE)], body)
+
+    def _record_upload(self, path: str, size: int) -> None:
+        with self._log_lock:
+            self.uploads.append(("cdn", path, size))
+
+    def _cdn_put(self, path: str, query: str, body: "_BodyStream") -> _Resp:
+        """Signed LFS PUTs: a whole object (``/upload/<oid>``) or one multipart part (``/upload/<oid>/<id>/<n>``)."""
+        params = parse_qs(query)
+        sig = (params.get("sig") or [""])[-1]
+        m = re.fullmatch(r"/upload/([0-9a-f]{64})", path)
+        if m:
+            oid, size = m[1], (params.get("size") or [""])[-1]
+            if not size.isdigit() or not hmac.compare_digest(sig, self._sign_msg(f"put:{oid}:{size}")):
+                raise _error(403, "Signature does not match")
+            try:
+                self.store.blobs.put_stream(body, oid, int(size))
+            except BlobMismatch as exc:
+                raise _error(400, f"Upload rejected: {exc}") from None
+            self._record_upload(path, body.received)
+            return _Resp(200, [("ETag", f'"{oid}"')])
+        m = re.fullmatch(r"/upload/([0-9a-f]{64})/([0-9a-f]{32})/([1-9][0-9]*)", path)
+        if not m:
+            raise _not_found_route()
+        oid, upload_id, part = m[1], m[2], int(m[3])
+        if not hmac.compare_digest(sig, self._sign_msg(f"part:{upload_id}:{part}")):
+            raise _error(403, "Signature does not match")
+        with self._upload_lock:
+            session = self._multipart.get(upload_id)
+        if session is None or session["oid"] != oid or part > session["parts"]:
+            raise _error(404, "The specified upload does not exist")
+        target = self.root / "uploads" / upload_id / str(part)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        md5 = hashlib.md5()
+        tmp = target.with_name(f".{part}.{uuid.uuid4().hex}")
+        try:
+            with tmp.open("wb") as out:
+                for chunk in body:
+                    md5.update(chunk)
+                    out.write(chunk)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        etag = f'"{md5.hexdigest()}"'
+        with self._upload_lock:
+            session["etags"][part] = etag
+        self._record_upload(path, body.received)
+        return _Resp(200, [("ETag", etag)])
+
+    def _complete_multipart(self, query: str, body: bytes) -> _Resp:
+        """``{oid, parts: [{partNumber, etag}]}``: assemble the parts, check size and sha256, store the blob."""
+        params = parse_qs(query)
+        upload_id, sig = (params.get("upload_id") or [""])[-1], (params.get("sig") or [""])[-1]
+        if not hmac.compare_digest(sig, self._sign_msg(f"complete:{upload_id}")):
+            raise _error(403, "Signature does not match")
+        data = self._json_body(body)
+        with self._upload_lock:
+            session = self._multipart.pop(upload_id, None)  # one completion at a time
+        if session is None:
+            raise _error(404, "The specified upload does not exist")
+        folder = self.root / "uploads" / upload_id
+        try:
+            parts = data.get("parts")
+            wanted = [(i, session["etags"].get(i)) for i in range(1, session["parts"] + 1)]
+            if data.get("oid") != session["oid"]:
+                raise _error(400, "oid does not match the upload")
+            if not isinstance(parts, list) or \
+                    [(p.get("partNumber"), p.get("etag")) for p in parts if isinstance(p, dict)] != wanted:
+                raise _error(400, "Parts are missing or their ETags do not match")
+        except _Reply:
+            with self._upload_lock:
+                self._multipart[upload_id] = session
+            raise
+
+        def chunks():
+            for i in range(1, session["parts"] + 1):
+                with (folder / str(i)).open("rb") as fh:
+                    while chunk := fh.read(CHUNK):
+                        yield chunk
+
+        try:
+            self.store.blobs.put_stream(chunks(), session["oid"], session["size"])
+        except BlobMismatch as exc:
+            raise _error(400, f"Upload rejected: {exc}") from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return _json(200, {"success": True})
 
     # ---------------------------------------------------------------------------------------- faults
     @staticmethod

@@ -1,8 +1,10 @@
 """In-memory repository model behind the fake Hub (`tests/hubserver.py`).
 
-Owns: the content-addressed blob directory on disk (``<root>/blobs/<sha256>``), git blob sha1 / LFS pointer
-hashing (protocol doc section F), repos with branches, tags and commits, renames (aliases), revision
-resolution and the tree/paths-info/siblings entry shapes (section B).  No HTTP here.
+Owns: the content-addressed blob directory on disk (``<root>/blobs/<sha256>``, including verified streamed
+uploads), git blob sha1 / LFS pointer hashing (protocol doc section F), repos with branches, tags and commits,
+renames (aliases), revision resolution, the tree/paths-info/siblings entry shapes (section B) and the
+operation-level commits behind the upload API (section D6: add / delete file / delete folder, parent check).
+No HTTP here.
 """
 
 from __future__ import annotations
@@ -45,7 +47,18 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def unsafe_path(path: str) -> bool:
+    """True for repo paths the Hub refuses: empty, absolute, backslash, NUL, ``.``/``..``/empty segments, ``.git``."""
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        return True
+    return any(part in ("", ".", "..", ".git") for part in path.split("/"))
+
+
 # --------------------------------------------------------------------------------------------- blobs
+class BlobMismatch(ValueError):
+    """Streamed bytes do not match the announced sha256 / size (nothing was stored)."""
+
+
 @dataclass(frozen=True)
 class Blob:
     sha256: str
@@ -60,6 +73,7 @@ class BlobStore:
         self.dir = Path(root) / "blobs"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._path_cache: dict[tuple, Blob] = {}
+        self._index: dict[str, Blob] = {}  # sha256 -> Blob, for blobs written or looked up through this store
         self._lock = threading.Lock()
 
     def path(self, sha256: str) -> Path:
@@ -68,12 +82,60 @@ class BlobStore:
     def has(self, sha256: str) -> bool:
         return len(sha256) == 64 and self.path(sha256).is_file()
 
+    def get(self, sha256: str) -> Blob | None:
+        """The stored blob with this sha256 (its sha1 is computed, streamed, on the first look-up), or None."""
+        with self._lock:
+            blob = self._index.get(sha256)
+        if blob is not None and self.path(sha256).is_file():
+            return blob
+        if not self.has(sha256):
+            return None
+        path = self.path(sha256)
+        size = path.stat().st_size
+        sha1 = hashlib.sha1(git_blob_header(size))
+        with path.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                sha1.update(chunk)
+        return self._remember(Blob(sha256, sha1.hexdigest(), size))
+
+    def _remember(self, blob: Blob) -> Blob:
+        with self._lock:
+            self._index[blob.sha256] = blob
+        return blob
+
     def put_bytes(self, data: bytes) -> Blob:
         blob = Blob(hashlib.sha256(data).hexdigest(), git_blob_sha1(data), len(data))
         target = self.path(blob.sha256)
         if not target.exists():
             self._write_atomic(target, [data])
-        return blob
+        return self._remember(blob)
+
+    def put_stream(self, chunks: Iterable[bytes], sha256: str, size: int) -> Blob:
+        """Store the bytes of ``chunks`` (consumed to the end) if they hash to ``sha256`` and are ``size`` long.
+
+        Streamed to a temp file while hashing; raises `BlobMismatch` (and stores nothing) otherwise.
+        """
+        h256, sha1 = hashlib.sha256(), hashlib.sha1(git_blob_header(size))
+        received = 0
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    received += len(chunk)
+                    h256.update(chunk)
+                    if received <= size:  # never write more than announced
+                        sha1.update(chunk)
+                        out.write(chunk)
+            if received != size:
+                raise BlobMismatch(f"size mismatch: expected {size} bytes, received {received}")
+            if h256.hexdigest() != sha256:
+                raise BlobMismatch(f"sha256 mismatch: expected {sha256}, received {h256.hexdigest()}")
+            blob = Blob(sha256, sha1.hexdigest(), size)
+            os.replace(tmp, self.path(sha256))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self._remember(blob)
 
     def put_path(self, src: Path) -> Blob:
         src = Path(src)
@@ -103,7 +165,7 @@ class BlobStore:
             raise
         with self._lock:
             self._path_cache[key] = blob
-        return blob
+        return self._remember(blob)
 
     def _write_atomic(self, target: Path, chunks: Iterable[bytes]) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".incoming-")
@@ -252,6 +314,28 @@ class Repo:
         return current
 
 
+class ParentMismatch(Exception):
+    """``parent_commit`` is not the head of the branch being committed to."""
+
+
+class MissingPath(LookupError):
+    """A delete operation names a file / folder that is not in the tree."""
+
+    def __init__(self, path: str, folder: bool):
+        super().__init__(path)
+        self.path, self.folder = path, folder
+
+
+@dataclass
+class CommitResult:
+    sha: str
+    parent: str
+    added: list[str]  # paths that did not exist before
+    changed: list[str]  # paths whose content changed
+    unchanged: list[str]  # paths re-added with identical content
+    deleted: list[str]  # paths removed (folders expanded)
+
+
 class RepoStore:
     """All repos of one fake Hub, keyed by (repo_type, repo_id); thread-safe mutations."""
 
@@ -332,16 +416,66 @@ class RepoStore:
                 for path in [p for p in tree if p.startswith(gone + "/")]:
                     del tree[path]
             tree.update(entries)
-            self._counter += 1
-            digest = hashlib.sha1()
-            digest.update((parent_sha or "").encode() + b"\x00")
-            for path in sorted(tree):
-                digest.update(path.encode() + b"\x00" + tree[path].oid.encode() + b"\x00")
-            digest.update(message.encode() + b"\x00" + str(self._counter).encode())
-            sha = digest.hexdigest()
-            repo.commits[sha] = Commit(sha, parent_sha, tree, message, now_iso())
-            repo.branches[branch] = sha
-            return sha
+            return self._new_commit(repo, branch, parent_sha, tree, message)
+
+    def _new_commit(self, repo: Repo, branch: str, parent_sha: str | None, tree: dict[str, FileEntry],
+                    message: str) -> str:
+        """Record a commit of ``tree`` on top of ``parent_sha`` and move ``branch`` to it (caller holds the lock)."""
+        self._counter += 1
+        digest = hashlib.sha1()
+        digest.update((parent_sha or "").encode() + b"\x00")
+        for path in sorted(tree):
+            digest.update(path.encode() + b"\x00" + tree[path].oid.encode() + b"\x00")
+        digest.update(message.encode() + b"\x00" + str(self._counter).encode())
+        sha = digest.hexdigest()
+        repo.commits[sha] = Commit(sha, parent_sha, tree, message, now_iso())
+        repo.branches[branch] = sha
+        return sha
+
+    def apply(self, repo: Repo, branch: str, ops: Iterable[tuple[str, str, FileEntry | None]], message: str,
+              parent_commit: str | None = None) -> CommitResult:
+        """Commit operations, in order, on top of the head of existing ``branch`` (the upload API's commit).
+
+        ``ops`` items are ``("add", path, entry)``, ``("delete_file", path, None)`` or
+        ``("delete_folder", path, None)``.  Raises `ParentMismatch` when ``parent_commit`` (full sha or a prefix
+        of it) is given and is not the head, `MissingPath` when a delete names nothing, KeyError for a missing
+        branch.  Nothing changes unless the whole commit succeeds.
+        """
+        ops = list(ops)
+        with self.lock:
+            parent_sha = repo.branches[branch]
+            if parent_commit is not None and not (parent_commit and parent_sha.startswith(parent_commit.lower())):
+                raise ParentMismatch(parent_commit)
+            before = repo.commits[parent_sha].files
+            tree = dict(before)
+            deleted: list[str] = []
+            for kind, path, entry in ops:
+                if kind == "add":
+                    tree[path] = entry
+                elif kind == "delete_file":
+                    if path not in tree:
+                        raise MissingPath(path, folder=False)
+                    del tree[path]
+                    deleted.append(path)
+                elif kind == "delete_folder":
+                    gone = [p for p in tree if p.startswith(path + "/")]
+                    if not gone:
+                        raise MissingPath(path, folder=True)
+                    for p in gone:
+                        del tree[p]
+                    deleted += sorted(gone)
+                else:
+                    raise ValueError(f"unknown operation {kind!r}")
+            added, changed, unchanged, seen = [], [], [], set()
+            for kind, path, _ in ops:
+                if kind != "add" or path not in tree or path in seen:
+                    continue
+                seen.add(path)
+                old = before.get(path)
+                (added if old is None else unchanged if old.oid == tree[path].oid else changed).append(path)
+            deleted = [p for p in dict.fromkeys(deleted) if p not in tree]
+            sha = self._new_commit(repo, branch, parent_sha, tree, message)
+            return CommitResult(sha, parent_sha, added, changed, unchanged, deleted)
 
     def rename(self, old: str, new: str, repo_type: str) -> None:
         self._check_type(repo_type)
