@@ -9,6 +9,7 @@ the full CLI, which calls the same :func:`resolve_path`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,16 +18,15 @@ from .errors import HubMirrorError
 
 def home_without_config(home: Path | None, config_path: Path | None) -> Path:
     """Read-only commands work from --home, else a config if one is found, else $HUBMIRROR_HOME/default."""
-    from .config import default_home, find_config_path, load_config
-
-    if home is not None:
+    if home is not None:  # no config module (and its YAML parser) to import: resolve stays fast
         return home.expanduser().absolute()
-    try:
-        return load_config(find_config_path(config_path)).home
-    except HubMirrorError:
-        if config_path is not None:
-            raise
+    from .config import CONFIG_FILENAME, default_home, find_config_path, load_config
+
+    # Only "there is no config at all" falls back to the default home; a config that exists (or is named
+    # by -c or $HUBMIRROR_CONFIG) and is broken is an error, never silently ignored.
+    if config_path is None and "HUBMIRROR_CONFIG" not in os.environ and not Path(CONFIG_FILENAME).exists():
         return default_home()
+    return load_config(find_config_path(config_path)).home
 
 
 def resolve_path(home: Path, repo: str, filename: str | None, revision: str, repo_type: str) -> Path:

@@ -127,20 +127,31 @@ class StoreStats:
 class Index:
     """The index of one store. Open with :func:`open_index`; close when done."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
         self.conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
         self._db: sqlite_utils.Database | None = None
         self.conn.execute("PRAGMA busy_timeout = 60000")
-        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute(f"PRAGMA synchronous = {'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path} has index schema {version}, newer than this hubmirror understands "
                              f"({SCHEMA_VERSION}); upgrade hubmirror")
         if version < SCHEMA_VERSION:
-            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                self.db.enable_wal()
-            _apply_migrations(self.db)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date; safe when several processes open a fresh store at once."""
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("BEGIN IMMEDIATE")  # one migrator at a time; the others wait (busy_timeout)
+        try:
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                _apply_migrations(self.db)  # nested in our transaction: sqlite-utils uses savepoints
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
 
     @property
     def db(self) -> sqlite_utils.Database:
