@@ -52,7 +52,7 @@ class UpstreamConfig:
     endpoint: str = DEFAULT_ENDPOINT
     token: str | None = field(default=None, repr=False)  # repr=False: a logged Config never shows it
     timeout: float = 30.0
-    max_retries: int = 5
+    max_retries: int = 8
     max_requests_per_5min: int = 800
 
 
@@ -577,7 +577,7 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         endpoint=_check_endpoint(reader, endpoint),
         token=reader.secret(up, ("upstream",), "token"),
         timeout=reader.duration(up, ("upstream",), "timeout", 30.0, positive=True),
-        max_retries=reader.integer(up, ("upstream",), "max_retries", 5, 0, 100),
+        max_retries=reader.integer(up, ("upstream",), "max_retries", 8, 0, 100),
         max_requests_per_5min=reader.integer(up, ("upstream",), "max_requests_per_5min", 800, 1),
     )
 

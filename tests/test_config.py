@@ -68,7 +68,7 @@ def test_example_loads_with_env_and_exposes_every_key() -> None:
     assert config.home == base / "mirror"
     assert config.lock_path == base / "hubmirror.lock"
     assert config.upstream == UpstreamConfig(endpoint="https://huggingface.co", token=SECRET, timeout=60.0,
-                                             max_retries=5, max_requests_per_5min=800)
+                                             max_retries=8, max_requests_per_5min=800)
     assert config.sync == SyncConfig(workers=8, every=6 * 3600.0, cron=None, jitter=300.0)
     assert config.repos == (
         RepoSpec(repo="sentence-transformers/all-MiniLM-L6-v2", type="model", revisions=("main",),
