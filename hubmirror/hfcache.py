@@ -71,6 +71,8 @@ class HFCacheView:
     def _link_blob(self, record: FileRecord, blobs_dir: Path) -> None:
         target = blobs_dir / record.etag
         if target.exists():
+            if target.is_symlink():
+                self.link_mode = "symlink"  # laid out before where hard links were impossible: say so
             return
         source = self.store.blob_path(record.sha256)
         tmp = blobs_dir / f".{record.etag}.{uuid.uuid4().hex[:8]}.tmp"
@@ -88,13 +90,15 @@ class HFCacheView:
         os.replace(tmp, target)
 
     # -- one commit ------------------------------------------------------------------------------
-    def add_snapshot(self, repo: Repo, commit: str, files: list[FileRecord]) -> Path:
+    def add_snapshot(self, repo: Repo, commit: str, files: list[FileRecord], *,
+                     folder: str | None = None) -> Path:
         """Lay out ``snapshots/<commit>`` for these files; returns the snapshot directory.
 
         A new snapshot is built under a temp name and renamed into place, so a reader never sees a
-        snapshot folder with files missing; an existing one only gains links (a widened pattern set)."""
+        snapshot folder with files missing; an existing one only gains links (a widened pattern set).
+        ``folder`` lays it out under another repo folder name (an old name kept as a real folder)."""
         self._prepare_root()
-        repo_dir = self.root / repo_folder_name(repo.type, repo.name)
+        repo_dir = self.root / (folder or repo_folder_name(repo.type, repo.name))
         blobs_dir = repo_dir / "blobs"
         blobs_dir.mkdir(parents=True, exist_ok=True)
         (repo_dir / "snapshots").mkdir(exist_ok=True)
@@ -121,20 +125,34 @@ class HFCacheView:
                 shutil.rmtree(build, ignore_errors=True)
         return final
 
-    def set_ref(self, repo: Repo, ref: str, commit: str) -> None:
-        refs_dir = self.root / repo_folder_name(repo.type, repo.name) / "refs"
+    def set_ref(self, repo: Repo, ref: str, commit: str, *, folder: str | None = None) -> None:
+        refs_dir = self.root / (folder or repo_folder_name(repo.type, repo.name)) / "refs"
         _atomic_write_text(refs_dir.joinpath(*safe_relpath(ref).split("/")), commit)
 
-    def add_alias(self, repo: Repo, alias: str) -> None:
-        """``models--old--name`` → ``models--new--name``, so code using an old name still finds it."""
+    def add_alias(self, repo: Repo, alias: str) -> bool:
+        """``models--old--name`` → ``models--new--name``, so code using an old name still finds it.
+
+        Returns False when the old name is a real folder (mirrored before the rename, or the user's own
+        cache): it is kept, and the caller lays the repo out in it too so its refs do not go stale."""
         link = self.root / repo_folder_name(repo.type, alias)
         target = repo_folder_name(repo.type, repo.name)
         if link.is_symlink() and os.readlink(link) == target:
-            return
+            return True
         if link.exists() and not link.is_symlink():
-            logger.warning("%s exists as a real folder; not replacing it with an alias link", link)
-            return
+            logger.info("%s exists as a real folder; keeping it up to date instead of an alias link", link)
+            return False
         _atomic_symlink(target, link)
+        return True
+
+    def _update_aliases(self, repo: Repo, commits: list[str]) -> None:
+        for alias in self.index.aliases(repo):
+            if self.add_alias(repo, alias):
+                continue
+            folder = repo_folder_name(repo.type, alias)
+            for commit in commits:
+                self.add_snapshot(repo, commit, self.index.files(repo, commit), folder=folder)
+            for ref in self.index.refs(repo):
+                self.set_ref(repo, ref.name, ref.commit, folder=folder)
 
     # -- whole repos -----------------------------------------------------------------------------
     def update_repo(self, repo: Repo) -> int:
@@ -144,8 +162,7 @@ class HFCacheView:
             self.add_snapshot(repo, commit.sha, self.index.files(repo, commit.sha))
         for ref in self.index.refs(repo):
             self.set_ref(repo, ref.name, ref.commit)
-        for alias in self.index.aliases(repo):
-            self.add_alias(repo, alias)
+        self._update_aliases(repo, [commit.sha for commit in commits])
         return len(commits)
 
     def update(self, repo_type: str, name: str, commit: str) -> None:
@@ -156,8 +173,7 @@ class HFCacheView:
         self.add_snapshot(repo, commit, self.index.files(repo, commit))
         for ref in self.index.refs(repo):
             self.set_ref(repo, ref.name, ref.commit)
-        for alias in self.index.aliases(repo):
-            self.add_alias(repo, alias)
+        self._update_aliases(repo, [commit])
 
     def rebuild(self) -> ViewReport:
         """Lay out every mirrored repo (idempotent: existing links are kept)."""

@@ -1,8 +1,10 @@
 """Import an existing ``huggingface_hub`` cache into the store, verifying every file against its name.
 
 In an HF cache a blob's file name is its etag: the sha256 of an LFS file, the git blob sha1 of a regular
-one, so each imported file is checked against the hash its name promises. A snapshot is imported only
-when all its files are present and verify; refs follow their commits. Importing twice changes nothing.
+one, so each imported file is checked against the hash its name promises. A corrupt file or a dangling
+link is skipped (and reported) and the rest of its snapshot imported: HF-cache snapshots are often partial
+anyway, and a later import of a repaired or grown cache adds the files a mirrored commit lacks. Refs follow
+their commits. Importing twice changes nothing.
 """
 
 from __future__ import annotations
@@ -69,11 +71,15 @@ class CacheImporter:
         for snap in sorted(snapshots.iterdir()) if snapshots.is_dir() else []:
             if not is_sha1(snap.name) or not snap.is_dir():
                 continue
-            if self.index.commit_complete(repo_type, name, snap.name):
+            known = self._known_paths(repo_type, name, snap.name)
+            if known is not None and all(rel in known for rel in _snapshot_files(snap).values()):
                 report.commits_present += 1
                 imported.add(snap.name)
                 continue
-            if self._import_snapshot(repo_dir, repo_type, name, snap, report):
+            if self._import_snapshot(repo_dir, repo_type, name, snap, report, known or set()):
+                imported.add(snap.name)
+            elif known is not None:  # mirrored already; nothing this cache adds could be used
+                report.commits_present += 1
                 imported.add(snap.name)
         refs_dir = repo_dir / "refs"
         for ref_file in sorted(refs_dir.rglob("*")) if refs_dir.is_dir() else []:
@@ -86,15 +92,24 @@ class CacheImporter:
                     if self.index.set_ref(repo_type, name, ref, commit):
                         report.refs += 1
 
+    def _known_paths(self, repo_type: str, name: str, sha: str) -> set[str] | None:
+        """The paths the index has for a complete commit, or None when it is not mirrored."""
+        repo = self.index.find_repo(repo_type, name)
+        if repo is None or not self.index.commit_complete(repo_type, name, sha):
+            return None
+        return {f.path for f in self.index.files(repo, sha)}
+
     def _import_snapshot(self, repo_dir: Path, repo_type: str, name: str, snap: Path,
-                         report: ImportReport) -> bool:
+                         report: ImportReport, known: set[str]) -> bool:
+        """Import the files of ``snap`` not in ``known``; True if any was recorded."""
         label = f"{repo_type} {name}@{snap.name[:12]}"
         records: list[FileRecord] = []
         blobs: list[BlobRecord] = []
         problems: list[str] = []
         new_files = new_bytes = saved = 0
-        for path in sorted(p for p in snap.rglob("*") if p.is_file() or p.is_symlink()):
-            rel = path.relative_to(snap).as_posix()
+        for path, rel in _snapshot_files(snap).items():
+            if rel in known:
+                continue
             try:
                 safe_relpath(rel)
             except UnsafePathError as exc:
@@ -121,7 +136,8 @@ class CacheImporter:
             report.skipped.append(f"{label}: {problem}, skipped")
             logger.warning("import %s: %s, skipped", label, problem)
         if not records:
-            report.skipped.append(f"{label}: no usable files, snapshot skipped")
+            if not known:
+                report.skipped.append(f"{label}: no usable files, snapshot skipped")
             return False
         with self.store.write_lock():
             self.index.publish_commit(repo_type, name, snap.name, records, blobs, source="import")
@@ -154,6 +170,12 @@ class CacheImporter:
         _, data_sha1, _ = hash_file(path)
         info = self.store.ingest_file(path, Expected(size=size, git_sha1=data_sha1))
         return (info.sha256, size, data_sha1, False), BlobRecord(info.sha256, size, data_sha1), info.fetched
+
+
+def _snapshot_files(snap: Path) -> dict[Path, str]:
+    """Files and links of a snapshot folder → their repo-relative paths, sorted."""
+    return {p: p.relative_to(snap).as_posix()
+            for p in sorted(p for p in snap.rglob("*") if p.is_file() or p.is_symlink())}
 
 
 def _pointer_oid(sha256: str, size: int) -> str:

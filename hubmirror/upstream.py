@@ -151,7 +151,9 @@ class UpstreamClient:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self._sleep_before_retry(attempt - 1, response)
-            self.gate.wait(counted=_origin(url) == _origin(self.endpoint))
+            # The budget covers API calls (the Hub's "api" rate-limit scope); file downloads are not API
+            # calls and are not counted, so a sync of thousands of files does not stall on it.
+            self.gate.wait(counted=_origin(url) == _origin(self.endpoint) and urlsplit(url).path.startswith("/api/"))
             with self._counter_lock:
                 self.requests += 1
             try:
