@@ -28,6 +28,8 @@ class Schedule:
     def __init__(self, every: float | None = None, cron: str | None = None, jitter: float = 0.0) -> None:
         if (every is None) == (cron is None):
             raise ValueError("a schedule needs exactly one of every or cron")
+        if every is not None and not every > 0:  # 0 would make the skip loop below spin forever
+            raise ValueError(f"every must be greater than 0 seconds, got {every:g}")
         self.every = every
         self.cron: Cron | None = parse_cron(cron) if cron else None
         self.jitter = jitter

@@ -60,8 +60,10 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
         server.start()
         logger.info("serving %s on http://%s:%d", config.home, config.serve.host, config.serve.port)
     threads = []
+    failures: list[Exception] = []
     if config.watch:
-        watcher = threading.Thread(target=_guard, args=(_watch, config, stop), name="hubmirror-watch")
+        watcher = threading.Thread(target=_guard, args=(_watch, config, stop, failures),
+                                   name="hubmirror-watch")
         watcher.start()
         threads.append(watcher)
     try:
@@ -75,13 +77,20 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
             thread.join(timeout=60)
         if server is not None:
             server.stop()
+    if failures:  # a non-zero exit, so a supervisor (systemd Restart=on-failure) sees it and restarts
+        error = failures[0]
+        if isinstance(error, HubMirrorError):
+            raise error
+        raise HubMirrorError(f"hubmirror run stopped: a part failed ({type(error).__name__}: {error})") \
+            from error
 
 
-def _guard(target: Callable[[Config, threading.Event], None], config: Config, stop: threading.Event) -> None:
+def _guard(target: Callable[[Config, threading.Event], None], config: Config, stop: threading.Event,
+           failures: list[Exception]) -> None:
     """A part that dies takes the whole service down (loudly) rather than limping on without it."""
     try:
         target(config, stop)
-    except Exception:
+    except Exception as exc:
         logger.exception("%s stopped with an error; stopping hubmirror run", target.__name__)
+        failures.append(exc)
         stop.set()
-        raise

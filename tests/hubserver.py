@@ -79,6 +79,7 @@ class RequestLog:
     origin: str  # "api" | "cdn"
     range: str | None
     fault: str | None = None  # injected fault kind, if any
+    at: float = field(default_factory=time.monotonic)  # when the request arrived (time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _handle(self) -> None:
+        arrived = time.monotonic()
         hub, origin = self.server.hub, self.server.origin
         streamed = origin == "cdn" and self.command == "PUT"  # upload bodies: read while storing, never whole
         body = _BodyStream(self.rfile, self.headers) if streamed else self._read_body()
@@ -362,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in self.headers.items():
             key = key.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        entry = RequestLog(self.command, self.path, 0, 0, headers, origin, headers.get("range"))
+        entry = RequestLog(self.command, self.path, 0, 0, headers, origin, headers.get("range"), at=arrived)
         hub._log(entry)
         fault = hub.faults._draw(self.path)
         if fault is not None:
