@@ -160,8 +160,9 @@ def sync(
             _sync_on_schedule(config, every, cron, as_json)
             return
         observer = SyncProgress() if progress_wanted(progress and not as_json) else None
-        with Mirror(config.home) as mirror, (observer or nullcontext()):
-            report = mirror.sync(config, repos or (), dry_run=dry_run, locked=locked, observer=observer)
+        with Mirror(config.home) as mirror, (observer or nullcontext()), _stop_on_signals() as stop:
+            report = mirror.sync(config, repos or (), dry_run=dry_run, locked=locked, observer=observer,
+                                 stop=stop)
         _print_json(report.as_dict()) if as_json else _print_report(report)
         raise typer.Exit(report.exit_code)
 
@@ -175,9 +176,9 @@ def _sync_on_schedule(config: Config, every: str | None, cron: str | None, as_js
         seconds = parse_duration(every) if every is not None else None
         if cron is not None:
             parse_cron(cron)
+        schedule = schedule_for(config, seconds, cron)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    schedule = schedule_for(config, seconds, cron)
     if schedule is None:
         raise HubMirrorError("--scheduled: the config has neither sync.every nor sync.cron")
 

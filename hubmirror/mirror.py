@@ -69,10 +69,10 @@ class Mirror:
                       on_published=self.on_published, stop=stop)
 
     @staticmethod
-    def client_for(config: Config) -> UpstreamClient:
+    def client_for(config: Config, stop: threading.Event | None = None) -> UpstreamClient:
         up = config.upstream
         return UpstreamClient(up.endpoint, up.token, timeout=up.timeout, max_retries=up.max_retries,
-                              pool_size=config.sync.workers, budget=up.max_requests_per_5min)
+                              pool_size=config.sync.workers, budget=up.max_requests_per_5min, stop=stop)
 
     def sync(self, config: Config, repos: Sequence[str] = (), *, dry_run: bool = False,
              locked: bool = False, observer: SyncObserver | None = None,
@@ -81,7 +81,7 @@ class Mirror:
         per-repo failures are in the report."""
         specs = config.select(repos) if repos else config.repos
         pins = read_lock(config.lock_path) if locked else None
-        with self.client_for(config) as client:
+        with self.client_for(config, stop) as client:
             syncer = self._syncer(config, client, observer, stop)
             try:
                 if pins is not None:

@@ -93,6 +93,7 @@ class SyncReport:
     duration: float = 0.0
     dry_run: bool = False
     run_id: int | None = None
+    planned: int = 0  # repo revisions this run set out to sync
 
     @property
     def ok(self) -> bool:
@@ -168,6 +169,7 @@ class Syncer:
         if not dry_run:
             self.store.sweep_tmp()
             report.run_id = self.index.start_sync_run()
+        report.planned = len(jobs)
         for spec, revision, pin in jobs:
             if self.stop.is_set():
                 logger.warning("sync stopped before %s %s@%s", spec.type, spec.repo, revision)
@@ -192,7 +194,8 @@ class Syncer:
     def _record_run(self, report: SyncReport) -> None:
         failed = [r for r in report.results if not r.ok]
         outcome = "ok" if not failed else ("failed" if len(failed) == len(report.results) else "partial")
-        if self.stop.is_set():
+        # Interrupted only if work was cut short, not if SIGTERM came as a complete run was ending.
+        if len(report.results) < report.planned or any(r.error_type == "Interrupted" for r in failed):
             outcome = "interrupted"
         self.index.finish_sync_run(
             report.run_id, outcome=outcome, repos_ok=len(report.results) - len(failed),

@@ -27,6 +27,7 @@ from .errors import (
     ConflictError,
     EntryNotFoundError,
     GatedRepoError,
+    Interrupted,
     RepoNotFoundError,
     RevisionNotFoundError,
     UpstreamError,
@@ -68,9 +69,11 @@ class RateGate:
     """Process-wide pacing shared by every worker: a 429 pauses everyone, and at most ``budget``
     requests go to the API origin in any 5-minute window (``window`` seconds; tests shorten it)."""
 
-    def __init__(self, budget: int | None, window: float = BUDGET_WINDOW) -> None:
+    def __init__(self, budget: int | None, window: float = BUDGET_WINDOW,
+                 stop: threading.Event | None = None) -> None:
         self.budget = budget
         self.window = window
+        self.stop = stop or threading.Event()  # set: waiting ends with Interrupted (SIGTERM stays prompt)
         self._lock = threading.Lock()
         self._sent: deque[float] = deque()
         self._not_before = 0.0
@@ -93,8 +96,11 @@ class RateGate:
                     if counted:
                         self._sent.append(now)
                     return
-            logger.debug("rate gate: waiting %.1fs", delay)
-            time.sleep(min(delay, 5.0))
+            # A long wait is news in a service log: say why the sync seems to stand still.
+            (logger.info if delay > 1 else logger.debug)(
+                "rate limit: waiting %.1fs (upstream.max_requests_per_5min, or a 429's Retry-After)", delay)
+            if self.stop.wait(min(delay, 5.0)):
+                raise Interrupted("stopped on request while waiting for the upstream rate limit")
 
 
 class UpstreamClient:
@@ -102,12 +108,14 @@ class UpstreamClient:
 
     def __init__(self, endpoint: str, token: str | None = None, *, timeout: float = 30.0,
                  max_retries: int = 8, pool_size: int = 16, budget: int | None = None,
-                 backoff: float = 0.25, max_backoff: float = 30.0) -> None:
+                 backoff: float = 0.25, max_backoff: float = 30.0,
+                 stop: threading.Event | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._token = token
         self.max_retries = max_retries
         self.backoff, self.max_backoff = backoff, max_backoff
-        self.gate = RateGate(budget)
+        self.stop = stop or threading.Event()
+        self.gate = RateGate(budget, stop=self.stop)
         self._counter_lock = threading.Lock()
         self.requests = 0
         self._http = httpx2.Client(
@@ -141,7 +149,8 @@ class UpstreamClient:
                 wait = hinted
                 if response.status_code == 429:
                     self.gate.pause(hinted)
-        time.sleep(min(wait, self.max_backoff))
+        if self.stop.wait(min(wait, self.max_backoff)):
+            raise Interrupted("stopped on request while waiting to retry")
 
     def _send(self, method: str, url: str, *, what: str, headers: dict[str, str] | None = None,
               stream: bool = False, **kwargs: Any) -> httpx2.Response:

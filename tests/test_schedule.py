@@ -477,8 +477,14 @@ def test_configured_budget_holds_requests_beyond_it(
     time.sleep(2.0)
     assert api_calls(upstream) == 15
     assert proc.poll() is None  # still waiting for the window, not failing
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    # SIGTERM ends the wait at once (it would otherwise last the rest of the 5-minute window); a one-shot
+    # sync cut short exits 130 (not every repo synced), after recording the run.
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 130
+    assert time.monotonic() - started < 10
+    assert api_calls(upstream) == 15
+    assert status_json(home)["sync_runs"][0]["outcome"] == "interrupted"
 
 
 def test_a_429_pauses_every_worker_for_retry_after(
@@ -665,12 +671,24 @@ def test_a_part_that_dies_makes_hubmirror_run_fail(
 @pytest.mark.parametrize("flags", [("--every", "0s"), ("--every", "1s", "--cron", "0 3 * * *")],
                          ids=["every-zero", "every-and-cron"])
 def test_impossible_schedules_end_at_once(make_config, flags: tuple[str, ...]) -> None:
-    """``--every 0s`` used to spin forever (ignoring SIGTERM); both now exit non-zero at once.
-    (The CLI should make these usage errors, exit 2; today they end with a traceback, exit 1.)"""
+    """``--every 0s`` used to spin forever (ignoring SIGTERM); both are usage errors now."""
     cfg = make_config([{"repo": "org/a"}], upstream={"max_retries": 0})
     result = run_cli("-c", str(cfg), "sync", *flags, timeout=30)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "greater than 0" in result.stderr or "exactly one of every or cron" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_hubmirror_run_fails_clearly_when_the_serve_port_is_taken(make_config) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = make_config([{"repo": "org/a"}], serve={"port": port})
+        result = run_cli("-c", str(cfg), "run", timeout=60)
+    assert result.returncode == 1
+    assert f"could not serve on http://127.0.0.1:{port} (is the port in use?)" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # ================================================================================ 6. service and cron files

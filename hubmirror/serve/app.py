@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from starlette.requests import Request
@@ -61,6 +62,8 @@ class HubApp:
             if not authorized:
                 raise HubHTTPError(401, "Invalid user token")
             return reads.whoami()
+        if r.endpoint == "validate_yaml" and method == "POST":
+            return await reads.validate_yaml(request)
         if r.endpoint in ("create_repo", "preupload", "commit", "lfs_batch", "lfs_upload", "lfs_verify"):
             return await self._write(request, r, authorized)
         if r.endpoint in ("repo_info", "tree", "paths_info", "resolve") and method in ("GET", "HEAD", "POST"):
@@ -122,10 +125,18 @@ class BackgroundServer:
         config = uvicorn.Config(create_app(home, token), host=host, port=port, log_level="warning",
                                 access_log=False, server_header=False, timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
+        self._host, self._port = host, port
         self._thread = threading.Thread(target=self._server.run, name="hubmirror-serve", daemon=True)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 15.0) -> None:
+        """Start serving; raises if the server could not bind (port in use, bad address)."""
         self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self._server.started:
+            self.stop()
+            raise HubMirrorError(f"could not serve on http://{self._host}:{self._port} (is the port in use?)")
 
     def stop(self) -> None:
         self._server.should_exit = True
