@@ -30,6 +30,7 @@ class AutoPush:
         self.specs = {self._key(s): s for s in specs}
         self.retry_min, self.retry_max = retry_min, retry_max
         self.watcher = FolderWatcher(specs, self._enqueue, settle=settle)
+        self._orphans: set[int] = set()  # ids of jobs whose target left the config (warned about)
 
     @staticmethod
     def _key(spec: WatchSpec) -> tuple[str, str, str, str]:
@@ -60,8 +61,10 @@ class AutoPush:
         for job in self.book.jobs(due_before=time.time()):
             spec = self.specs.get((job.folder, job.repo, job.type, job.revision))
             if spec is None:
-                logger.warning("outbox job for %s → %s is no longer in the config's watch list; kept",
-                               job.folder, job.repo)
+                if job.id not in self._orphans:  # once, not on every poll
+                    self._orphans.add(job.id)
+                    logger.warning("outbox job for %s → %s is no longer in the config's watch list; kept",
+                                   job.folder, job.repo)
                 continue
             done += self._run_job(job, spec)
         return done

@@ -20,7 +20,6 @@ from .config import Config, find_config_path, load_config
 from .entry import home_without_config
 from .errors import HubMirrorError
 from .mirror import Mirror
-from .progress import SyncProgress, progress_wanted
 from .sync import SyncReport
 
 app = typer.Typer(
@@ -94,6 +93,15 @@ def _home_without_config(state: _State) -> Path:
     return home_without_config(state.home, state.config_path)
 
 
+def _progress(enabled: bool):  # noqa: ANN202 - a SyncProgress or None
+    """A progress bar on a terminal (rich is imported only then), else None."""
+    if not (enabled and sys.stderr.isatty()):
+        return None
+    from .progress import SyncProgress
+
+    return SyncProgress()
+
+
 def human_size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
@@ -159,7 +167,7 @@ def sync(
         if every is not None or cron is not None or scheduled:
             _sync_on_schedule(config, every, cron, as_json)
             return
-        observer = SyncProgress() if progress_wanted(progress and not as_json) else None
+        observer = _progress(progress and not as_json)
         with Mirror(config.home) as mirror, (observer or nullcontext()), _stop_on_signals() as stop:
             report = mirror.sync(config, repos or (), dry_run=dry_run, locked=locked, observer=observer,
                                  stop=stop)
@@ -201,7 +209,7 @@ def lock(
     state: _State = ctx.obj
     with _errors():
         config = _config(state)
-        observer = SyncProgress() if progress_wanted(not as_json) else None
+        observer = _progress(not as_json)
         with Mirror(config.home) as mirror, (observer or nullcontext()):
             report, path = mirror.lock(config, observer=observer)
         if as_json:

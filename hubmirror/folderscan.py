@@ -17,7 +17,8 @@ IGNORED_FILES = ("*.tmp", "*.temp", "*.incomplete", "*.lock", "*.part", "*.parti
 
 def is_ignored(relpath: str) -> bool:
     parts = relpath.split("/")
-    if any(p in IGNORED_DIRS for p in parts[:-1]) or relpath.startswith(".cache/huggingface/"):
+    # all parts: the folder itself (a watcher event on '.git') and a '.git' *file* (a submodule's pointer)
+    if any(p in IGNORED_DIRS for p in parts) or relpath.startswith(".cache/huggingface/"):
         return True
     return any(fnmatch.fnmatchcase(parts[-1], pattern) for pattern in IGNORED_FILES)
 
@@ -28,7 +29,18 @@ def scan_folder(folder: Path) -> tuple[dict[str, os.stat_result], list[str]]:
     files: dict[str, os.stat_result] = {}
     skipped: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
+        kept = []
+        for name in sorted(d for d in dirnames if d not in IGNORED_DIRS):
+            full = Path(dirpath) / name
+            if full.is_symlink():  # os.walk does not follow it; say so rather than drop it silently
+                target = full.resolve()
+                where = "inside" if target.is_relative_to(root) else "outside"
+                rel = full.relative_to(root).as_posix()
+                skipped.append(f"'{rel}' is a link to the folder {target}, {where} the folder: not followed, "
+                               "not uploaded")
+                continue
+            kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()

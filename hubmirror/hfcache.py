@@ -48,6 +48,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def _atomic_symlink(target: str, link: Path) -> None:
+    """Create or replace a symlink atomically."""
     tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.tmp")
     os.symlink(target, tmp)
     os.replace(tmp, link)
@@ -69,25 +70,25 @@ class HFCacheView:
 
     # -- blobs -----------------------------------------------------------------------------------
     def _link_blob(self, record: FileRecord, blobs_dir: Path) -> None:
+        # Creating a (hard or symbolic) link is atomic by itself: no temp name needed, and an existing
+        # blob costs one failed system call.
         target = blobs_dir / record.etag
-        if target.exists():
+        source = self.store.blob_path(record.sha256)
+        try:
+            if self.link_mode == "hardlink":
+                try:
+                    os.link(source, target)
+                    return
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                        raise
+                    logger.info("cannot hard-link into %s (%s); the view links blobs by symlink instead",
+                                self.root, exc.strerror)
+                    self.link_mode = "symlink"
+            os.symlink(source, target)
+        except FileExistsError:
             if target.is_symlink():
                 self.link_mode = "symlink"  # laid out before where hard links were impossible: say so
-            return
-        source = self.store.blob_path(record.sha256)
-        tmp = blobs_dir / f".{record.etag}.{uuid.uuid4().hex[:8]}.tmp"
-        if self.link_mode == "hardlink":
-            try:
-                os.link(source, tmp)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                    raise
-                logger.info("cannot hard-link into %s (%s); the view links blobs by symlink instead",
-                            self.root, exc.strerror)
-                self.link_mode = "symlink"
-        if self.link_mode == "symlink":
-            os.symlink(source, tmp)
-        os.replace(tmp, target)
 
     # -- one commit ------------------------------------------------------------------------------
     def add_snapshot(self, repo: Repo, commit: str, files: list[FileRecord], *,
@@ -107,16 +108,20 @@ class HFCacheView:
         final = repo_dir / "snapshots" / commit
         exists = final.is_dir()
         build = final if exists else repo_dir / "snapshots" / f".{commit}.{uuid.uuid4().hex[:8]}.tmp"
+        made: set[Path] = set()
         for record in files:
-            link = build.joinpath(*safe_relpath(record.path).split("/"))
-            if exists and os.path.lexists(link):
-                continue
-            link.parent.mkdir(parents=True, exist_ok=True)
-            target = os.path.relpath(blobs_dir / record.etag, link.parent)
-            if exists:
-                _atomic_symlink(target, link)
-            else:
+            parts = safe_relpath(record.path).split("/")
+            link = build.joinpath(*parts)
+            if link.parent not in made:
+                link.parent.mkdir(parents=True, exist_ok=True)
+                made.add(link.parent)
+            # snapshots/<commit>/<dirs…>/<file> → ../../<one more per dir>/blobs/<etag>
+            target = "../" * (len(parts) + 1) + "blobs/" + record.etag
+            try:
                 os.symlink(target, link)
+            except FileExistsError:
+                if not exists:
+                    raise
         if not exists:
             try:
                 os.rename(build, final)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -153,9 +154,24 @@ class Index:
             self.conn.execute("ROLLBACK")
             raise
 
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: take the write lock up front, so a read-then-write
+        never fails on a snapshot another writer moved past). Nested calls join the outer one."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
     @property
     def db(self) -> sqlite_utils.Database:
-        """sqlite-utils over the same connection, for writes (transactions, migrations)."""
+        """sqlite-utils over the same connection, for migrations (imported only when they run)."""
         if self._db is None:
             import sqlite_utils
 
@@ -199,11 +215,11 @@ class Index:
         rows = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, name))
         if rows:
             if private is not None:
-                self.db.execute("UPDATE repos SET private = ? WHERE id = ?", (int(private), rows[0][0]))
+                self.conn.execute("UPDATE repos SET private = ? WHERE id = ?", (int(private), rows[0][0]))
             return int(rows[0][0])
         # A repo renamed back and forth: the new canonical name must not also be an alias.
-        self.db.execute("DELETE FROM aliases WHERE type = ? AND alias = ?", (repo_type, name))
-        cursor = self.db.execute(
+        self.conn.execute("DELETE FROM aliases WHERE type = ? AND alias = ?", (repo_type, name))
+        cursor = self.conn.execute(
             "INSERT INTO repos (type, name, private, created_at) VALUES (?, ?, ?, ?)",
             (repo_type, name, int(bool(private)), utcnow()))
         return int(cursor.lastrowid)
@@ -213,18 +229,18 @@ class Index:
 
         If ``alias`` was itself a mirrored repo (mirrored before the rename), its commits and refs move
         to the canonical repo, so nothing mirrored under the old name is lost."""
-        with self.db.atomic():
+        with self.atomic():
             target = self._ensure_repo(repo_type, canonical, None)
             old = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, alias))
             if old and old[0][0] != target:
                 old_id = old[0][0]
                 for table in ("commits", "commit_filters", "files", "refs"):
-                    self.db.execute(f"UPDATE OR IGNORE {table} SET repo_id = ? WHERE repo_id = ?",
+                    self.conn.execute(f"UPDATE OR IGNORE {table} SET repo_id = ? WHERE repo_id = ?",
                                     (target, old_id))
-                    self.db.execute(f"DELETE FROM {table} WHERE repo_id = ?", (old_id,))
-                self.db.execute("UPDATE aliases SET repo_id = ? WHERE repo_id = ?", (target, old_id))
-                self.db.execute("DELETE FROM repos WHERE id = ?", (old_id,))
-            self.db.execute("INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)",
+                    self.conn.execute(f"DELETE FROM {table} WHERE repo_id = ?", (old_id,))
+                self.conn.execute("UPDATE aliases SET repo_id = ? WHERE repo_id = ?", (target, old_id))
+                self.conn.execute("DELETE FROM repos WHERE id = ?", (old_id,))
+            self.conn.execute("INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)",
                             (repo_type, alias, target))
 
     # -- blobs -----------------------------------------------------------------------------------
@@ -232,16 +248,26 @@ class Index:
         rows = self._rows("SELECT sha256 FROM blobs WHERE git_sha1 = ? LIMIT 1", (git_sha1,))
         return rows[0][0] if rows else None
 
+    def sha256s_for_git_sha1s(self, git_sha1s: Sequence[str]) -> dict[str, str]:
+        """git sha1 → sha256 for the ones the index knows, in a few queries whatever the count."""
+        out: dict[str, str] = {}
+        unique = list(dict.fromkeys(git_sha1s))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(self._rows(f"SELECT git_sha1, sha256 FROM blobs WHERE git_sha1 IN ({marks})", chunk))
+        return out
+
     def has_blob(self, sha256: str) -> bool:
         return bool(self._rows("SELECT 1 FROM blobs WHERE sha256 = ?", (sha256,)))
 
     def add_blobs(self, blobs: Iterable[BlobRecord]) -> None:
         """Record durable blobs that no commit names yet (a failed revision's downloads), for dedupe."""
-        with self.db.atomic():
+        with self.atomic():
             self._upsert_blobs(blobs)
 
     def _upsert_blobs(self, blobs: Iterable[BlobRecord]) -> None:
-        self.db.conn.executemany(
+        self.conn.executemany(
             "INSERT INTO blobs (sha256, size, git_sha1, verified_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (sha256) DO UPDATE SET git_sha1 = COALESCE(blobs.git_sha1, excluded.git_sha1)",
             [(b.sha256, b.size, b.git_sha1, utcnow()) for b in blobs])
@@ -271,20 +297,20 @@ class Index:
         The caller has made every blob durable first. Files add to what the commit already had (a
         second pattern set widens a snapshot; nothing is removed)."""
         now = utcnow()
-        with self.db.atomic():
+        with self.atomic():
             repo_id = self._ensure_repo(repo_type, name, private)
             if card_json is not None:
-                self.db.execute("UPDATE repos SET card_json = ? WHERE id = ?", (card_json, repo_id))
+                self.conn.execute("UPDATE repos SET card_json = ? WHERE id = ?", (card_json, repo_id))
             self._upsert_blobs(blobs)
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "INSERT OR REPLACE INTO files (repo_id, commit_sha, path, size, sha256, git_oid, lfs) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(repo_id, sha, f.path, f.size, f.sha256, f.git_oid, int(f.lfs)) for f in files])
-            self.db.execute(
+            self.conn.execute(
                 "INSERT INTO commits (repo_id, sha, complete, source, recorded_at) VALUES (?, ?, 1, ?, ?) "
                 "ON CONFLICT (repo_id, sha) DO UPDATE SET complete = 1", (repo_id, sha, source, now))
             if filter_key is not None:
-                self.db.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)",
+                self.conn.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)",
                                 (repo_id, sha, filter_key))
 
     def files(self, repo: Repo, sha: str) -> list[FileRecord]:
@@ -305,11 +331,11 @@ class Index:
         repo = self.find_repo(repo_type, name)
         if repo is None:
             raise KeyError(f"{repo_type} {name} is not in the index")
-        with self.db.atomic():
+        with self.atomic():
             current = self._rows("SELECT commit_sha FROM refs WHERE repo_id = ? AND name = ?", (repo.id, ref))
             if current and current[0][0] == sha:
                 return False
-            self.db.execute("INSERT OR REPLACE INTO refs (repo_id, name, commit_sha, updated_at) "
+            self.conn.execute("INSERT OR REPLACE INTO refs (repo_id, name, commit_sha, updated_at) "
                             "VALUES (?, ?, ?, ?)", (repo.id, ref, sha, utcnow()))
             return True
 
@@ -327,7 +353,7 @@ class Index:
 
     def create_repo(self, repo_type: str, name: str, private: bool) -> bool:
         """Create an empty repo; returns False if it (or an alias of that name) exists."""
-        with self.db.atomic():
+        with self.atomic():
             if self.find_repo(repo_type, name) is not None:
                 return False
             self._ensure_repo(repo_type, name, private)
@@ -343,15 +369,15 @@ class Index:
 
     # -- history and statistics ------------------------------------------------------------------
     def start_sync_run(self) -> int:
-        cursor = self.db.execute("INSERT INTO sync_runs (started_at) VALUES (?)", (utcnow(),))
-        self.db.conn.commit()
+        cursor = self.conn.execute("INSERT INTO sync_runs (started_at) VALUES (?)", (utcnow(),))
+        self.conn.commit()
         return int(cursor.lastrowid)
 
     def finish_sync_run(self, run_id: int, *, outcome: str, repos_ok: int, repos_failed: int,
                         files_fetched: int, bytes_fetched: int, files_deduped: int, bytes_deduped: int,
                         requests: int, duration: float, errors: list[dict[str, Any]]) -> None:
-        with self.db.atomic():
-            self.db.execute(
+        with self.atomic():
+            self.conn.execute(
                 "UPDATE sync_runs SET finished_at = ?, outcome = ?, repos_ok = ?, repos_failed = ?, "
                 "files_fetched = ?, bytes_fetched = ?, files_deduped = ?, bytes_deduped = ?, requests = ?, "
                 "duration = ?, errors_json = ? WHERE id = ?",
@@ -370,7 +396,7 @@ class Index:
         return rows[0][0] if rows else None
 
     def set_meta(self, key: str, value: str | None) -> None:
-        with self.db.atomic():
+        with self.atomic():
             if value is None:
                 self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
@@ -415,13 +441,13 @@ class PushBook:
         return out
 
     def save_hashes(self, rows: Iterable[tuple[str, int, int, str, str]]) -> None:
-        with self.index.db.atomic():
+        with self.index.atomic():
             self.index.conn.executemany("INSERT OR REPLACE INTO local_hashes VALUES (?, ?, ?, ?, ?)", rows)
 
     def enqueue(self, folder: str, repo: str, repo_type: str, revision: str, when: float) -> None:
         """Queue a push of ``folder``; a target has at most one pending job (it pushes the folder's state
         at the time it runs, so later changes join the waiting job)."""
-        with self.index.db.atomic():
+        with self.index.atomic():
             self.index.conn.execute(
                 "INSERT INTO outbox (folder, repo, type, revision, created_at, next_attempt) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (folder, repo, type, revision) "
@@ -436,14 +462,14 @@ class PushBook:
         return [PushJob(*r) for r in self.index._rows(sql + " ORDER BY next_attempt, id", params)]
 
     def job_failed(self, job: PushJob, error: str, next_attempt: float) -> None:
-        with self.index.db.atomic():
+        with self.index.atomic():
             self.index.conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?",
                 (next_attempt, error, job.id))
             self._state(job, "last_error = ?, last_error_at = ?", (error, utcnow()))
 
     def job_done(self, job: PushJob, commit: str | None, files: int, nbytes: int) -> None:
-        with self.index.db.atomic():
+        with self.index.atomic():
             self.index.conn.execute("DELETE FROM outbox WHERE id = ?", (job.id,))
             if commit is not None:
                 self._state(job, "last_commit = ?, last_pushed_at = ?, last_error = NULL, "

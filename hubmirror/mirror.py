@@ -10,21 +10,23 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, RepoSpec
 from .errors import HubMirrorError
 from .hfcache import HFCacheView, ViewReport
-from .importer import CacheImporter, ImportReport
 from .index import Index, PushBook, open_index
 from .lockfile import LockedFile, LockedRevision, read_lock, write_lock
 from .paths import is_sha1
 from .patterns import PathFilter
-from .pusher import Pusher
 from .scheduler import NEXT_RUN_KEY
 from .store import LAYOUT_VERSION, Store
 from .sync import SyncObserver, SyncReport, Syncer
 from .upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from .importer import ImportReport
+    from .pusher import Pusher
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class Mirror:
 
     # -- push ------------------------------------------------------------------------------------
     def pusher(self, client: UpstreamClient) -> Pusher:
+        from .pusher import Pusher  # the push stack is not loaded for syncs and reads
+
         return Pusher(self.store, self.index, client, on_published=self.on_published)
 
     def push_status(self) -> dict[str, Any]:
@@ -125,6 +129,8 @@ class Mirror:
 
     def import_hf_cache(self, cache_dir: Path) -> ImportReport:
         """Bring an existing huggingface_hub cache into the store (verified), then refresh the view."""
+        from .importer import CacheImporter
+
         report = CacheImporter(self.store, self.index).run(cache_dir)
         self.view.rebuild()
         return report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 
 from rich.console import Console
@@ -16,10 +15,6 @@ from rich.progress import (
 )
 
 from .sync import NullObserver
-
-
-def progress_wanted(enabled: bool = True) -> bool:
-    return enabled and sys.stderr.isatty()
 
 
 class SyncProgress(NullObserver):

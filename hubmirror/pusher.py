@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import RepoSpec, parse_card_metadata
-from .errors import ConflictError, HubMirrorError, RepoNotFoundError, UpstreamError
+from .errors import ConflictError, HubMirrorError, IntegrityError, RepoNotFoundError, UpstreamError
 from .folderscan import scan_folder
 from .hashing import hash_file
 from .index import Index, PushBook
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 PROTECTED_REMOTE = {".gitattributes"}  # never deleted, even with delete_remote
 CARD_KEYS = ("language", "license", "tags")
 MAX_CONFLICT_RETRIES = 3
+INGEST_WORKERS = 8
 
 
 @dataclass
@@ -105,18 +107,29 @@ class Pusher:
         for line in result.skipped:
             logger.warning("push %s: %s", folder, line)
         local = self.hash_folder(folder, stats, result)
-        for attempt in range(MAX_CONFLICT_RETRIES + 1):
-            try:
-                self._push_once(folder, local, result, message=message, private=private, create=create,
-                                delete_remote=delete_remote, add_model_card=add_model_card)
-                break
-            except ConflictError:
-                if attempt == MAX_CONFLICT_RETRIES:
-                    raise
-                logger.info("push %s → %s: upstream moved; diffing again", folder, repo)
-        if result.commit:
-            self._record(result)
+        head = None
+        with _Ingester(self) as ingester:
+            for attempt in range(MAX_CONFLICT_RETRIES + 1):
+                try:
+                    head = self._push_once(folder, local, result, ingester, message=message, private=private,
+                                           create=create, delete_remote=delete_remote,
+                                           add_model_card=add_model_card)
+                    break
+                except ConflictError:
+                    if attempt == MAX_CONFLICT_RETRIES:
+                        raise
+                    logger.info("push %s → %s: upstream moved; diffing again", folder, repo)
+            if result.commit:
+                self._record(result, result.pushed_files, ingester)
+            elif head and not self._mirrored(result, head):
+                # Up to date upstream, but that commit is not in the local mirror (an earlier push whose
+                # recording failed or was killed): record it now, taking the bytes from the folder.
+                self._record(result, local, ingester)
         return result
+
+    def _mirrored(self, result: PushResult, commit: str) -> bool:
+        repo = self.index.find_repo(result.type, result.repo)
+        return repo is not None and self.index.ref(repo, result.revision) == commit
 
     def _remote(self, result: PushResult, private: bool, create: bool) -> tuple[str | None, dict[str, TreeEntry]]:
         try:
@@ -130,13 +143,17 @@ class Pusher:
             info = self.client.revision_info(result.type, result.repo, result.revision)
         return info.sha, {e.path: e for e in self.client.list_tree(result.type, result.repo, info.sha)}
 
-    def _push_once(self, folder: Path, local: list[LocalFile], result: PushResult, *, message: str,
-                   private: bool, create: bool, delete_remote: bool, add_model_card: bool) -> None:
+    def _push_once(self, folder: Path, local: list[LocalFile], result: PushResult, ingester: _Ingester, *,
+                   message: str, private: bool, create: bool, delete_remote: bool,
+                   add_model_card: bool) -> str | None:
+        """Diff against the branch head and commit the difference; returns the head diffed against."""
         parent, remote = self._remote(result, private, create)
         by_path = {f.path: f for f in local}
         readme = by_path.get("README.md")
+        # No local card but one upstream that this push keeps: the repo page has a card, say nothing.
+        keeps_remote_card = readme is None and "README.md" in remote and (add_model_card or not delete_remote)
         result.warnings = card_warnings(readme.source.read_text(errors="replace") if readme else None) \
-            if result.type == "model" else []
+            if result.type == "model" and not keeps_remote_card else []
         if add_model_card and readme is None and "README.md" not in remote:
             card = self._minimal_card(result)
             local = [*local, card]
@@ -149,8 +166,9 @@ class Pusher:
         if not changed and not deletes:
             result.status, result.commit = "up to date", None
             logger.info("push %s → %s@%s: up to date", folder, result.repo, result.revision)
-            return
+            return parent
         modes = self.writer.upload_modes(result.type, result.repo, result.revision, changed)
+        ingester.start(changed)  # upstream accepts our writes: copy into the store while uploading
         lfs = [f for f in changed if modes.get(f.path) == "lfs"]
         regular = [f for f in changed if modes.get(f.path) != "lfs"]
         result.lfs_uploaded = self.writer.upload_lfs(result.type, result.repo, result.revision, lfs)
@@ -163,6 +181,7 @@ class Pusher:
         logger.info("pushed %s → %s@%s: %d files (%d bytes, %d by LFS), %d deleted, commit %s", folder,
                     result.repo, result.revision, len(changed), result.bytes_uploaded, len(lfs),
                     len(deletes), done.oid[:12])
+        return parent
 
     def _minimal_card(self, result: PushResult) -> LocalFile:
         text = (f"---\nlicense: other\ntags:\n- hubmirror\n---\n\n# {result.repo}\n\n"
@@ -173,15 +192,24 @@ class Pusher:
         assert git_sha1 is not None
         return LocalFile("README.md", path, size, sha256, git_sha1)
 
-    def _record(self, result: PushResult) -> None:
-        """Put the pushed bytes in the store and mirror the new commit, so it resolves offline at once.
-        A failure here is a warning: the push itself is done."""
+    def _ingest(self, f: LocalFile) -> bool:
+        """Copy one pushed file into the store; False if it changed since it was hashed (the sync below
+        then fetches what was committed from upstream)."""
         try:
-            blobs = []
-            for f in result.pushed_files:
-                if not self.store.has_blob(f.sha256):
-                    self.store.ingest_file(f.source, Expected(f.size, f.sha256, f.git_sha1))
-                blobs.append(BlobRecord(f.sha256, f.size, f.git_sha1))
+            self.store.ingest_file(f.source, Expected(f.size, f.sha256, f.git_sha1))
+            return True
+        except IntegrityError as exc:
+            logger.info("%s changed after it was pushed (%s); the mirror takes the pushed bytes from upstream",
+                        f.path, exc)
+            return False
+
+    def _record(self, result: PushResult, files: list[LocalFile], ingester: _Ingester) -> None:
+        """Put the pushed bytes (``files``) in the store and mirror the branch head, so it resolves offline
+        at once. A failure here is a warning: the push itself is done."""
+        try:
+            ingester.start(files)
+            changed = ingester.changed()
+            blobs = [BlobRecord(f.sha256, f.size, f.git_sha1) for f in files if f.sha256 not in changed]
             with self.store.write_lock():
                 self.index.add_blobs(blobs)
             syncer = Syncer(self.store, self.index, self.client, workers=4, on_published=self.on_published)
@@ -194,6 +222,32 @@ class Pusher:
         except (HubMirrorError, OSError) as exc:
             result.warnings.append(f"pushed, but not recorded in the local mirror: {exc}")
             logger.warning("push %s: %s", result.repo, result.warnings[-1])
+
+
+class _Ingester:
+    """Copies files into the store on a few threads (the copies are fsync-bound), from the moment a push
+    knows what it sends, so the copying overlaps the upload. A blob stored for a push that then fails is
+    harmless: content-addressed and verified, it is reused by the next attempt."""
+
+    def __init__(self, pusher: Pusher) -> None:
+        self.pusher = pusher
+        self.pool = ThreadPoolExecutor(max_workers=INGEST_WORKERS, thread_name_prefix="push-ingest")
+        self.jobs: dict[str, Future[bool]] = {}
+
+    def start(self, files: list[LocalFile]) -> None:
+        for f in files:
+            if f.sha256 not in self.jobs and not self.pusher.store.has_blob(f.sha256):
+                self.jobs[f.sha256] = self.pool.submit(self.pusher._ingest, f)
+
+    def changed(self) -> set[str]:
+        """Wait for every copy; the sha256s whose file changed since it was hashed (not stored)."""
+        return {sha256 for sha256, job in self.jobs.items() if not job.result()}
+
+    def __enter__(self) -> _Ingester:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _differs(local: LocalFile, remote: TreeEntry | None) -> bool:

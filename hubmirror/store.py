@@ -13,7 +13,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 LAYOUT_VERSION = 1
 STALE_TMP_SECONDS = 7 * 24 * 3600
+STALE_LOCK_SECONDS = 24 * 3600
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # lock and resume names: never a path
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -72,6 +73,18 @@ def _disk_error(exc: OSError, what: str) -> StoreError:
         return StoreError(f"disk full while writing {what}; free space and run again "
                           "(partial downloads are kept and resume)")
     return StoreError(f"cannot write {what}: {exc.strerror or exc}")
+
+
+def _remove_older(entries: Iterable[Path], cutoff: float) -> int:
+    removed = 0
+    for entry in entries:
+        try:
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 class Store:
@@ -150,17 +163,12 @@ class Store:
     # -- maintenance -----------------------------------------------------------------------------
     def sweep_tmp(self, max_age: float = STALE_TMP_SECONDS) -> int:
         """Delete temp files untouched for ``max_age`` seconds; returns how many were removed."""
-        removed = 0
-        cutoff = time.time() - max_age
-        for entry in self.tmp_dir.iterdir():
-            try:
-                if entry.is_file() and entry.stat().st_mtime < cutoff:
-                    entry.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
+        removed = _remove_older(self.tmp_dir.iterdir(), time.time() - max_age)
+        # Per-blob download locks are one empty file per blob ever fetched; old ones go too. Removing one
+        # that is held at that moment can only make two processes fetch the same blob (bandwidth).
+        removed += _remove_older(self.locks_dir.glob("dl-*.lock"), time.time() - STALE_LOCK_SECONDS)
         if removed:
-            logger.info("swept %d stale temp file(s) from %s", removed, self.tmp_dir)
+            logger.info("swept %d stale temp/lock file(s) from %s", removed, self.home)
         return removed
 
     def partial_size(self, resume_key: str) -> int:

@@ -296,9 +296,10 @@ class Syncer:
         ``pinned`` (path → sha256 from the lock file) is the content a download must verify against."""
         present: dict[str, str] = {}
         tasks: dict[str, _Task] = {}
+        known = self.index.sha256s_for_git_sha1s([e.oid for e in entries if not e.is_lfs])
         for entry in entries:
             expected = pinned.get(entry.path) or entry.lfs_sha256
-            sha256 = expected or self.index.sha256_for_git_sha1(entry.oid)
+            sha256 = expected or known.get(entry.oid)
             if sha256 is not None and self.store.has_blob(sha256):
                 present[entry.path] = sha256
                 continue

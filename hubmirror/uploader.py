@@ -14,9 +14,11 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-from .errors import UpstreamError, UpstreamProtocolError
+from .errors import AccessDeniedError, HubMirrorError, UpstreamError, UpstreamProtocolError
+from .hashing import git_blob_sha1
 from .models import url_prefix
 from .upstream import UpstreamClient
 
@@ -68,8 +70,30 @@ class HubWriter:
         response = self.client._send("POST", url, what=what,
                                      headers=headers or {"content-type": "application/json"},
                                      content=json.dumps(payload).encode())
-        self.client._raise_for_status(response, repo=repo, what=what)
+        self._check(response, repo=repo, what=what)
         return self.client._json(response, what)
+
+    def _check(self, response: Any, *, repo: str, what: str) -> None:
+        """The client's error translation (``response`` is the client's httpx2 response), except that a
+        401/403 on a write says it is about writing: the read-side wording ("not found", "check that the
+        token can read it") would send the user the wrong way."""
+        status, code = response.status_code, response.headers.get("x-error-code", "")
+        if status in (401, 403) and code not in ("RepoNotFound", "GatedRepo"):
+            message = response.headers.get("x-error-message", "")
+            if not message:
+                response.read()
+                try:
+                    body = response.json()
+                    message = body.get("error", "") if isinstance(body, dict) else ""
+                except ValueError:
+                    message = ""
+            detail = f": {message}" if message else ""
+            fix = "set upstream.token / HF_TOKEN to a token with write access to it"
+            if not self.client._token:
+                fix = "no token is configured: " + fix
+            raise AccessDeniedError(f"upstream refused {what} (HTTP {status}{detail}); the token cannot "
+                                    f"write to '{repo}': {fix}", status=status, url=str(response.request.url))
+        self.client._raise_for_status(response, repo=repo, what=what)
 
     def create_repo(self, repo_type: str, repo_id: str, private: bool) -> bool:
         """Create the repo upstream; False if it already existed."""
@@ -84,7 +108,7 @@ class HubWriter:
                                      headers={"content-type": "application/json"})
         if response.status_code == 409:
             return False
-        self.client._raise_for_status(response, repo=repo_id, what=what)
+        self._check(response, repo=repo_id, what=what)
         logger.info("created %s %s upstream (%s)", repo_type, repo_id, "private" if private else "public")
         return True
 
@@ -169,8 +193,12 @@ class HubWriter:
             header["parentCommit"] = parent
         lines = [json.dumps({"key": "header", "value": header})]
         for f in regular:
+            data = f.source.read_bytes()
+            if len(data) != f.size or git_blob_sha1(data) != f.git_sha1:  # what we diffed is what we commit
+                raise HubMirrorError(f"'{f.path}' changed while it was being pushed; nothing was committed: "
+                                     "push again once it is written")
             lines.append(json.dumps({"key": "file", "value": {
-                "path": f.path, "encoding": "base64", "content": base64.b64encode(f.source.read_bytes()).decode()}}))
+                "path": f.path, "encoding": "base64", "content": base64.b64encode(data).decode()}}))
         for f in lfs:
             lines.append(json.dumps({"key": "lfsFile", "value": {
                 "path": f.path, "algo": "sha256", "oid": f.sha256, "size": f.size}}))
@@ -180,7 +208,7 @@ class HubWriter:
         what = f"commit to '{repo_id}'@{revision}"
         response = self.client._send("POST", url, what=what, content="\n".join(lines).encode(),
                                      headers={"content-type": "application/x-ndjson"})
-        self.client._raise_for_status(response, repo=repo_id, what=what)
+        self._check(response, repo=repo_id, what=what)
         data = self.client._json(response, what)
         if not isinstance(data, dict) or not isinstance(data.get("commitOid"), str):
             raise UpstreamProtocolError(f"{what}: answer has no commitOid", url=url)

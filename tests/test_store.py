@@ -128,3 +128,15 @@ def test_disk_full_is_a_store_error(tmp_path, monkeypatch) -> None:
         monkeypatch.setattr(writer._handle, "write", no_space)
         with pytest.raises(StoreError, match="disk full"):
             writer.write(b"0123456789")
+
+
+def test_sweep_removes_old_download_locks_only(tmp_path) -> None:
+    store = Store(tmp_path)
+    old, new, other = (store.locks_dir / name for name in ("dl-a.lock", "dl-b.lock", "index-write.lock"))
+    for path in (old, new, other):
+        path.write_bytes(b"")
+    past = time.time() - 2 * 86400
+    for path in (old, other):
+        os.utime(path, (past, past))
+    assert store.sweep_tmp() == 1
+    assert not old.exists() and new.exists() and other.exists()
