@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .errors import AccessDeniedError, HubMirrorError, UpstreamError, UpstreamProtocolError
+from .errors import HubMirrorError, UpstreamError, UpstreamProtocolError
 from .hashing import git_blob_sha1
 from .models import url_prefix
 from .upstream import UpstreamClient
@@ -74,26 +74,7 @@ class HubWriter:
         return self.client._json(response, what)
 
     def _check(self, response: Any, *, repo: str, what: str) -> None:
-        """The client's error translation (``response`` is the client's httpx2 response), except that a
-        401/403 on a write says it is about writing: the read-side wording ("not found", "check that the
-        token can read it") would send the user the wrong way."""
-        status, code = response.status_code, response.headers.get("x-error-code", "")
-        if status in (401, 403) and code not in ("RepoNotFound", "GatedRepo"):
-            message = response.headers.get("x-error-message", "")
-            if not message:
-                response.read()
-                try:
-                    body = response.json()
-                    message = body.get("error", "") if isinstance(body, dict) else ""
-                except ValueError:
-                    message = ""
-            detail = f": {message}" if message else ""
-            fix = "set upstream.token / HF_TOKEN to a token with write access to it"
-            if not self.client._token:
-                fix = "no token is configured: " + fix
-            raise AccessDeniedError(f"upstream refused {what} (HTTP {status}{detail}); the token cannot "
-                                    f"write to '{repo}': {fix}", status=status, url=str(response.request.url))
-        self.client._raise_for_status(response, repo=repo, what=what)
+        self.client._raise_for_status(response, repo=repo, what=what, writing=True)
 
     def create_repo(self, repo_type: str, repo_id: str, private: bool) -> bool:
         """Create the repo upstream; False if it already existed."""

@@ -212,21 +212,22 @@ class UpstreamClient:
         raise UpstreamProtocolError(f"too many redirects while fetching {what}", url=url)
 
     def _raise_for_status(self, response: httpx2.Response, *, repo: str, what: str,
-                          revision: str | None = None) -> None:
+                          revision: str | None = None, writing: bool = False) -> None:
+        """Translate an error answer into our classes. ``writing``: a 401/403 is about write access
+        (the read-side wording, "not found" or "can read it", would send the user the wrong way)."""
         status = response.status_code
         if status < 400:
             return
         code = response.headers.get("x-error-code", "")
-        message = response.headers.get("x-error-message", "")
-        if not message:
-            response.read()
-            try:
-                body = response.json()
-                message = body.get("error", "") if isinstance(body, dict) else ""
-            except ValueError:
-                message = ""
+        message = _error_message(response)
         url = str(response.request.url)
         detail = f" ({message})" if message else ""
+        if writing and status in (401, 403) and code not in ("RepoNotFound", "GatedRepo"):
+            fix = "set upstream.token / HF_TOKEN to a token with write access to it"
+            if not self._token:
+                fix = "no token is configured: " + fix
+            raise AccessDeniedError(f"upstream refused {what} (HTTP {status}{detail}); the token cannot "
+                                    f"write to '{repo}': {fix}", status=status, url=url)
         if code == "GatedRepo":
             raise GatedRepoError(
                 f"'{repo}' is gated upstream{detail}: accept its conditions on its page with the account "
@@ -371,6 +372,19 @@ class UpstreamClient:
             yield response
         finally:
             response.close()
+
+
+def _error_message(response: httpx2.Response) -> str:
+    """The Hub's error text: the X-Error-Message header, else the JSON body's "error"."""
+    message = response.headers.get("x-error-message", "")
+    if message:
+        return message
+    response.read()
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return body.get("error", "") if isinstance(body, dict) and isinstance(body.get("error"), str) else ""
 
 
 class _ShortBody(Exception):
