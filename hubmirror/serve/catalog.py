@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ..resolve import Resolver
 from ..store import Store
 
 FILE_CACHE_COMMITS = 256
+BODY_CACHE_BYTES = 64 * 1024 * 1024  # total size of cached response bodies
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Catalog:
         self._lock = threading.Lock()
         self._files: OrderedDict[tuple[int, str], dict[str, FileRecord]] = OrderedDict()
         self._cards: dict[str, dict[str, Any] | None] = {}
+        self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._body_bytes = 0
 
     # -- per-thread index ------------------------------------------------------------------------
     def index(self) -> Index:
@@ -45,35 +49,48 @@ class Catalog:
         if index is None:
             index = self._local.index = open_index(self.store.index_path)
             self._local.version = -1
-            self._local.revisions = {}
+            self._local.repos, self._local.revisions = {}, {}
         return index
 
-    def _revision_cache(self) -> dict[tuple[int, str], str]:
+    def _caches(self) -> tuple[dict[tuple[str, str], Repo], dict[tuple[int, str], str]]:
+        """This thread's repo and revision → commit caches, emptied whenever the index changed (one query).
+
+        Only hits are cached, so requests for made-up names cannot grow them."""
         index = self.index()
         version = index.data_version()
         if version != self._local.version:
-            self._local.version, self._local.revisions = version, {}
-        return self._local.revisions
+            self._local.version, self._local.repos, self._local.revisions = version, {}, {}
+        return self._local.repos, self._local.revisions
 
     # -- lookups ---------------------------------------------------------------------------------
     def repo(self, repo_type: str, name: str, *, authorized: bool) -> Repo:
         """The repo, or RepoNotMirroredError; a private repo is invisible without the token."""
-        repo = self.index().find_repo(repo_type, name)
+        return self._repo(self._caches()[0], repo_type, name, authorized)
+
+    def _repo(self, repos: dict[tuple[str, str], Repo], repo_type: str, name: str, authorized: bool) -> Repo:
+        repo = repos.get((repo_type, name))
+        if repo is None:
+            repo = self.index().find_repo(repo_type, name)
+            if repo is not None:
+                repos[(repo_type, name)] = repo
         if repo is None or (repo.private and not authorized):
             raise RepoNotMirroredError(f"{repo_type} repo '{name}' is not on this mirror")
         return repo
 
     def commit(self, repo: Repo, revision: str) -> str:
-        cache = self._revision_cache()
+        return self._commit(self._caches()[1], repo, revision)
+
+    def _commit(self, revisions: dict[tuple[int, str], str], repo: Repo, revision: str) -> str:
         key = (repo.id, revision)
-        commit = cache.get(key)
+        commit = revisions.get(key)
         if commit is None:
-            commit = cache[key] = Resolver(self.home, self.index()).commit(repo, revision)
+            commit = revisions[key] = Resolver(self.home, self.index()).commit(repo, revision)
         return commit
 
     def snapshot(self, repo_type: str, name: str, revision: str, *, authorized: bool) -> Snapshot:
-        repo = self.repo(repo_type, name, authorized=authorized)
-        commit = self.commit(repo, revision)
+        repos, revisions = self._caches()
+        repo = self._repo(repos, repo_type, name, authorized)
+        commit = self._commit(revisions, repo, revision)
         return Snapshot(repo, commit, self.files(repo, commit))
 
     def files(self, repo: Repo, commit: str) -> dict[str, FileRecord]:
@@ -89,6 +106,24 @@ class Catalog:
             while len(self._files) > FILE_CACHE_COMMITS:
                 self._files.popitem(last=False)
         return files
+
+    def body(self, key: tuple[Any, ...], make: Callable[[], bytes]) -> bytes:
+        """A response body that is fixed for ``key`` (which must include the commit), made once and kept."""
+        with self._lock:
+            body = self._bodies.get(key)
+            if body is not None:
+                self._bodies.move_to_end(key)
+                return body
+        body = make()
+        if len(body) > BODY_CACHE_BYTES // 8:  # a huge repo's answer is rebuilt, not crowding out the rest
+            return body
+        with self._lock:
+            if key not in self._bodies:
+                self._bodies[key] = body
+                self._body_bytes += len(body)
+            while self._body_bytes > BODY_CACHE_BYTES:
+                self._body_bytes -= len(self._bodies.popitem(last=False)[1])
+        return body
 
     def card(self, snapshot: Snapshot) -> dict[str, Any] | None:
         """The README's YAML header (cardData), cached by the README's content hash."""

@@ -26,7 +26,9 @@ class HubHTTPError(Exception):
         self.status, self.message, self.code, self.headers = status, message, code, dict(headers or {})
 
     def response(self) -> Response:
-        headers = {"X-Error-Message": self.message.encode("ascii", "replace").decode()[:500], **self.headers}
+        # Header-safe: messages may quote request input (NUL, CR/LF, non-ASCII) that h11 refuses to send.
+        safe = "".join(ch if " " <= ch <= "~" else "?" for ch in self.message[:500])
+        headers = {"X-Error-Message": safe, **self.headers}
         if self.code:
             headers["X-Error-Code"] = self.code
         return JSONResponse({"error": self.message}, status_code=self.status, headers=headers)

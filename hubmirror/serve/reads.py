@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timezone
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from ..config import parse_card_metadata
 from ..errors import RevisionNotMirroredError, UnsafePathError
 from ..hashing import lfs_pointer
 from ..models import FileRecord, url_prefix
@@ -19,6 +22,7 @@ from .http import HubHTTPError, base_url
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
+SMALL_BODY = 1024 * 1024  # GETs of files up to this size are answered from one read, without a thread
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc).isoformat().replace("+00:00", ".000Z")
 
 
@@ -28,6 +32,15 @@ class BlobResponse(FileResponse):
 
 def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true")
+
+
+def _int_param(request: Request, name: str) -> int:
+    """A non-negative integer query parameter (0 when absent); anything else is the client's error."""
+    value = request.query_params.get(name, "") or "0"
+    if not value.isdigit() or len(value) > 18:
+        raise HubHTTPError(400, f"query parameter '{name}' must be a non-negative integer, "
+                                f"got {value[:40]!r}")
+    return int(value)
 
 
 def _lfs_info(record: FileRecord, key: str) -> dict[str, Any]:
@@ -89,7 +102,11 @@ def _sibling(record: FileRecord, blobs: bool) -> dict[str, Any]:
 
 
 def repo_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Response:
-    return JSONResponse(repo_json(catalog, snapshot, blobs=_flag(request, "blobs")))
+    # Every from_pretrained starts with this call; the answer is fixed per commit, so it is built once.
+    blobs, repo = _flag(request, "blobs"), snapshot.repo
+    key = ("repo_info", repo.id, repo.name, repo.private, snapshot.commit, blobs)
+    body = catalog.body(key, lambda: JSONResponse(repo_json(catalog, snapshot, blobs=blobs)).body)
+    return Response(body, media_type="application/json")
 
 
 def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
@@ -118,7 +135,7 @@ def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
         if recursive or len(rest) == 1:
             entries.append(_tree_entry(snapshot.files[path], snapshot, expand))
     page = TREE_PAGE_EXPANDED if expand else TREE_PAGE
-    start = int(request.query_params.get("cursor", "0") or 0)
+    start = _int_param(request, "cursor")
     headers = {}
     if start + page < len(entries):
         query = parse_qs(request.url.query)
@@ -128,11 +145,21 @@ def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
 
 
 async def paths_info(request: Request, snapshot: Snapshot) -> Response:
-    form = await request.form()
-    expand = str(form.get("expand", "")).lower() == "true"
+    # The client posts a urlencoded form (``paths=a&paths=b&expand=false``); parsed here because Starlette's
+    # request.form() needs python-multipart, which is not a dependency. A JSON body is accepted too.
+    body = await request.body()
+    if "json" in request.headers.get("content-type", ""):
+        try:
+            data = json.loads(body or b"{}")
+            paths, expand = list(data.get("paths") or []), bool(data.get("expand"))
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise HubHTTPError(400, "paths-info body must be a JSON object with a 'paths' list") from exc
+    else:
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        paths, expand = form.get("paths", []), form.get("expand", [""])[-1].lower() == "true"
     entries = []
     folders = {"/".join(p.split("/")[:i]) for p in snapshot.files for i in range(1, p.count("/") + 1)}
-    for path in form.getlist("paths"):
+    for path in paths:
         path = str(path).strip("/")
         if path in snapshot.files:
             entries.append(_tree_entry(snapshot.files[path], snapshot, expand))
@@ -165,6 +192,16 @@ def resolve_file(request: Request, catalog: Catalog, snapshot: Snapshot, path: s
     headers = {"ETag": f'"{record.etag}"', "X-Repo-Commit": snapshot.commit, "Accept-Ranges": "bytes"}
     if record.lfs:
         headers.update({"X-Linked-Etag": f'"{record.sha256}"', "X-Linked-Size": str(record.size)})
+    if "range" not in request.headers:
+        # The client's metadata HEAD, and GETs of configs, tokenizers, small shards: answered here directly,
+        # which is much cheaper than FileResponse's per-request work (its own ETag, thread hops to open,
+        # read and close the file, a task group watching for disconnects).
+        headers["Last-Modified"] = formatdate(stat.st_mtime, usegmt=True)
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(stat.st_size)
+            return Response(headers=headers, media_type=_media_type(path))
+        if stat.st_size <= SMALL_BODY:
+            return Response(blob.read_bytes(), headers=headers, media_type=_media_type(path))
     return BlobResponse(blob, headers=headers, stat_result=stat, media_type=_media_type(path))
 
 
@@ -180,7 +217,7 @@ def listing(request: Request, catalog: Catalog, repo_type: str, authorized: bool
     search = request.query_params.get("search", "").lower()
     author = request.query_params.get("author")
     wanted = request.query_params.getlist("filter")
-    limit = int(request.query_params.get("limit", "0") or 0)
+    limit = _int_param(request, "limit")
     with_card = _flag(request, "cardData") or _flag(request, "full")
     out = []
     for repo in catalog.visible_repos(repo_type, authorized=authorized):
@@ -205,6 +242,23 @@ def listing(request: Request, catalog: Catalog, repo_type: str, authorized: bool
         if limit and len(out) >= limit:
             break
     return JSONResponse(out)
+
+
+async def validate_yaml(request: Request) -> Response:
+    """``POST /api/validate-yaml``: the client checks a README.md's card header here before committing it."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+        content = body.get("content") if isinstance(body, dict) else None
+    except ValueError as exc:
+        raise HubHTTPError(400, "request body is not valid JSON") from exc
+    if not isinstance(content, str):
+        raise HubHTTPError(400, "'content' must be the README.md text")
+    try:
+        parse_card_metadata(content)
+    except ValueError as exc:
+        return JSONResponse({"errors": [{"message": str(exc)}], "warnings": []}, status_code=400,
+                            headers={"X-Error-Message": "Invalid metadata in README.md"})
+    return JSONResponse({"errors": [], "warnings": []})
 
 
 def url_for_repo(request: Request, repo_type: str, repo_id: str) -> str:

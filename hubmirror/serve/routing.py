@@ -17,7 +17,7 @@ TYPE_SEGMENTS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 @dataclass(frozen=True)
 class Route:
     endpoint: str  # repo_info | tree | paths_info | refs | preupload | commit | resolve | list | whoami |
-    #               create_repo | lfs_batch | lfs_upload | lfs_verify | index_page | unknown
+    #               create_repo | validate_yaml | lfs_batch | lfs_upload | lfs_verify | index_page | unknown
     repo_type: str = "model"
     repo_id: str = ""
     revision: str | None = None
@@ -62,6 +62,8 @@ def _api_route(segments: list[str]) -> Route:
         return Route("whoami")
     if segments == ["repos", "create"]:
         return Route("create_repo")
+    if segments == ["validate-yaml"]:
+        return Route("validate_yaml")
     if not segments or segments[0] not in TYPE_SEGMENTS:
         return Route("unknown")
     repo_type = TYPE_SEGMENTS[segments[0]]
