@@ -359,7 +359,7 @@ class Syncer:
         entry = task.entry
         expected = Expected(size=entry.size, sha256=task.expected_sha256,
                             git_sha1=None if entry.is_lfs else entry.oid)
-        with self.store.lock(f"dl-{task.key}"):
+        with self.store.blob_lock(task.key):
             known = entry.lfs_sha256 or self._worker_index().sha256_for_git_sha1(entry.oid)
             if known and self.store.has_blob(known):
                 # another process fetched it while we waited for the lock
