@@ -85,8 +85,9 @@ def main() -> None:
         home, repo = (args.home.absolute(), args.repo) if args.home else _mirror_minilm(tmp)
         view = home / "hf" / "hub"
 
-        import hubmirror
         from huggingface_hub import snapshot_download
+
+        import hubmirror
 
         ours = hubmirror.snapshot_path(repo, home=home)
         theirs = Path(snapshot_download(repo, cache_dir=str(view), local_files_only=True))

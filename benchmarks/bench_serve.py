@@ -464,7 +464,7 @@ class Bench:
                 if repo == SMALL and res["files"] != args.small_files:
                     raise RuntimeError(f"{name}: {res['files']} files downloaded, "
                                        f"expected {args.small_files}")
-                if repo == BIG and ("sha256" in res and res["sha256"] != self.big_sha256
+                if repo == BIG and (("sha256" in res and res["sha256"] != self.big_sha256)
                                     or res["bytes"] != args.big_mib * 1024 * 1024):
                     raise RuntimeError(f"{name}: the big file came back wrong")
                 walls[name].append(res["seconds"])

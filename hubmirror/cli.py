@@ -93,7 +93,7 @@ def _home_without_config(state: _State) -> Path:
     return home_without_config(state.home, state.config_path)
 
 
-def _progress(enabled: bool):  # noqa: ANN202 - a SyncProgress or None
+def _progress(enabled: bool):
     """A progress bar on a terminal (rich is imported only then), else None."""
     if not (enabled and sys.stderr.isatty()):
         return None

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .version import __version__
 from .errors import ConfigError, UnsafePathError
 from .paths import is_sha1, is_sha256, safe_relpath
+from .version import __version__
 
 LOCK_VERSION = 1
 

@@ -21,7 +21,7 @@ from .paths import is_sha1
 from .patterns import PathFilter
 from .scheduler import NEXT_RUN_KEY
 from .store import LAYOUT_VERSION, Store
-from .sync import SyncObserver, SyncReport, Syncer
+from .sync import Syncer, SyncObserver, SyncReport
 from .upstream import UpstreamClient
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from .index import Index, PushBook
 from .models import BlobRecord, TreeEntry
 from .store import Expected, Store
 from .sync import Syncer
-from .upstream import UpstreamClient
 from .uploader import HubWriter, LocalFile
+from .upstream import UpstreamClient
 
 logger = logging.getLogger(__name__)
 

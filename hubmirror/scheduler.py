@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .cron import Cron, parse_cron
 from .errors import LockTimeoutError
@@ -79,4 +79,4 @@ def run_scheduled(job: Callable[[], object], schedule: Schedule, store: Store, i
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")

@@ -177,7 +177,7 @@ class Store:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def write_lock(self, timeout: float = 600.0):  # noqa: ANN201 - context manager
+    def write_lock(self, timeout: float = 600.0):
         """The one-writer-at-a-time lock around index changes."""
         return self.lock("index-write", timeout)
 

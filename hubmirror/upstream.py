@@ -21,7 +21,6 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx2
 
-from .version import __version__
 from .errors import (
     AccessDeniedError,
     ConflictError,
@@ -35,6 +34,7 @@ from .errors import (
     UpstreamUnavailableError,
 )
 from .models import ByteSink, RevisionInfo, TreeEntry, url_prefix
+from .version import __version__
 
 logger = logging.getLogger(__name__)
 

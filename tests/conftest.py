@@ -14,7 +14,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hubserver import HubServer  # noqa: E402
+from hubserver import HubServer
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 

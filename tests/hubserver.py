@@ -39,20 +39,40 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterable, Sequence
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode
 
 try:  # importable both as ``tests.hubserver`` and as plain ``hubserver`` (tests/ on sys.path)
-    from .hubserver_repos import (CHUNK, BlobMismatch, Commit, FileEntry, MissingPath, ParentMismatch, PR_PREFIX,
-                                  Repo, RepoStore, unsafe_path)
+    from .hubserver_repos import (
+        CHUNK,
+        PR_PREFIX,
+        BlobMismatch,
+        Commit,
+        FileEntry,
+        MissingPath,
+        ParentMismatch,
+        Repo,
+        RepoStore,
+        unsafe_path,
+    )
 except ImportError:  # pragma: no cover
-    from hubserver_repos import (CHUNK, BlobMismatch, Commit, FileEntry, MissingPath, ParentMismatch, PR_PREFIX,
-                                 Repo, RepoStore, unsafe_path)
+    from hubserver_repos import (
+        CHUNK,
+        PR_PREFIX,
+        BlobMismatch,
+        Commit,
+        FileEntry,
+        MissingPath,
+        ParentMismatch,
+        Repo,
+        RepoStore,
+        unsafe_path,
+    )
 
-__all__ = ["HubServer", "RequestLog", "Faults", "add_minilm", "make_small_files", "minilm_dir", "MINILM_REPO_ID"]
+__all__ = ["MINILM_REPO_ID", "Faults", "HubServer", "RequestLog", "add_minilm", "make_small_files", "minilm_dir"]
 
 MINILM_REPO_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -303,7 +323,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, hub: "HubServer", origin: str):
+    def __init__(self, hub: HubServer, origin: str):
         self.hub, self.origin = hub, origin
         self.connections: set[socket.socket] = set()
         self.handler_threads: set[threading.Thread] = set()
@@ -322,7 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     server: _Server
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format, *args) -> None:
         pass
 
     def setup(self) -> None:
@@ -504,7 +524,7 @@ class HubServer:
         self._threads: list[threading.Thread] = []
 
     # ---------------------------------------------------------------------------------------- lifecycle
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         if self._servers:
             return self
         api, cdn = _Server(self, "api"), _Server(self, "cdn")
@@ -537,7 +557,7 @@ class HubServer:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._servers, self._threads = [], []
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -661,7 +681,7 @@ class HubServer:
 
     # ---------------------------------------------------------------------------------------- routing
     def _route(self, origin: str, method: str, target: str, headers: dict[str, str],
-               body: "bytes | _BodyStream") -> _Resp:
+               body: bytes | _BodyStream) -> _Resp:
         path, _, query = target.partition("?")
         if origin == "cdn":
             if method == "PUT":
@@ -1186,7 +1206,7 @@ class HubServer:
         with self._log_lock:
             self.uploads.append(("cdn", path, size))
 
-    def _cdn_put(self, path: str, query: str, body: "_BodyStream") -> _Resp:
+    def _cdn_put(self, path: str, query: str, body: _BodyStream) -> _Resp:
         """Signed LFS PUTs: a whole object (``/upload/<oid>``) or one multipart part (``/upload/<oid>/<id>/<n>``)."""
         params = parse_qs(query)
         sig = (params.get("sig") or [""])[-1]

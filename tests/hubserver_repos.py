@@ -15,9 +15,9 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 CHUNK = 1024 * 1024
 REPO_TYPES = ("model", "dataset", "space")
@@ -44,7 +44,7 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def unsafe_path(path: str) -> bool:

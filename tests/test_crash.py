@@ -418,7 +418,7 @@ class Reader(threading.Thread):
                 if (self.home / "index.sqlite").exists():
                     self._poll()
                 time.sleep(0.005)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+        except BaseException as exc:
             self.errors.append(exc)
 
     def _poll(self) -> None:

@@ -203,10 +203,10 @@ def test_view_in_another_directory_on_the_same_filesystem_hard_links(site: Site,
 
 def _other_filesystem() -> Path | None:
     tmp_dev = os.stat(tempfile.gettempdir()).st_dev
-    for candidate in ("/dev/shm", "/run/user/%d" % os.getuid(), "/run/shm"):
-        if os.path.isdir(candidate) and os.access(candidate, os.W_OK):
-            if os.stat(candidate).st_dev != tmp_dev:
-                return Path(candidate)
+    for candidate in ("/dev/shm", f"/run/user/{os.getuid()}", "/run/shm"):
+        if (os.path.isdir(candidate) and os.access(candidate, os.W_OK)
+                and os.stat(candidate).st_dev != tmp_dev):
+            return Path(candidate)
     return None
 
 

@@ -420,7 +420,7 @@ def test_keep_alive_concurrency_and_latency(hub):
                 with httpx2.Client(timeout=10) as c:
                     for _ in range(4):
                         assert c.get(f"{hub.url}/{MINILM}/resolve/main/modules.json").status_code == 200
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
 
         started = time.monotonic()

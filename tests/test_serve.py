@@ -56,7 +56,7 @@ def http(server: ServeProcess) -> Iterator[httpx2.Client]:
         yield client
 
 
-def client(server: ServeProcess, tmp_path: Path, code: str, **kw):  # noqa: ANN201
+def client(server: ServeProcess, tmp_path: Path, code: str, **kw):
     return hf_client(code, server.url, tmp_path / "hf-cache", **kw)
 
 

@@ -37,7 +37,7 @@ def server(site: Site) -> Iterator[ServeProcess]:
         assert proc.proc is not None and proc.proc.poll() is None, f"serve died:\n{proc.log()}"
 
 
-def client(server: ServeProcess, tmp_path: Path, code: str, **kw):  # noqa: ANN201
+def client(server: ServeProcess, tmp_path: Path, code: str, **kw):
     return hf_client(code, server.url, tmp_path / "hf-cache", **kw)
 
 

@@ -79,7 +79,7 @@ class HubApp:
             return reads.refs(catalog, catalog.repo(r.repo_type, r.repo_id, authorized=authorized))
         raise HubHTTPError(404, f"no such endpoint: {method} {request.url.path}")
 
-    async def _write(self, request: Request, r, authorized: bool) -> Response:  # noqa: ANN001
+    async def _write(self, request: Request, r, authorized: bool) -> Response:
         writer = self.writer
         if r.endpoint == "lfs_upload" and writer is not None:  # signed URL, no token (as the Hub's CDN)
             return await writer.lfs_upload(request, r.revision, r.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -23,7 +23,7 @@ from .http import HubHTTPError, base_url
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
 SMALL_BODY = 1024 * 1024  # GETs of files up to this size are answered from one read, without a thread
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc).isoformat().replace("+00:00", ".000Z")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC).isoformat().replace("+00:00", ".000Z")
 
 
 class BlobResponse(FileResponse):
