@@ -23,6 +23,7 @@ from .errors import (
     IntegrityError,
     Interrupted,
     RepoNotFoundError,
+    UpstreamUnavailableError,
 )
 from .failpoints import failpoint
 from .index import Index
@@ -170,6 +171,7 @@ class Syncer:
             self.store.sweep_tmp()
             report.run_id = self.index.start_sync_run()
         report.planned = len(jobs)
+        unreachable: UpstreamUnavailableError | None = None
         for spec, revision, pin in jobs:
             if self.stop.is_set():
                 logger.warning("sync stopped before %s %s@%s", spec.type, spec.repo, revision)
@@ -178,11 +180,17 @@ class Syncer:
             try:
                 if locked and pin is None:
                     raise _lock_missing(spec, revision)
+                if unreachable is not None:
+                    # Upstream did not answer at all through every retry: the next repo would wait just
+                    # as long for the same outcome.
+                    raise UpstreamUnavailableError(f"skipped: {unreachable}", url=unreachable.url)
                 self._sync_revision(spec, revision, pin, result, dry_run)
+            except UpstreamUnavailableError as exc:
+                if exc.status is None and "ConnectError" in str(exc):
+                    unreachable = unreachable or exc
+                self._failed(result, exc)
             except HubMirrorError as exc:
-                result.status, result.error = "failed", str(exc)
-                result.error_type, result.exit_code = type(exc).__name__, exc.exit_code
-                logger.error("%s: %s", result.label, exc)
+                self._failed(result, exc)
             report.results.append(result)
             self.observer.finished(result)
         report.requests = self.client.requests - requests_before
@@ -190,6 +198,12 @@ class Syncer:
         if report.run_id is not None:
             self._record_run(report)
         return report
+
+    @staticmethod
+    def _failed(result: RevisionResult, exc: HubMirrorError) -> None:
+        result.status, result.error = "failed", str(exc)
+        result.error_type, result.exit_code = type(exc).__name__, exc.exit_code
+        logger.error("%s: %s", result.label, exc)
 
     def _record_run(self, report: SyncReport) -> None:
         failed = [r for r in report.results if not r.ok]

@@ -265,6 +265,9 @@ def test_sync_upstream_down(down: str, hub: HubServer, tmp_path: Path, home: Pat
     report = json.loads(as_json.stdout)
     assert report["ok"] is False
     assert {r["error_type"] for r in report["results"]} == {"UpstreamUnavailableError"}
+    # Once upstream did not answer through all retries, later repos fail at once instead of waiting again.
+    first, second = report["results"]
+    assert second["error"].startswith("skipped: ") and first["error"] in second["error"]
 
 
 # ============================================================================================ output streams
