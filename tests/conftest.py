@@ -15,6 +15,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hubserver import HubServer
+from prockit import Procs
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -53,3 +54,15 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "hubmirror", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    """Start ``python -m hubmirror`` processes; any still running at teardown is killed by its PID."""
+    logdir = tmp_path / "proc-logs"
+    logdir.mkdir()
+    started = Procs(logdir)
+    try:
+        yield started
+    finally:
+        started.close()

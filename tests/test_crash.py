@@ -7,23 +7,22 @@ complete commit. Then a normal run finishes the job without starting finished wo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
 import random
 import signal
 import sqlite3
 import stat
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import MINILM, run_cli, write_config
 from hubserver import HubServer, add_minilm, make_small_files
+from prockit import Procs, wait_for
+from prockit import clean_env as _env
 
 SMALL = "org/small-files"
 SAFETENSORS = "model.safetensors"
@@ -32,69 +31,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 # ============================================================================================ helpers
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
-    env.update(extra)
-    return env
 
-
-class Procs:
-    """Starts ``python -m hubmirror`` processes and guarantees each is ended (by its PID) at teardown."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        n = len(self.started)
-        out = (self.logdir / f"proc{n}.out").open("wb")
-        err = (self.logdir / f"proc{n}.err").open("wb")
-        with out, err:  # the child has its own copies of the descriptors
-            proc = subprocess.Popen([sys.executable, "-m", "hubmirror", *args], stdout=out, stderr=err,
-                                    env=env or _env())
-        self.started.append(proc)
-        return proc
-
-    def output(self, proc: subprocess.Popen[bytes]) -> tuple[str, str]:
-        n = self.started.index(proc)
-        return ((self.logdir / f"proc{n}.out").read_text(errors="replace"),
-                (self.logdir / f"proc{n}.err").read_text(errors="replace"))
-
-    @staticmethod
-    def kill(proc: subprocess.Popen[bytes]) -> int:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        return proc.wait(timeout=30)
-
-    def close(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    logdir = tmp_path / "logs"
-    logdir.mkdir()
-    p = Procs(logdir)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
-              interval: float = 0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"process exited ({proc.returncode}) before: {what}")
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for: {what}")
+_wait_for = functools.partial(wait_for, interval=0.002)  # kill tests need fine-grained timing
 
 
 _hash_cache: dict[tuple[str, int, int, int], str] = {}

@@ -9,16 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shlex
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +23,7 @@ import httpx2
 import pytest
 from conftest import MINILM, run_cli, write_config
 from hubserver import HubServer, RequestLog, add_minilm, make_small_files
+from prockit import Procs, wait_for
 
 from hubmirror.config import load_config
 from hubmirror.index import PushBook
@@ -43,72 +40,6 @@ SAFETENSORS = "model.safetensors"
 
 
 # ============================================================================================ helpers
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
-
-
-class Procs:
-    """Starts ``python -m hubmirror`` processes; each is ended by its PID at teardown."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        n = len(self.started)
-        with (self.logdir / f"p{n}.out").open("wb") as out, (self.logdir / f"p{n}.err").open("wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "hubmirror", *args], stdout=out, stderr=err,
-                                    env=_env())
-        self.started.append(proc)
-        return proc
-
-    def output(self, proc: subprocess.Popen[bytes]) -> tuple[str, str]:
-        n = self.started.index(proc)
-        return ((self.logdir / f"p{n}.out").read_text(errors="replace"),
-                (self.logdir / f"p{n}.err").read_text(errors="replace"))
-
-    def terminate(self, proc: subprocess.Popen[bytes], timeout: float = 20) -> tuple[int, float]:
-        """SIGTERM; returns (exit code, seconds it took to exit)."""
-        started = time.monotonic()
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-            pytest.fail(f"no exit within {timeout}s of SIGTERM; stderr:\n{self.output(proc)[1][-3000:]}")
-        return code, time.monotonic() - started
-
-    def close(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    logdir = tmp_path / "logs"
-    logdir.mkdir()
-    p = Procs(logdir)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
-             interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"process exited ({proc.returncode}) before: {what}")
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for: {what}")
-
 
 def status_json(home: Path) -> dict:
     result = run_cli("--home", str(home), "status", "--json", timeout=30)
