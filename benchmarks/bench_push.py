@@ -35,20 +35,17 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _common import run_child  # noqa: E402
 from hubserver import HubServer, make_small_files, minilm_dir  # noqa: E402
 
 TOKEN = "hf_bench_write_token"
@@ -108,37 +105,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, str, Any]:
-    """Run ``cmd`` in its own session; (wall s, exit code, stdout, stderr, rusage of exactly that child)."""
-    os.sync()  # writeback left by the previous run must not be billed to this one
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
-    out: list[bytes] = []
-    err: list[bytes] = []
-    readers = [threading.Thread(target=lambda s, b: b.append(s.read()), args=(proc.stdout, out), daemon=True),
-               threading.Thread(target=lambda s, b: b.append(s.read()), args=(proc.stderr, err), daemon=True)]
-    for reader in readers:
-        reader.start()
-    killer = threading.Timer(CHILD_TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    finally:
-        killer.cancel()
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    for reader in readers:
-        reader.join()
-    proc.stdout.close()
-    proc.stderr.close()
-    return (wall, proc.returncode, b"".join(out).decode(errors="replace"),
-            b"".join(err).decode(errors="replace"), usage)
-
-
 def build_folder(folder: Path, small: dict[str, bytes]) -> None:
     for rel, data in small.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +125,7 @@ class Bench:
 
     def measure(self, program: str, server: HubServer, case: str, cmd: list[str], env: dict[str, str]) -> Run:
         n_req, n_up, n_commits = len(server.requests), len(server.uploads), len(server.commits_made)
-        wall, code, out, err, usage = run_child(cmd, env)
+        wall, code, out, err, usage, _ = run_child(cmd, env)
         if code != 0:
             raise ChildFailed(f"{program} ({case}) exited {code}:\n{err[-3000:]}")
         entries = server.requests[n_req:]

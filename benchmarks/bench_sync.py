@@ -30,14 +30,12 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _common import run_child, settle  # noqa: E402
 from hubserver import HubServer, make_small_files  # noqa: E402
 
 SMALL, BIG, BIG2 = "bench/small-files", "bench/big-file", "bench/big-file-2"
@@ -103,66 +102,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
     env.update(extra)
     return env
-
-
-def _busy_cpu() -> float:
-    """CPU seconds the whole machine has spent in user, nice and system mode since boot (interrupt time
-    is left out: loopback traffic of the run itself lands there)."""
-    with open("/proc/stat") as handle:
-        fields = [int(x) for x in handle.readline().split()[1:]]
-    return (fields[0] + fields[1] + fields[2]) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def settle(max_wait: float, window: float = 0.5, threshold: float = 0.25) -> float:
-    """Wait (at most ``max_wait`` s) for a ``window`` in which the rest of the machine uses under
-    ``threshold`` of one CPU; returns the seconds waited (other work on a 2-core box swamps the figures)."""
-    started = time.monotonic()
-    while time.monotonic() - started < max_wait:
-        busy0, own0 = _busy_cpu(), _own_cpu()
-        time.sleep(window)
-        if _busy_cpu() - busy0 - (_own_cpu() - own0) < threshold * window:
-            break
-    return time.monotonic() - started
-
-
-def run_child(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str, str, Any, float]:
-    """Run ``cmd``; returns (wall seconds, exit code, stdout, stderr, rusage of exactly that child, CPU
-    seconds used meanwhile by processes other than the child and this one, i.e. noise)."""
-    os.sync()  # writeback left by the previous run must not be billed to this one
-    busy0, own0 = _busy_cpu(), _own_cpu()
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-                            start_new_session=True)
-    out: list[bytes] = []
-    err: list[bytes] = []
-    readers = [threading.Thread(target=lambda s, b: b.append(s.read()), args=(proc.stdout, out), daemon=True),
-               threading.Thread(target=lambda s, b: b.append(s.read()), args=(proc.stderr, err), daemon=True)]
-    for reader in readers:
-        reader.start()
-    killer = threading.Timer(CHILD_TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    finally:
-        killer.cancel()
-    wall = time.perf_counter() - started
-    foreign = max(0.0, _busy_cpu() - busy0 - (_own_cpu() - own0) - usage.ru_utime - usage.ru_stime)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    for reader in readers:
-        reader.join()
-    proc.stdout.close()
-    proc.stderr.close()
-    stdout, stderr = (b"".join(part).decode(errors="replace") for part in (out, err))
-    return wall, proc.returncode, stdout, stderr, usage, foreign
 
 
 class Bench:
