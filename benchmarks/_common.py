@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import signal
@@ -72,3 +73,16 @@ def run_child(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> t
     proc.stderr.close()
     stdout, stderr = (b"".join(part).decode(errors="replace") for part in (out, err))
     return wall, proc.returncode, stdout, stderr, usage, foreign
+
+
+def write_random_file(path: Path, size: int) -> str:
+    """Write ``size`` random bytes to ``path`` in 1 MiB chunks; returns their sha256."""
+    digest = hashlib.sha256()
+    left = size
+    with path.open("wb") as handle:
+        while left:
+            chunk = os.urandom(min(left, 1 << 20))
+            digest.update(chunk)
+            handle.write(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()

@@ -31,7 +31,6 @@ Exit status: 0 when every target is met, 1 when one is missed, 2 when a server o
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import os
@@ -54,6 +53,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _common import write_random_file  # noqa: E402
 from hubserver import HubServer, make_small_files  # noqa: E402
 
 SMALL, BIG, BIG_NAME = "bench/small-files", "bench/big-file", "model.safetensors"
@@ -213,15 +213,7 @@ class Bench:
         self.small_names = sorted(small)
         up.commit(SMALL, small, message="small files")
         big = self.work / "big.bin"
-        digest = hashlib.sha256()
-        left = self.args.big_mib * 1024 * 1024
-        with big.open("wb") as handle:
-            while left:
-                chunk = os.urandom(min(left, 1 << 20))
-                digest.update(chunk)
-                handle.write(chunk)
-                left -= len(chunk)
-        self.big_sha256 = digest.hexdigest()
+        self.big_sha256 = write_random_file(big, self.args.big_mib * 1024 * 1024)
         up.commit(BIG, {BIG_NAME: big}, message="big file")
         big.unlink()
         self.home = self.work / "home"

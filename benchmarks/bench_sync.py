@@ -27,7 +27,6 @@ Exit status: 0 when every target is met, 1 when one is missed, 2 when a program 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -46,7 +45,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _common import run_child, settle  # noqa: E402
+from _common import run_child, settle, write_random_file  # noqa: E402
 from hubserver import HubServer, make_small_files  # noqa: E402
 
 SMALL, BIG, BIG2 = "bench/small-files", "bench/big-file", "bench/big-file-2"
@@ -118,15 +117,7 @@ class Bench:
         small = make_small_files(self.args.small_files, seed=1)
         self.server.commit(SMALL, small, message="small files")
         big = self.work / "big.bin"
-        digest = hashlib.sha256()
-        left = self.args.big_mib * 1024 * 1024
-        with big.open("wb") as handle:
-            while left:
-                chunk = os.urandom(min(left, 1 << 20))
-                digest.update(chunk)
-                handle.write(chunk)
-                left -= len(chunk)
-        self.big_sha256 = digest.hexdigest()
+        self.big_sha256 = write_random_file(big, self.args.big_mib * 1024 * 1024)
         self.server.commit(BIG, {BIG_NAME: big}, message="big file")
         self.server.commit(BIG2, {BIG_NAME: big, "README.md": b"# same weights, another repo\n"},
                            message="fork")
