@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from _common import write_random_file  # noqa: E402
 from hubserver import HubServer, make_small_files  # noqa: E402
+from prockit import clean_env, free_port  # noqa: E402
 
 SMALL, BIG, BIG_NAME = "bench/small-files", "bench/big-file", "model.safetensors"
 CHILD_TIMEOUT = 900.0
@@ -123,18 +124,6 @@ SERVE_WITHOUT_FAST_PARSERS = (
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _busy_cpu() -> float:
     with open("/proc/stat") as handle:
         fields = [int(x) for x in handle.readline().split()[1:]]

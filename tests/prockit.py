@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,10 +14,18 @@ import pytest
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without HUBMIRROR_* and HF_* (each test sets what it means)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
+    """The test process's environment without HUBMIRROR_*, HF_* and TRANSFORMERS_* settings (each test
+    sets what it means), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_", "TRANSFORMERS_"))}
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Procs:

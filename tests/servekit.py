@@ -11,11 +11,11 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import httpx2
 from conftest import MINILM, run_cli, write_config
 from hubserver import HubServer, add_minilm, make_small_files, minilm_dir
+from prockit import clean_env, free_port
 
 MANY = "org/many-files"
 DATASET = "org/tiny-data"
@@ -31,19 +32,6 @@ TOKEN = "serve-secret-token"
 RESULT_MARK = "@@RESULT@@"
 CANARY = b"CANARY-5f1e0c9a-never-serve-this-file\n"
 DATASET_CARD = b"---\nlicense: cc-by-4.0\ntask_categories:\n- text-classification\n---\n# tiny data\n"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process environment without HF_* / HUBMIRROR_* settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_", "TRANSFORMERS_"))}
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sha256(data: bytes) -> str:
@@ -250,3 +238,10 @@ def hf_client(code: str, endpoint: str, cache: Path, *, timeout: float = 180, **
             return ClientResult(stderr=proc.stderr, **data)
     raise AssertionError(f"client crashed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
                          f"{proc.stderr[-5000:]}")
+
+
+def serve_site(site: Site) -> Iterator[ServeProcess]:
+    """The body of a module's ``server`` fixture: ``hubmirror serve`` over ``site``, checked alive at the end."""
+    with ServeProcess(site.config, site.root / "serve.log") as proc:
+        yield proc
+        assert proc.proc is not None and proc.proc.poll() is None, f"serve died:\n{proc.log()}"

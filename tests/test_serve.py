@@ -30,6 +30,7 @@ from servekit import (
     git_sha1,
     hf_client,
     read_tree,
+    serve_site,
     sha256,
 )
 
@@ -45,9 +46,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def server(site: Site) -> Iterator[ServeProcess]:
-    with ServeProcess(site.config, site.root / "serve.log") as proc:
-        yield proc
-        assert proc.proc is not None and proc.proc.poll() is None, f"serve died:\n{proc.log()}"
+    yield from serve_site(site)
 
 
 @pytest.fixture(scope="module")

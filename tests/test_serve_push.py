@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from conftest import run_cli
-from servekit import DATASET, TOKEN, ServeProcess, Site, build_site, git_sha1, hf_client, read_tree, sha256
+from servekit import DATASET, TOKEN, ServeProcess, Site, build_site, git_sha1, hf_client, read_tree, serve_site, sha256
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,9 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def server(site: Site) -> Iterator[ServeProcess]:
-    with ServeProcess(site.config, site.root / "serve.log") as proc:
-        yield proc
-        assert proc.proc is not None and proc.proc.poll() is None, f"serve died:\n{proc.log()}"
+    yield from serve_site(site)
 
 
 def client(server: ServeProcess, tmp_path: Path, code: str, **kw):
