@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
-from .models import BlobRecord, CommitRecord, FileRecord, Ref, Repo
+from .models import Access, BlobRecord, CommitRecord, FileRecord, Ref, Repo
 
 if TYPE_CHECKING:
     import sqlite_utils
 
 # Bumped with every migration; a store at this user_version needs no migration check. Reads never import
 # sqlite-utils (it pulls in numpy and costs ~100 ms of start-up that `hubmirror resolve` cannot afford).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> str:
@@ -89,11 +89,17 @@ def m003_meta(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+def m004_gated(db: sqlite_utils.Database) -> None:
+    # Upstream's gate ("auto" | "manual"; NULL: not gated). Before this, sync did not record the private
+    # flag either: repos it mirrored are re-flagged by their next sync.
+    db.execute("ALTER TABLE repos ADD COLUMN gated TEXT")
+
+
 def _apply_migrations(db: sqlite_utils.Database) -> None:
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations("hubmirror")
-    for step in (m001_initial, m002_push, m003_meta):
+    for step in (m001_initial, m002_push, m003_meta, m004_gated):
         migrations()(step)
     migrations.apply(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -123,6 +129,10 @@ class StoreStats:
     logical_bytes: int  # bytes all mirrored files would take without dedupe
     repos: int
     commits: int
+
+
+def _repo(row: Sequence[Any]) -> Repo:
+    return Repo(row[0], row[1], row[2], bool(row[3]), row[4] or None)
 
 
 class Index:
@@ -194,35 +204,47 @@ class Index:
     def find_repo(self, repo_type: str, name: str) -> Repo | None:
         """The repo by canonical name or alias, or None."""
         rows = self._rows(
-            "SELECT id, type, name, private FROM repos WHERE type = ? AND name = ? "
-            "UNION ALL SELECT r.id, r.type, r.name, r.private FROM aliases a JOIN repos r "
+            "SELECT id, type, name, private, gated FROM repos WHERE type = ? AND name = ? "
+            "UNION ALL SELECT r.id, r.type, r.name, r.private, r.gated FROM aliases a JOIN repos r "
             "ON r.id = a.repo_id WHERE a.type = ? AND a.alias = ? LIMIT 1",
             (repo_type, name, repo_type, name))
-        return Repo(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3])) if rows else None
+        return _repo(rows[0]) if rows else None
 
     def list_repos(self, repo_type: str | None = None) -> list[Repo]:
-        sql = "SELECT id, type, name, private FROM repos"
+        sql = "SELECT id, type, name, private, gated FROM repos"
         params: tuple[Any, ...] = ()
         if repo_type:
             sql, params = sql + " WHERE type = ?", (repo_type,)
-        return [Repo(r[0], r[1], r[2], bool(r[3])) for r in self._rows(sql + " ORDER BY type, name", params)]
+        return [_repo(r) for r in self._rows(sql + " ORDER BY type, name", params)]
 
     def aliases(self, repo: Repo) -> list[str]:
         return [r[0] for r in self._rows("SELECT alias FROM aliases WHERE repo_id = ? ORDER BY alias",
                                          (repo.id,))]
 
-    def _ensure_repo(self, repo_type: str, name: str, private: bool | None) -> int:
+    def _ensure_repo(self, repo_type: str, name: str, access: Access | None) -> int:
+        """The repo's id, creating it if needed; ``access`` (when given) replaces its flags."""
         rows = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, name))
         if rows:
-            if private is not None:
-                self.conn.execute("UPDATE repos SET private = ? WHERE id = ?", (int(private), rows[0][0]))
+            if access is not None:
+                self.conn.execute("UPDATE repos SET private = ?, gated = ? WHERE id = ?",
+                                  (int(access.private), access.gated, rows[0][0]))
             return int(rows[0][0])
         # A repo renamed back and forth: the new canonical name must not also be an alias.
         self.conn.execute("DELETE FROM aliases WHERE type = ? AND alias = ?", (repo_type, name))
+        access = access or Access()
         cursor = self.conn.execute(
-            "INSERT INTO repos (type, name, private, created_at) VALUES (?, ?, ?, ?)",
-            (repo_type, name, int(bool(private)), utcnow()))
+            "INSERT INTO repos (type, name, private, gated, created_at) VALUES (?, ?, ?, ?, ?)",
+            (repo_type, name, int(access.private), access.gated, utcnow()))
         return int(cursor.lastrowid)
+
+    def set_access(self, repo_type: str, name: str, access: Access) -> bool:
+        """Replace the private/gated flags of a repo the index has; returns True if they changed."""
+        with self.atomic():
+            repo = self.find_repo(repo_type, name)
+            if repo is None or (repo.private, repo.gated) == (access.private, access.gated):
+                return False
+            self._ensure_repo(repo_type, repo.name, access)
+            return True
 
     def add_alias(self, repo_type: str, alias: str, canonical: str) -> None:
         """Record that ``alias`` (a listed or old name) means the repo now called ``canonical``.
@@ -291,14 +313,15 @@ class Index:
 
     def publish_commit(self, repo_type: str, name: str, sha: str, files: Iterable[FileRecord],
                        blobs: Iterable[BlobRecord], *, source: str, filter_key: str | None = None,
-                       private: bool | None = None, card_json: str | None = None) -> None:
+                       access: Access | None = None, card_json: str | None = None) -> None:
         """Record a commit's blobs and files and mark it complete, in one transaction.
 
         The caller has made every blob durable first. Files add to what the commit already had (a
-        second pattern set widens a snapshot; nothing is removed)."""
+        second pattern set widens a snapshot; nothing is removed). ``access`` sets the repo's flags in
+        the same transaction, so a new private repo is never visible without them."""
         now = utcnow()
         with self.atomic():
-            repo_id = self._ensure_repo(repo_type, name, private)
+            repo_id = self._ensure_repo(repo_type, name, access)
             if card_json is not None:
                 self.conn.execute("UPDATE repos SET card_json = ? WHERE id = ?", (card_json, repo_id))
             self._upsert_blobs(blobs)
@@ -356,7 +379,7 @@ class Index:
         with self.atomic():
             if self.find_repo(repo_type, name) is not None:
                 return False
-            self._ensure_repo(repo_type, name, private)
+            self._ensure_repo(repo_type, name, Access(private))
             return True
 
     def repo_card(self, repo: Repo) -> str | None:

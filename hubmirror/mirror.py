@@ -143,7 +143,7 @@ class Mirror:
             commits = {c.sha: c for c in self.index.commits(repo)}
             refs = self.index.refs(repo)
             repos.append({
-                "type": repo.type, "name": repo.name, "private": repo.private,
+                "type": repo.type, "name": repo.name, "private": repo.private, "gated": repo.gated,
                 "aliases": self.index.aliases(repo),
                 "refs": {r.name: r.commit for r in refs},
                 "commits": [{"sha": c.sha, "files": c.files, "size": c.size, "source": c.source,

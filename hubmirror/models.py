@@ -32,7 +32,11 @@ class RevisionInfo:
     repo_id: str  # canonical id as upstream names it (differs from the asked one after a rename)
     sha: str
     private: bool = False
-    gated: bool = False
+    gated: str | None = None  # None, or how upstream gates downloads: "auto" | "manual"
+
+    @property
+    def access(self) -> Access:
+        return Access(self.private, self.gated)
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,22 @@ class BlobRecord:
 
 @dataclass(frozen=True)
 class Repo:
+    """A repo in the index. ``private``: invisible without a token that may read private repos.
+    ``gated``: metadata public, files only for such a token ("auto" | "manual", as upstream says)."""
+
     id: int
     type: str
     name: str
     private: bool
+    gated: str | None = None
+
+
+@dataclass(frozen=True)
+class Access:
+    """A repo's visibility flags, as upstream (or the pushing client) sets them; see :class:`Repo`."""
+
+    private: bool = False
+    gated: str | None = None
 
 
 @dataclass(frozen=True)

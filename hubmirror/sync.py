@@ -28,7 +28,7 @@ from .errors import (
 from .failpoints import failpoint
 from .index import Index
 from .lockfile import LockedRevision
-from .models import BlobRecord, FileRecord, TreeEntry
+from .models import Access, BlobRecord, FileRecord, RevisionInfo, TreeEntry
 from .paths import is_sha1, safe_relpath
 from .patterns import PathFilter
 from .store import BlobInfo, Expected, Store
@@ -143,6 +143,7 @@ class Syncer:
         self._local = threading.local()
         self._indexes: list[Index] = []
         self._indexes_lock = threading.Lock()
+        self._seen: dict[tuple[str, str], RevisionInfo] = {}  # (type, listed name) → this run's answer
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -171,6 +172,7 @@ class Syncer:
             self.store.sweep_tmp()
             report.run_id = self.index.start_sync_run()
         report.planned = len(jobs)
+        self._seen = {}
         unreachable: UpstreamUnavailableError | None = None
         for spec, revision, pin in jobs:
             if self.stop.is_set():
@@ -223,18 +225,18 @@ class Syncer:
                        result: RevisionResult, dry_run: bool) -> None:
         path_filter = PathFilter(spec.allow_patterns, spec.ignore_patterns)
         filter_key = f"lock:{pin.commit}" if pin else path_filter.key
-        name = spec.repo
-        if pin is not None:
-            commit = pin.commit
-        elif is_sha1(revision) and self.index.commit_complete(spec.type, name, revision, filter_key):
-            commit = revision  # a full sha is immutable: nothing to ask upstream
+        pinned = pin.commit if pin is not None else (revision if is_sha1(revision) else None)
+        seen = self._seen.get((spec.type, spec.repo))
+        if pinned is not None and seen is not None:
+            # A commit sha is immutable and this run already asked upstream about the repo (its name
+            # and flags): nothing more to ask.
+            commit, name = pinned, seen.repo_id
         else:
-            info = self.client.revision_info(spec.type, name, revision)
-            commit = info.sha
-            if info.repo_id != name:
-                logger.info("%s %s is now called %s upstream; mirroring under the new name",
-                            spec.type, name, info.repo_id)
-                result.canonical = name = info.repo_id
+            info = self._ask(spec, pinned or revision, dry_run)
+            commit = pinned or info.sha
+            name = info.repo_id
+        if name != spec.repo:
+            result.canonical = name
         result.commit = commit
         if self.index.commit_complete(spec.type, name, commit, filter_key):
             result.status = "unchanged"
@@ -264,13 +266,47 @@ class Syncer:
             records.append(FileRecord(entry.path, entry.size, sha256, entry.oid, entry.is_lfs))
         failpoint("sync.before_publish")
         with self.store.write_lock():
+            seen = self._seen.get((spec.type, spec.repo))
             self.index.publish_commit(spec.type, name, commit, records, blobs.values(), source="sync",
-                                      filter_key=filter_key)
+                                      filter_key=filter_key, access=seen.access if seen else None)
         result.status = "updated"
         self._finish(spec, name, revision, commit)
         logger.info("%s → %s: %d files, %d fetched (%d bytes), %d deduped (%d bytes)", result.label,
                     commit[:12], result.files, result.files_fetched, result.bytes_fetched,
                     result.files_deduped, result.bytes_deduped)
+
+    def _ask(self, spec: RepoSpec, revision: str, dry_run: bool) -> RevisionInfo:
+        """One request: the revision's commit, the repo's canonical name and its private/gated flags.
+
+        Every repo is asked at least once per run (also when only pinned shas are listed), so a repo made
+        private or gated upstream is served as such from this run on. A repo upstream no longer shows
+        us is hidden (made private) here: fail closed, until a sync sees it again."""
+        try:
+            info = self.client.revision_info(spec.type, spec.repo, revision)
+        except RepoNotFoundError:
+            if not dry_run:
+                self._hide(spec)
+            raise
+        self._seen[(spec.type, spec.repo)] = info
+        if info.repo_id != spec.repo:
+            logger.info("%s %s is now called %s upstream; mirroring under the new name",
+                        spec.type, spec.repo, info.repo_id)
+        if not dry_run:
+            with self.store.write_lock():
+                changed = self.index.set_access(spec.type, info.repo_id, info.access)
+            if changed:
+                logger.warning("%s %s is now %s upstream; serve follows", spec.type, info.repo_id,
+                               _describe(info.access))
+        return info
+
+    def _hide(self, spec: RepoSpec) -> None:
+        repo = self.index.find_repo(spec.type, spec.repo)
+        if repo is None or repo.private:
+            return
+        with self.store.write_lock():
+            self.index.set_access(spec.type, repo.name, Access(True, repo.gated))
+        logger.warning("%s %s: upstream no longer shows it (deleted, or private to a token we lack); serve now "
+                       "shows it only to tokens that may read private repos", spec.type, repo.name)
 
     def _finish(self, spec: RepoSpec, name: str, revision: str, commit: str) -> None:
         """Aliases and refs, after the commit is published: refs move last."""
@@ -399,6 +435,12 @@ class Syncer:
                 self.observer.file_done()
                 return info
         raise AssertionError("unreachable")
+
+
+def _describe(access: Access) -> str:
+    if access.private:
+        return "private"
+    return f"gated ({access.gated})" if access.gated else "public"
 
 
 def _stopped() -> Interrupted:

@@ -285,9 +285,8 @@ class UpstreamClient:
             # No id in the body: take it from the path we were redirected to.
             match = re.search(rf"/api/{repo_type}s/(.+?)/revision/", urlsplit(canonical_url).path)
             canonical = match.group(1) if match else repo_id
-        gated = data.get("gated", False)
-        return RevisionInfo(repo_id=canonical, sha=sha, private=bool(data.get("private", False)),
-                            gated=bool(gated) and gated != "false")
+        return RevisionInfo(repo_id=canonical, sha=sha, private=_flag(data.get("private")),
+                            gated=_gate(data.get("gated")))
 
     def list_tree(self, repo_type: str, repo_id: str, revision: str) -> list[TreeEntry]:
         """Every file of a revision (recursive, following ``Link: rel="next"`` pagination)."""
@@ -385,6 +384,18 @@ def _error_message(response: httpx2.Response) -> str:
     except ValueError:
         return ""
     return body.get("error", "") if isinstance(body, dict) and isinstance(body.get("error"), str) else ""
+
+
+def _flag(value: Any) -> bool:
+    """``private`` as sent; a value other than false/absent counts as true (fail closed)."""
+    return value not in (None, False, "false", "False", "")
+
+
+def _gate(value: Any) -> str | None:
+    """The Hub's ``gated`` (false | "auto" | "manual"); anything else truthy counts as gated (fail closed)."""
+    if not _flag(value):
+        return None
+    return value if value in ("auto", "manual") else "manual"
 
 
 class _ShortBody(Exception):

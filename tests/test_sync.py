@@ -229,14 +229,16 @@ def test_unchanged_resync_costs_one_request_per_revision_and_rewrites_nothing(
     assert snapshot_tree(home / "blobs") == before, "an unchanged sync rewrote blobs"
     assert query(home, "SELECT repo_id, commit_sha, path, sha256 FROM files ORDER BY 1, 2, 3") == index_before
 
-    # a revision given as a full commit sha, once mirrored, costs nothing at all
+    # a repo listed only by a full commit sha, once mirrored, costs one request per run: the repo's
+    # private/gated flags are refreshed on every sync; nothing is listed or downloaded
     upstream.reset_log()
     cfg_sha = write_config(cfg.parent / "by-sha.yaml", upstream.url, home,
                            [{"repo": "org/a", "revisions": [first]}])
     proc, report = sync_json(cfg_sha)
     assert proc.returncode == 0, proc.stderr
     assert report["results"][0]["status"] == "unchanged" and report["results"][0]["commit"] == first
-    assert upstream.count() == 0 and report["requests"] == 0
+    assert [r.path for r in upstream.requests] == [f"/api/models/org/a/revision/{first}"]
+    assert report["requests"] == 1
 
 
 # ======================================================================================= 3. one file changed

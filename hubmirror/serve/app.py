@@ -14,12 +14,14 @@ from starlette.types import Receive, Scope, Send
 from ..errors import HubMirrorError
 from . import reads
 from .catalog import Catalog
-from .http import HubHTTPError, check_token, require_write, translate
+from .http import HubHTTPError, check_token, gated_refusal, require_write, translate
 from .page import index_page
-from .routing import route
+from .routing import Route, route
 from .writes import Writer
 
 logger = logging.getLogger(__name__)
+
+WRITE_ENDPOINTS = ("create_repo", "preupload", "commit", "lfs_batch", "lfs_upload", "lfs_verify")
 
 
 class HubApp:
@@ -41,17 +43,18 @@ class HubApp:
         request = Request(scope, receive)
         authorized = False
         try:
+            r = route(scope_raw_path(request))
+            if r.endpoint in WRITE_ENDPOINTS and self.writer is None:
+                raise HubHTTPError(403, "this mirror accepts no pushes: set serve.token in its config to enable them")
             authorized = check_token(request, self.token)
-            response = await self._dispatch(request, authorized)
+            response = await self._dispatch(request, r, authorized)
         except HubHTTPError as exc:
             response = exc.response()
         except HubMirrorError as exc:
             response = translate(exc, authorized=authorized).response()
         await response(scope, receive, send)
 
-    async def _dispatch(self, request: Request, authorized: bool) -> Response:
-        raw = scope_raw_path(request)
-        r = route(raw)
+    async def _dispatch(self, request: Request, r: Route, authorized: bool) -> Response:
         method = request.method
         catalog = self.catalog
         if r.endpoint == "index_page" and method == "GET":
@@ -64,7 +67,7 @@ class HubApp:
             return reads.whoami()
         if r.endpoint == "validate_yaml" and method == "POST":
             return await reads.validate_yaml(request)
-        if r.endpoint in ("create_repo", "preupload", "commit", "lfs_batch", "lfs_upload", "lfs_verify"):
+        if r.endpoint in WRITE_ENDPOINTS:
             return await self._write(request, r, authorized)
         if r.endpoint in ("repo_info", "tree", "paths_info", "resolve") and method in ("GET", "HEAD", "POST"):
             snapshot = catalog.snapshot(r.repo_type, r.repo_id, r.revision or "main", authorized=authorized)
@@ -74,12 +77,14 @@ class HubApp:
                 return reads.tree(request, snapshot, r.path)
             if r.endpoint == "paths_info":
                 return await reads.paths_info(request, snapshot)
+            if snapshot.repo.gated and not authorized:  # metadata is public, files are not
+                raise gated_refusal(snapshot.repo, authenticated=False)
             return reads.resolve_file(request, catalog, snapshot, r.path)
         if r.endpoint == "refs" and method == "GET":
             return reads.refs(catalog, catalog.repo(r.repo_type, r.repo_id, authorized=authorized))
         raise HubHTTPError(404, f"no such endpoint: {method} {request.url.path}")
 
-    async def _write(self, request: Request, r, authorized: bool) -> Response:
+    async def _write(self, request: Request, r: Route, authorized: bool) -> Response:
         writer = self.writer
         if r.endpoint == "lfs_upload" and writer is not None:  # signed URL, no token (as the Hub's CDN)
             return await writer.lfs_upload(request, r.revision, r.path)

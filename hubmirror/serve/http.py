@@ -15,15 +15,17 @@ from ..errors import (
     RevisionNotMirroredError,
     UnsafePathError,
 )
+from ..models import Repo
 
 
 class HubHTTPError(Exception):
     """An answer the Hub would give: status, ``X-Error-Code`` and message (header and JSON body)."""
 
     def __init__(self, status: int, message: str, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, dict(headers or {})
+        self.hint = hint  # said in the body only: some clients match the X-Error-Message text exactly
 
     def response(self) -> Response:
         # Header-safe: messages may quote request input (NUL, CR/LF, non-ASCII) that h11 refuses to send.
@@ -31,7 +33,8 @@ class HubHTTPError(Exception):
         headers = {"X-Error-Message": safe, **self.headers}
         if self.code:
             headers["X-Error-Code"] = self.code
-        return JSONResponse({"error": self.message}, status_code=self.status, headers=headers)
+        body = f"{self.message} ({self.hint})" if self.hint else self.message
+        return JSONResponse({"error": body}, status_code=self.status, headers=headers)
 
 
 def translate(exc: HubMirrorError, *, authorized: bool) -> HubHTTPError:
@@ -53,14 +56,29 @@ def bearer(request: Request) -> str | None:
     return value[7:].strip() if value.lower().startswith("bearer ") else None
 
 
+INVALID_TOKEN = "Invalid credentials in Authorization header"  # the Hub's words; clients match them
+
+
 def check_token(request: Request, token: str | None) -> bool:
-    """True when the request carries the configured token; 401 for a wrong one (as the Hub does)."""
+    """True when the request carries the configured token, False without one; a token this server does
+    not know is refused with 401, as the Hub refuses an invalid token (also when no token is configured:
+    a request never silently drops to anonymous)."""
     given = bearer(request)
-    if given is None or token is None:
+    if given is None:
         return False
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise HubHTTPError(401, "Invalid credentials in Authorization header")
+    if token is None or not hmac.compare_digest(given.encode(), token.encode()):
+        raise HubHTTPError(401, INVALID_TOKEN, hint="this mirror does not know that token: use one from "
+                           "its serve.token, or unset HF_TOKEN to read public repos anonymously")
     return True
+
+
+def gated_refusal(repo: Repo, authenticated: bool) -> HubHTTPError:
+    """The Hub's answer to a download from a gated repo by a caller not allowed to read it."""
+    what = f"Access to {repo.type} {repo.name} is restricted"
+    if authenticated:
+        return HubHTTPError(403, f"{what} and you are not in the authorized list.", "GatedRepo")
+    return HubHTTPError(401, f"{what}. You must have access to it and be authenticated to access it. "
+                             "Please log in.", "GatedRepo")
 
 
 def require_write(request: Request, token: str | None) -> None:

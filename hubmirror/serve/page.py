@@ -36,8 +36,9 @@ def index_page(catalog: Catalog, authorized: bool) -> HTMLResponse:
             tags = card.get("tags") if isinstance(card.get("tags"), list) else []
             revisions = ", ".join(f"{escape(r.name)} ({r.commit[:10]})" for r in refs)
             size = sum(f.size for f in snapshot.files.values())
+            flags = (" (private)" if repo.private else "") + (" (gated)" if repo.gated else "")
             rows.append(
-                f"<tr><td>{repo_type}</td><td><b>{escape(repo.name)}</b>{' (private)' if repo.private else ''}"
+                f"<tr><td>{repo_type}</td><td><b>{escape(repo.name)}</b>{flags}"
                 f"</td><td>{meta}<br><small>{escape(', '.join(map(str, tags)))}</small></td>"
                 f"<td>{len(snapshot.files)} files, {_size(size)}</td><td>{revisions}</td></tr>")
     body = "\n".join(rows) or '<tr><td colspan="5">nothing mirrored yet</td></tr>'

@@ -77,7 +77,7 @@ def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bo
         "_id": hashlib.sha1(f"{repo.type}/{repo.name}".encode()).hexdigest()[:24],
         "id": repo.name, "author": repo.name.split("/")[0] if "/" in repo.name else None,
         "sha": snapshot.commit, "lastModified": EPOCH, "createdAt": EPOCH, "private": repo.private,
-        "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": tags,
+        "gated": repo.gated or False, "disabled": False, "downloads": 0, "likes": 0, "tags": tags,
         "usedStorage": sum(f.size for f in snapshot.files.values()),
     }
     if repo.type == "model":
@@ -104,7 +104,7 @@ def _sibling(record: FileRecord, blobs: bool) -> dict[str, Any]:
 def repo_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Response:
     # Every from_pretrained starts with this call; the answer is fixed per commit, so it is built once.
     blobs, repo = _flag(request, "blobs"), snapshot.repo
-    key = ("repo_info", repo.id, repo.name, repo.private, snapshot.commit, blobs)
+    key = ("repo_info", repo, snapshot.commit, blobs)
     body = catalog.body(key, lambda: JSONResponse(repo_json(catalog, snapshot, blobs=blobs)).body)
     return Response(body, media_type="application/json")
 

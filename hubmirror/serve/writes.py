@@ -22,7 +22,7 @@ from ..config import validate_repo_id
 from ..errors import IntegrityError, StoreError, UnsafePathError
 from ..hashing import git_blob_sha1, lfs_pointer
 from ..hfcache import HFCacheView
-from ..models import BlobRecord, FileRecord, Repo, url_prefix
+from ..models import Access, BlobRecord, FileRecord, Repo, url_prefix
 from ..paths import is_sha256, safe_relpath
 from ..store import Expected
 from .catalog import Catalog
@@ -73,7 +73,7 @@ class Writer:
             if not index.create_repo(repo_type, repo_id, private):
                 return False
             commit = _commit_id(None, [], "initial commit")
-            index.publish_commit(repo_type, repo_id, commit, [], [], source="push", private=private)
+            index.publish_commit(repo_type, repo_id, commit, [], [], source="push", access=Access(private))
             index.set_ref(repo_type, repo_id, "main", commit)
         return True
 
