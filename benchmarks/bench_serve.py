@@ -120,7 +120,7 @@ print(json.dumps({"count": sum(counts), "errors": sum(errors)}))
 
 SERVE_WITHOUT_FAST_PARSERS = (
     "import sys; sys.modules['httptools'] = None; sys.modules['uvloop'] = None; "
-    "sys.argv[0] = 'hubmirror'; from hubmirror.entry import main; main()")
+    "sys.argv[0] = 'hubmirror'; from hubmirror.cli import main; main()")
 
 
 # ---------------------------------------------------------------------------------------------- helpers

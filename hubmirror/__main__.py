@@ -1,3 +1,3 @@
-from hubmirror.entry import main
+from .cli import main
 
 main()

@@ -10,6 +10,7 @@
     │   │   └── GatedRepoError             accept the conditions on the repo page first
     │   ├── ConflictError                  412: the branch moved since we diffed (push diffs again)
     │   ├── UpstreamUnavailableError    6  network errors, 5xx, 429 after bounded retries
+    │   │   └── UpstreamUnreachableError       no connection at all (DNS, refused): the run stops asking
     │   └── UpstreamProtocolError          an answer that does not follow the Hub API
     ├── IntegrityError                  7  bytes do not match the hash or size they promised
     ├── UnsafePathError                 8  a path that would escape its root ('..', absolute, NUL, ...)
@@ -86,6 +87,11 @@ class ConflictError(UpstreamError):
 
 class UpstreamUnavailableError(UpstreamError):
     exit_code = 6
+
+
+class UpstreamUnreachableError(UpstreamUnavailableError):
+    """Not a single connection could be made (DNS failure, refused, connect timeouts): asking again for the
+    next repo would only wait as long for the same answer."""
 
 
 class UpstreamProtocolError(UpstreamError):

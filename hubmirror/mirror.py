@@ -6,27 +6,28 @@ Builds the upstream client and syncer from a config; holds no state of its own b
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Config, RepoSpec
+from .config import Config, LockedFile, LockedRevision, RepoSpec, read_lock, write_lock
 from .errors import HubMirrorError
-from .hfcache import HFCacheView, ViewReport
-from .index import Index, PushBook, open_index
-from .lockfile import LockedFile, LockedRevision, read_lock, write_lock
+from .home import open_store_index
+from .hub import UpstreamClient
+from .index import NEXT_SYNC_KEY, Index, PushBook
 from .paths import is_sha1
 from .patterns import PathFilter
-from .scheduler import NEXT_RUN_KEY
 from .store import LAYOUT_VERSION, Store
 from .sync import Syncer, SyncObserver, SyncReport
-from .upstream import UpstreamClient
+from .view import HFCacheView, ViewReport, view_root
 
 if TYPE_CHECKING:
-    from .importer import ImportReport
-    from .pusher import Pusher
+    from .push import Pusher
+    from .view import ImportReport
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +35,13 @@ logger = logging.getLogger(__name__)
 class Mirror:
     """A hubmirror home: ``Mirror(home)`` opens (and if needed creates) its store and index."""
 
-    def __init__(self, home: Path | str) -> None:
-        self.store = Store(Path(home))
-        # Opening may migrate the schema: two processes starting on a fresh store must not both run it.
-        with self.store.write_lock():
-            self.index: Index = open_index(self.store.index_path)
-        self.view = HFCacheView(self.store.home / "hf" / "hub", self.store, self.index)
+    def __init__(self, home: Path | str, *, write: bool = True) -> None:
+        """Open the store at ``home``: for a write (creating it if needed), or (``write=False``) only to read,
+        which never creates or changes anything."""
+        self.store: Store
+        self.index: Index
+        self.store, self.index = open_store_index(Path(home), write=write)
+        self.view = HFCacheView(view_root(self.store.home), self.store, self.index)
         # Sync keeps the HF-cache view current after each published commit.
         self.on_published: Callable[[str, str, str], None] | None = self._update_view
 
@@ -113,7 +115,7 @@ class Mirror:
 
     # -- push ------------------------------------------------------------------------------------
     def pusher(self, client: UpstreamClient) -> Pusher:
-        from .pusher import Pusher  # the push stack is not loaded for syncs and reads
+        from .push import Pusher  # the push stack is not loaded for syncs and reads
 
         return Pusher(self.store, self.index, client, on_published=self.on_published)
 
@@ -129,7 +131,7 @@ class Mirror:
 
     def import_hf_cache(self, cache_dir: Path) -> ImportReport:
         """Bring an existing huggingface_hub cache into the store (verified), then refresh the view."""
-        from .importer import CacheImporter
+        from .view import CacheImporter
 
         report = CacheImporter(self.store, self.index).run(cache_dir)
         self.view.rebuild()
@@ -158,7 +160,7 @@ class Mirror:
             "repos": repos,
             "sync_runs": [asdict(r) for r in self.index.sync_runs(runs)],
             "push": self.push_status(),
-            "next_sync": self.index.get_meta(NEXT_RUN_KEY),
+            "next_sync": self.index.get_meta(NEXT_SYNC_KEY),
             "failing_repos": self._failing_repos(),
         }
 
@@ -174,3 +176,16 @@ class Mirror:
         latest = {(e["type"], e["repo"], e["revision"]): e["error"] for e in runs[0].errors}
         return [{"type": t, "repo": r, "revision": v, "runs": last, "error": latest[(t, r, v)]}
                 for t, r, v in sorted(failing or ())]
+
+
+@contextmanager
+def planning_mirror(home: Path) -> Iterator[Mirror]:
+    """A Mirror to plan a dry run against while writing nothing: the store opened read-only, or, when there
+    is no store yet, an empty throwaway one (everything would be fetched)."""
+    if Store.exists(home):
+        with Mirror(home, write=False) as mirror:
+            yield mirror
+        return
+    logger.info("no store at %s yet: everything would be fetched", home)
+    with tempfile.TemporaryDirectory(prefix="hubmirror-dry-run-") as scratch, Mirror(Path(scratch)) as mirror:
+        yield mirror

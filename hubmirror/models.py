@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 REPO_TYPES = ("model", "dataset")
+REPO_TYPE_BY_PLURAL = {f"{t}s": t for t in REPO_TYPES}  # "models" → "model", as in URLs and cache folders
 
 
 def url_prefix(repo_type: str) -> str:

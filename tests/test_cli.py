@@ -110,6 +110,8 @@ def _home_used(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_config_from_flag_env_and_cwd(hub: HubServer, tmp_path: Path, xdg: Path, elsewhere: Path) -> None:
     repos = [{"repo": "org/a"}]
+    for name in ("home-flag", "home-env", "home-cwd"):  # read commands need a store; they never create one
+        assert cli("--home", str(tmp_path / name), "import-hf-cache", str(elsewhere), xdg=xdg).returncode == 0
     flag = write_config(tmp_path / "flag.yaml", hub.url, tmp_path / "home-flag", repos)
     named = write_config(tmp_path / "named.yaml", hub.url, tmp_path / "home-env", repos)
     write_config(elsewhere / "hubmirror.yaml", hub.url, tmp_path / "home-cwd", repos)
@@ -243,31 +245,39 @@ def test_sync_some_repos_fail(hub: HubServer, tmp_path: Path, home: Path, xdg: P
     assert "synced 1/2" in text.stdout
 
 
-@pytest.mark.parametrize("down", ["closed-port", "stopped-server"])
-def test_sync_upstream_down(down: str, hub: HubServer, tmp_path: Path, home: Path, xdg: Path,
-                            elsewhere: Path) -> None:
+@pytest.mark.parametrize("down", ["closed-port", "stopped-server", "dns-failure"])
+def test_a_first_run_against_an_unreachable_upstream_fails_fast_with_a_hint(
+        down: str, hub: HubServer, tmp_path: Path, home: Path, xdg: Path, elsewhere: Path) -> None:
+    """The README's first command on a machine that cannot reach upstream: default retries (8), yet one
+    line per repo within seconds, exit 6, naming upstream.endpoint and the offline imports."""
     if down == "closed-port":
         endpoint = f"http://127.0.0.1:{_closed_port()}"
+    elif down == "dns-failure":
+        endpoint = "http://no-such-host.invalid"
     else:
         endpoint = hub.url
         hub.stop()
-    path = write_config(tmp_path / "down.yaml", endpoint, home, [{"repo": "org/a"}, {"repo": "org/b"}],
-                        upstream={"max_retries": 1, "timeout": 5})
+    path = write_config(tmp_path / "down.yaml", endpoint, home, [{"repo": "org/a"}, {"repo": "org/b"}])
     started = time.monotonic()
     result = cli("-c", str(path), "sync", xdg=xdg, cwd=elsewhere)
     assert result.returncode == 6, (result.stdout, result.stderr)
-    assert time.monotonic() - started < 30
-    lines = (result.stdout + result.stderr).splitlines()
-    assert any("upstream" in line and "unavailable" in line for line in lines), lines
+    assert time.monotonic() - started < 5
     assert "Traceback" not in result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 2 and "org/a" in failed[0] and "org/b" in failed[1]
+    assert "cannot reach upstream" in failed[0] and "upstream.endpoint" in failed[0]
+    assert "hubmirror import" in failed[0]
+    if down == "dns-failure":
+        assert "DNS lookup failed" in failed[0]
+    # the second repo speaks of itself, not of the first one's request
+    assert "org/a" not in failed[1] and "could not be reached earlier in this run" in failed[1]
+    # each failure is said once: no log line repeating the FAILED line
+    assert "org/a" not in result.stderr, result.stderr
     as_json = cli("-c", str(path), "sync", "--json", xdg=xdg, cwd=elsewhere)
     assert as_json.returncode == 6
     report = json.loads(as_json.stdout)
     assert report["ok"] is False
-    assert {r["error_type"] for r in report["results"]} == {"UpstreamUnavailableError"}
-    # Once upstream did not answer through all retries, later repos fail at once instead of waiting again.
-    first, second = report["results"]
-    assert second["error"].startswith("skipped: ") and first["error"] in second["error"]
+    assert {r["error_type"] for r in report["results"]} == {"UpstreamUnreachableError"}
 
 
 # ============================================================================================ output streams
@@ -282,7 +292,7 @@ def test_piped_output_has_no_control_characters_and_logs_go_to_stderr(
     assert re.search(r"^updated +model org/a@main [0-9a-f]{12}: 2 files", result.stdout, re.M)
     assert re.search(r"^synced 2/2 repo revisions", result.stdout, re.M)
     assert " INFO " not in result.stdout and "hubmirror.sync" not in result.stdout
-    assert re.search(r"INFO hubmirror\.sync: model org/a@main", result.stderr)
+    assert re.search(r"INFO hubmirror\.sync[\w.]*: model org/a@main", result.stderr)
     quiet = cli("-c", str(cfg), "-q", "sync", xdg=xdg, cwd=elsewhere)
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert "unchanged" in quiet.stdout
@@ -328,8 +338,27 @@ def test_progress_bar_only_on_a_terminal(cfg: Path, hub: HubServer, xdg: Path, e
 
 
 # ============================================================================================ status
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["env"], ["hf-cache"],
+                                     ["hf-cache", "--dir", "VIEW"], ["resolve", "org/a"], ["serve", "--port", "0"]])
+def test_read_commands_never_create_a_store(command: list[str], tmp_path: Path, xdg: Path, elsewhere: Path) -> None:
+    missing = tmp_path / "no-store-here"
+    argv = [str(tmp_path / "view") if a == "VIEW" else a for a in command]
+    result = cli(*argv, xdg=xdg, cwd=elsewhere, HUBMIRROR_HOME=str(missing))
+    assert result.returncode == 10, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and str(missing) in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not missing.exists() and not (tmp_path / "view").exists()
+    # an existing directory that is not a store is not turned into one either
+    missing.mkdir()
+    again = cli(*argv, xdg=xdg, cwd=elsewhere, HUBMIRROR_HOME=str(missing))
+    assert again.returncode == 10 and "holds no hubmirror store" in again.stderr
+    assert list(missing.iterdir()) == []
+
+
 def test_status_with_nothing_mirrored(tmp_path: Path, xdg: Path, elsewhere: Path) -> None:
     empty = tmp_path / "empty-home"
+    made = cli("--home", str(empty), "import-hf-cache", str(elsewhere), xdg=xdg)  # a write command creates it
+    assert made.returncode == 0, made.stderr
     result = cli("status", xdg=xdg, cwd=elsewhere, HUBMIRROR_HOME=str(empty))
     assert result.returncode == 0, result.stderr
     assert "no repos mirrored yet" in result.stdout

@@ -176,6 +176,15 @@ def test_values_are_converted(write: Write) -> None:
     assert config.watch[0].private is True
 
 
+@pytest.mark.parametrize("text", ["watch:\n  - {path: ./out, repo: me/model}\n",
+                                  "repos: []\nwatch:\n  - {path: ./out, repo: me/model}\n",
+                                  "repos:\nserve:\n  port: 9000\n", "sync:\n  workers: 2\n"])
+def test_a_config_without_repos_is_valid(write: Write, text: str) -> None:
+    """A training machine that only pushes or watches has nothing to mirror."""
+    config = load_config(write(text))
+    assert config.repos == ()
+
+
 def test_config_is_frozen(write: Write) -> None:
     config = load_config(write("repos: [{repo: org/a}]\n"), env={})
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -523,9 +532,7 @@ MALFORMED = [
     pytest.param("repos:\n  - repo: a\n  - 1: x\n", 3, "repos[1]", "keys must be strings, got an integer",
                  id="int-key"),
     # repos list and entries
-    pytest.param("repos: []\n", 1, "repos", "empty list (list at least one repo to mirror)",
-                 id="empty-repos"),
-    pytest.param("sync:\n  workers: 2\n", 1, "repos", "missing required key 'repos'", id="missing-repos"),
+    pytest.param("repos: {repo: a}\n", 1, "repos", "expected a list of repo entries", id="mapping-for-repos"),
     pytest.param("repos:\n  - type: model\n", 2, "repos[0].repo", "missing required key 'repo'",
                  id="missing-repo"),
     pytest.param("repos:\n  - repo: a\n    revisions: []\n", 3, "repos[0].revisions", "empty list",
@@ -576,6 +583,14 @@ MALFORMED = [
                  "watch[0].debounce", "0 or more", id="negative-debounce"),
     pytest.param("repos: [{repo: a}]\nupstream:\n  timeout: 0\n", 3, "upstream.timeout",
                  "must be greater than 0", id="zero-timeout"),
+    # values so large they would overflow the clocks they are handed to
+    pytest.param("upstream:\n  timeout: 1e300\n", 2, "upstream.timeout", "longer than a year", id="huge-timeout"),
+    pytest.param("upstream:\n  timeout: 2d\n", 2, "upstream.timeout", "must be at most 86400 seconds",
+                 id="timeout-over-a-day"),
+    pytest.param("sync:\n  every: 99999999999d\n", 2, "sync.every", "longer than a year", id="huge-every"),
+    pytest.param("sync:\n  jitter: 1e20\n", 2, "sync.jitter", "longer than a year", id="huge-jitter"),
+    pytest.param("watch:\n  - {path: x, repo: a/b, debounce: 400d}\n", 2, "watch[0].debounce",
+                 "longer than a year", id="huge-debounce"),
     pytest.param("repos: [{repo: a}]\nsync:\n  workers: 0\n", 3, "sync.workers",
                  "must be between 1 and 128, got 0", id="workers-low"),
     pytest.param("repos: [{repo: a}]\nsync:\n  workers: 129\n", 3, "sync.workers",
@@ -590,12 +605,13 @@ MALFORMED = [
                  "'every' and 'cron' are mutually exclusive", id="every-and-cron"),
     pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 * * * *'\n  every: 6h\n", 4, "sync.every",
                  "'every' and 'cron' are mutually exclusive", id="cron-and-every"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 * *'\n", 3, "sync.cron", "needs 5 fields",
-                 id="cron-fields"),
+    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 * *'\n", 3, "sync.cron",
+                 "invalid cron expression '0 * *': Wrong number of fields (minute hour day-of-month month "
+                 "day-of-week, e.g. '0 3 * * *')", id="cron-fields"),
     pytest.param("repos: [{repo: a}]\nsync:\n  cron: '61 * * * *'\n", 3, "sync.cron",
-                 "minute: 61 is outside 0-59", id="cron-range"),
+                 "invalid cron expression '61 * * * *': Bad minute", id="cron-range"),
     pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 3 * * funday'\n", 3, "sync.cron",
-                 "day of week: 'funday' is not a number", id="cron-name"),
+                 "invalid cron expression '0 3 * * funday': Bad day-of-week", id="cron-name"),
     # endpoint
     pytest.param("upstream:\n  endpoint: ftp://hub.local\nrepos: [{repo: a}]\n", 2, "upstream.endpoint",
                  "expected an http:// or https:// URL", id="endpoint-scheme"),
@@ -690,7 +706,7 @@ def test_yaml_syntax_errors(write: Write, text: str, line: int, fragment: str) -
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
 def test_empty_file(write: Write, text: str) -> None:
     path = write(text)
-    assert_error(load_error(path), path, 1, None, "the file is empty; it needs at least a 'repos' list")
+    assert_error(load_error(path), path, 1, None, "the file is empty; list repos to mirror under 'repos:'")
 
 
 @pytest.mark.parametrize(("text", "kind"), [("- repo: a\n", "a list"), ("just text\n", "a string"),
@@ -715,14 +731,14 @@ def test_alias_bomb_is_refused(write: Write) -> None:
 
 
 def test_error_file_name_is_as_given(write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write("repos: []\n", name="conf.yaml")
+    write("repos: org/a\n", name="conf.yaml")
     monkeypatch.chdir(tmp_path)
-    expected = "conf.yaml:1: repos: empty list (list at least one repo to mirror)"
+    expected = "conf.yaml:1: repos: expected a list of repo entries, got a string"
     assert str(load_error(Path("conf.yaml"))) == expected
 
 
 def test_config_error_exit_code(write: Write) -> None:
-    assert load_error(write("repos: []\n")).exit_code == 3
+    assert load_error(write("repos: org/a\n")).exit_code == 3
 
 
 # --- parse_duration -------------------------------------------------------------------------------------

@@ -423,8 +423,11 @@ def test_many_processes_open_a_fresh_store_at_once(tmp_path: Path, procs: Procs)
     """Regression: processes that open a new store together raced on the schema migration
     ('table repos already exists', 'database is locked') and one of them died with a traceback."""
     home = tmp_path / "fresh"
-    started = [procs.start("--home", str(home), "status", "--json") for _ in range(8)]
+    empty_cache = tmp_path / "empty-hf-cache"
+    empty_cache.mkdir()
+    # a write command creates the store (read commands never do)
+    started = [procs.start("--home", str(home), "import-hf-cache", str(empty_cache), "--json") for _ in range(8)]
     for proc in started:
         assert proc.wait(timeout=60) == 0, procs.output(proc)[1][-2000:]
-        assert json.loads(procs.output(proc)[0])["repos"] == []
+        assert json.loads(procs.output(proc)[0])["commits_imported"] == 0
     check_invariants(home)

@@ -188,7 +188,7 @@ def test_deleted_view_is_rebuilt_identically(site: Site) -> None:
     assert _tree(site.view) == before
     again = run_cli("--home", str(site.home), "hf-cache", "--json", timeout=60)  # idempotent
     assert json.loads(again.stdout) == {"path": str(site.view), "repos": 3, "snapshots": 4,
-                                        "link_mode": "hardlink"}
+                                        "link_mode": "hardlink", "problems": []}
     assert _tree(site.view) == before
 
 
@@ -219,7 +219,7 @@ def test_view_on_another_filesystem_symlinks_blobs_and_says_so(site: Site) -> No
         r = run_cli("--home", str(site.home), "hf-cache", "--dir", str(other), "--json", timeout=60)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout) == {"path": str(other), "repos": 3, "snapshots": 4,
-                                        "link_mode": "symlink"}
+                                        "link_mode": "symlink", "problems": []}
         text = run_cli("--home", str(site.home), "hf-cache", "--dir", str(other), timeout=60)
         assert "blobs are symlinks to the store" in text.stderr
         for (repo_type, repo, commit), files in site.files.items():

@@ -20,11 +20,10 @@ from conftest import run_cli, write_config
 from hubserver import HubServer, _error, minilm_dir
 from servekit import ServeProcess
 
-import hubmirror.pusher as pusher_mod
+import hubmirror.push._pusher as pusher_mod
 from hubmirror.errors import HubMirrorError
+from hubmirror.hub import HubWriter, UpstreamClient
 from hubmirror.mirror import Mirror
-from hubmirror.uploader import HubWriter
-from hubmirror.upstream import UpstreamClient
 
 pytestmark = pytest.mark.timeout(120)
 

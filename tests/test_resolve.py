@@ -193,7 +193,8 @@ def test_renamed_repo_resolves_by_old_name_and_view_links_it(site: Site) -> None
 
 def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     r = run_cli("--home", str(tmp_path / "nothing"), "resolve", MINILM, timeout=60)
-    assert r.returncode == 4 and "no hubmirror store at" in r.stderr
+    assert r.returncode == 10 and f"{tmp_path / 'nothing'} does not exist" in r.stderr
+    assert r.stderr.count("\n") == 1 and not (tmp_path / "nothing").exists()
 
 
 # ============================================================================================ Python API
@@ -264,7 +265,7 @@ def test_resolving_and_offline_loading_never_open_a_socket(site: Site) -> None:
         import io, contextlib, os
         out = {{}}
         # 1. the CLI entry point (fast path), in this guarded process
-        from hubmirror.entry import main
+        from hubmirror.cli import main
         buf = io.StringIO()
         sys.argv = ["hubmirror", "--home", {str(site.home)!r}, "resolve", {MINILM!r}, "-r", "v1.0"]
         with contextlib.redirect_stdout(buf):

@@ -243,7 +243,7 @@ def test_upstream_down_job_survives_kill_then_pushed_once(tmp_path: Path, watche
     wait_for(lambda: watcher.count("push of .* failed") >= 3, "more failed attempts")
     pending = status(cfg)["push"]["pending"]
     assert len(pending) == 1 and pending[0]["repo"] == "me/offline", pending
-    assert pending[0]["attempts"] >= 2 and "unavailable" in pending[0]["last_error"]
+    assert pending[0]["attempts"] >= 2 and "cannot reach upstream" in pending[0]["last_error"]
     assert watcher.stop(signal.SIGKILL) == -signal.SIGKILL
 
     after_kill = status(cfg)["push"]

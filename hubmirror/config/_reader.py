@@ -13,12 +13,13 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..models import REPO_TYPES
 
-REPO_TYPES = ("model", "dataset")
 _MAX_NODES = 100_000  # a config is small; this stops alias bombs ("billion laughs") early
 
 _KeyPath = tuple[str | int, ...]
 
+MAX_DURATION = 366 * 86400.0  # longer waits overflow the clocks they are handed to
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)\s*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -41,6 +42,8 @@ def parse_duration(text: str | int | float) -> float:
         seconds = float(text)
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"duration {text!r} must be a finite number of seconds, 0 or more")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"duration {text!r} is longer than a year (366d), the longest hubmirror accepts")
     return seconds
 
 
@@ -290,13 +293,16 @@ class _Reader:
         return value
 
     def duration(self, data: dict[str, Any], path: _KeyPath, key: str, default: float,
-                 *, positive: bool = False) -> float:
+                 *, positive: bool = False, maximum: float | None = None) -> float:
         if key not in data:
             return default
         value = data[key]
         if value == "":
             raise self.blank((*path, key))
-        return self._duration((*path, key), value, positive)
+        seconds = self._duration((*path, key), value, positive)
+        if maximum is not None and seconds > maximum:
+            raise self.error((*path, key), f"must be at most {maximum:g} seconds, got {seconds:g}")
+        return seconds
 
     def optional_duration(self, data: dict[str, Any], path: _KeyPath, key: str) -> float | None:
         value = data.get(key)
@@ -428,8 +434,8 @@ def read_document(text: str, shown: str, env: Mapping[str, str]) -> tuple[_Reade
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is None or (root.tag == "tag:yaml.org,2002:null" and not root.value):  # nothing, or "---"
-            raise ConfigError("the file is empty; it needs at least a 'repos' list "
-                              "(see config/hubmirror.example.yaml)", file=shown, line=1)
+            raise ConfigError("the file is empty; list repos to mirror under 'repos:' or folders to push under "
+                              "'watch:' (see config/hubmirror.example.yaml)", file=shown, line=1)
         top = reader.plain(root, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

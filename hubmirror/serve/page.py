@@ -7,15 +7,8 @@ from html import escape
 from starlette.responses import HTMLResponse
 
 from ..errors import RevisionNotMirroredError
+from ..units import human_size
 from .catalog import Catalog, Snapshot
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n:.1f} TB"
 
 
 def index_page(catalog: Catalog, authorized: bool) -> HTMLResponse:
@@ -40,7 +33,7 @@ def index_page(catalog: Catalog, authorized: bool) -> HTMLResponse:
             rows.append(
                 f"<tr><td>{repo_type}</td><td><b>{escape(repo.name)}</b>{flags}"
                 f"</td><td>{meta}<br><small>{escape(', '.join(map(str, tags)))}</small></td>"
-                f"<td>{len(snapshot.files)} files, {_size(size)}</td><td>{revisions}</td></tr>")
+                f"<td>{len(snapshot.files)} files, {human_size(size)}</td><td>{revisions}</td></tr>")
     body = "\n".join(rows) or '<tr><td colspan="5">nothing mirrored yet</td></tr>'
     html = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hubmirror</title>

@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from ..config import parse_card_metadata
 from ..errors import RevisionNotMirroredError, UnsafePathError
 from ..hashing import lfs_pointer
-from ..models import FileRecord, url_prefix
+from ..models import FileRecord
 from ..paths import safe_relpath
 from .catalog import Catalog, Snapshot
 from .http import HubHTTPError, base_url
@@ -259,10 +259,6 @@ async def validate_yaml(request: Request) -> Response:
         return JSONResponse({"errors": [{"message": str(exc)}], "warnings": []}, status_code=400,
                             headers={"X-Error-Message": "Invalid metadata in README.md"})
     return JSONResponse({"errors": [], "warnings": []})
-
-
-def url_for_repo(request: Request, repo_type: str, repo_id: str) -> str:
-    return f"{base_url(request)}/{url_prefix(repo_type)}{repo_id}"
 
 
 def whoami() -> Response:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from ..models import REPO_TYPE_BY_PLURAL
+
 API_ACTIONS = {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit",
                "xet-read-token", "xet-write-token", "discussions", "lfs-files"}
-TYPE_SEGMENTS = {"models": "model", "datasets": "dataset", "spaces": "space"}
+TYPE_SEGMENTS = {**REPO_TYPE_BY_PLURAL, "spaces": "space"}  # spaces are recognised, then refused
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from starlette.responses import JSONResponse, Response
 from ..config import validate_repo_id
 from ..errors import IntegrityError, StoreError, UnsafePathError
 from ..hashing import git_blob_sha1, lfs_pointer
-from ..hfcache import HFCacheView
 from ..models import Access, BlobRecord, FileRecord, Repo, url_prefix
 from ..paths import is_sha256, safe_relpath
 from ..store import Expected
+from ..view import HFCacheView, view_root
 from .catalog import Catalog
 from .http import HubHTTPError, base_url
 
@@ -190,7 +190,7 @@ class Writer:
                              str(header.get("summary")))
             index.publish_commit(repo.type, repo.name, sha, files.values(), blobs, source="push")
             index.set_ref(repo.type, repo.name, branch, sha)
-        HFCacheView(store.home / "hf" / "hub", store, index).update(repo.type, repo.name, sha)
+        HFCacheView(view_root(store.home), store, index).update(repo.type, repo.name, sha)
         return sha
 
     def _apply_op(self, op: dict[str, Any], files: dict[str, FileRecord], blobs: list[BlobRecord]) -> None:

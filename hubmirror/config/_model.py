@@ -1,0 +1,93 @@
+"""The config as frozen dataclasses: what every other part reads (never the YAML itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+LOCK_FILENAME = "hubmirror.lock"
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    endpoint: str = DEFAULT_ENDPOINT
+    token: str | None = field(default=None, repr=False)  # repr=False: a logged Config never shows it
+    timeout: float = 30.0
+    max_retries: int = 8
+    max_requests_per_5min: int = 800
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    workers: int = 16
+    every: float | None = None  # seconds; `every` and `cron` are mutually exclusive
+    cron: str | None = None
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    repo: str
+    type: str = "model"
+    revisions: tuple[str, ...] = ("main",)
+    allow_patterns: tuple[str, ...] | None = None
+    ignore_patterns: tuple[str, ...] | None = None
+    line: int | None = None  # where the entry starts in the config file, for messages
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    path: Path
+    repo: str
+    type: str = "model"
+    revision: str = "main"
+    private: bool = False
+    debounce: float = 5.0
+    delete_remote: bool = False
+    create: bool = True
+    add_model_card: bool = False
+    message: str = "Update from hubmirror watch"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = field(default=None, repr=False)
+    enabled: bool = False  # the file has a serve: section, so `hubmirror run` starts the server
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    home: Path
+    upstream: UpstreamConfig
+    sync: SyncConfig
+    repos: tuple[RepoSpec, ...]
+    watch: tuple[WatchSpec, ...]
+    serve: ServeConfig
+
+    @property
+    def lock_path(self) -> Path:
+        """``hubmirror.lock`` beside the config file (in the current directory if there is no file)."""
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return base / LOCK_FILENAME
+
+    def select(self, names: Sequence[str]) -> tuple[RepoSpec, ...]:
+        """Return the repos (in config order) whose repo id is in ``names``.
+
+        Raises ConfigError for a name the config does not list.
+        """
+        listed = list(dict.fromkeys(spec.repo for spec in self.repos))
+        for name in names:
+            if name not in listed:
+                more = f", ... ({len(listed) - 10} more)" if len(listed) > 10 else ""
+                shown = ", ".join(listed[:10]) + more
+                raise ConfigError(f"repo {name!r} is not listed in repos: (listed: {shown})",
+                                  file=str(self.path) if self.path is not None else None)
+        wanted = set(names)
+        return tuple(spec for spec in self.repos if spec.repo in wanted)

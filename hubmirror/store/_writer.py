@@ -1,0 +1,171 @@
+"""The one blob writer: temp file → hash while writing → verify → fsync → chmod 0444 → rename → fsync dir.
+
+Nothing else opens a blob path for writing. A mismatch deletes the temp file and raises
+:class:`IntegrityError`; a disk error is one :class:`StoreError` (a second error while cleaning up never
+replaces it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import IntegrityError
+from ..hashing import CHUNK, git_blob_header
+from ._files import disk_error, fsync_dir, plain_name
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the bytes were promised to be; any field left None is not checked."""
+
+    size: int | None = None
+    sha256: str | None = None
+    git_sha1: str | None = None
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    sha256: str
+    size: int
+    git_sha1: str | None
+    fetched: bool  # False when an identical blob was already stored
+
+
+class BlobWriter:
+    """Streams bytes to a temp file in ``tmp_dir`` while hashing them; :meth:`commit` publishes.
+
+    A resumable writer re-hashes the bytes already in its partial file when opened, so what is resumed
+    is verified together with what is appended. Use as a context manager: leaving without commit keeps a
+    resumable partial file (for the next run) and deletes a unique one.
+    """
+
+    def __init__(self, tmp_dir: Path, blob_path: Callable[[str], Path], expected: Expected,
+                 resume_key: str | None) -> None:
+        self.expected, self._blob_path = expected, blob_path
+        self.resumable = resume_key is not None
+        name = f"{plain_name(resume_key)}.partial" if resume_key is not None else f"{uuid.uuid4().hex}.tmp"
+        self.tmp_path = tmp_dir / name
+        self._committed = False
+        try:
+            self._handle = self.tmp_path.open("ab" if self.resumable else "xb")
+        except OSError as exc:
+            raise disk_error(exc, str(self.tmp_path)) from exc
+        self._reset_hashes()
+        if self.resumable and self._handle.tell():
+            self._rehash_existing()
+
+    @property
+    def expected_size(self) -> int | None:
+        return self.expected.size
+
+    def _reset_hashes(self) -> None:
+        self.offset = 0
+        self._sha256 = hashlib.sha256()
+        size = self.expected.size
+        self._sha1 = (hashlib.sha1(git_blob_header(size))
+                      if self.expected.git_sha1 is not None and size is not None else None)
+
+    def _rehash_existing(self) -> None:
+        have = self._handle.tell()
+        if self.expected.size is not None and have > self.expected.size:
+            self.restart()
+            return
+        with self.tmp_path.open("rb") as existing:
+            while chunk := existing.read(CHUNK):
+                self._update(chunk)
+
+    def _update(self, chunk: bytes) -> None:
+        self._sha256.update(chunk)
+        if self._sha1 is not None:
+            self._sha1.update(chunk)
+        self.offset += len(chunk)
+
+    def restart(self) -> None:
+        """Throw away what was written (e.g. the server ignored our Range) and start from byte 0."""
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._reset_hashes()
+
+    def write(self, chunk: bytes) -> None:
+        if self.expected.size is not None and self.offset + len(chunk) > self.expected.size:
+            self.discard(keep_partial=False)
+            raise IntegrityError(f"received more than the promised {self.expected.size} bytes")
+        try:
+            self._handle.write(chunk)
+        except OSError as exc:
+            raise disk_error(exc, str(self.tmp_path)) from exc
+        self._update(chunk)
+
+    def _close_durably(self) -> None:
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            self._close_quietly()
+            raise disk_error(exc, str(self.tmp_path)) from exc
+        try:
+            self._handle.close()
+        except OSError as exc:
+            raise disk_error(exc, str(self.tmp_path)) from exc
+
+    def _close_quietly(self) -> None:
+        """Close after a failure: the buffered bytes cannot be written either (ENOSPC again); the first
+        error is the one to report."""
+        try:
+            self._handle.close()
+        except OSError:
+            pass
+
+    def commit(self) -> BlobInfo:
+        """Verify size and hashes, make the bytes durable and move them to their blob address.
+
+        Raises :class:`IntegrityError` (temp file deleted) on any mismatch, :class:`StoreError` on I/O.
+        """
+        self._close_durably()
+        sha256 = self._sha256.hexdigest()
+        git_sha1 = self._sha1.hexdigest() if self._sha1 is not None else None
+        problem = None
+        if self.expected.size is not None and self.offset != self.expected.size:
+            problem = f"size {self.offset} != promised {self.expected.size}"
+        elif self.expected.sha256 is not None and sha256 != self.expected.sha256:
+            problem = f"sha256 {sha256} != promised {self.expected.sha256}"
+        elif self.expected.git_sha1 is not None and git_sha1 != self.expected.git_sha1:
+            problem = f"git sha1 {git_sha1} != promised {self.expected.git_sha1}"
+        if problem:
+            self.tmp_path.unlink(missing_ok=True)
+            raise IntegrityError(f"content mismatch ({problem}); nothing was stored")
+        final = self._blob_path(sha256)
+        fetched = not final.exists()
+        try:
+            if fetched:
+                parent_existed = final.parent.exists()
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if not parent_existed:
+                    fsync_dir(final.parent.parent)
+                os.chmod(self.tmp_path, 0o444)
+                os.replace(self.tmp_path, final)
+                fsync_dir(final.parent)
+            else:
+                self.tmp_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise disk_error(exc, str(final)) from exc
+        self._committed = True
+        return BlobInfo(sha256=sha256, size=self.offset, git_sha1=git_sha1, fetched=fetched)
+
+    def discard(self, *, keep_partial: bool) -> None:
+        if not self._handle.closed:
+            self._close_quietly()
+        if not (keep_partial and self.resumable):
+            self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._committed:
+            self.discard(keep_partial=True)

@@ -1,0 +1,376 @@
+"""Mirror sync: bring the listed repo revisions from upstream into the store and index.
+
+Per repo-revision (DESIGN.md "Sync algorithm"): one request for the commit sha; if that commit is already
+complete, move the ref and stop. Else list the tree, dedupe against the store, download what is missing in
+parallel (verified, resumable), publish the commit in one transaction, and move the ref last.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..config import LockedRevision, RepoSpec
+from ..errors import (
+    AccessDeniedError,
+    ConfigError,
+    HubMirrorError,
+    IntegrityError,
+    Interrupted,
+    RepoNotFoundError,
+    UpstreamUnreachableError,
+)
+from ..failpoints import failpoint
+from ..hub import UpstreamClient
+from ..index import Index
+from ..models import Access, BlobRecord, FileRecord, RevisionInfo, TreeEntry
+from ..paths import is_sha1, safe_relpath
+from ..patterns import PathFilter
+from ..store import BlobInfo, Expected, Store
+from ._report import NullObserver, RevisionResult, SyncObserver, SyncReport
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_HINT = ("; on a machine without a network, bring repos in with 'hubmirror import' (a bundle exported on "
+                "a connected machine) or 'hubmirror import-hf-cache'")
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One blob to download (several paths may share it)."""
+
+    entry: TreeEntry
+    expected_sha256: str | None
+
+    @property
+    def key(self) -> str:
+        return self.entry.lfs_sha256 or self.entry.oid
+
+
+class Syncer:
+    def __init__(self, store: Store, index: Index, client: UpstreamClient, *, workers: int = 16,
+                 observer: SyncObserver | None = None,
+                 on_published: Callable[[str, str, str], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.store, self.index, self.client = store, index, client
+        self.stop = stop or threading.Event()  # set it to stop between chunks; partials are kept
+        self.workers = workers
+        self.observer: SyncObserver = observer or NullObserver()
+        self.on_published = on_published
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubmirror-dl")
+        self._local = threading.local()
+        self._indexes: list[Index] = []
+        self._indexes_lock = threading.Lock()
+        self._seen: dict[tuple[str, str], RevisionInfo] = {}  # (type, listed name) → this run's answer
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for index in self._indexes:
+            index.close()
+
+    # -- entry points ----------------------------------------------------------------------------
+    def sync(self, specs: Sequence[RepoSpec], *, dry_run: bool = False) -> SyncReport:
+        jobs = [(spec, rev, None) for spec in specs for rev in spec.revisions]
+        return self._run(jobs, dry_run)
+
+    def sync_locked(self, specs: Sequence[RepoSpec], locked: Sequence[LockedRevision], *,
+                    dry_run: bool = False) -> SyncReport:
+        """Fetch exactly what the lock names, for the listed specs (a spec missing from the lock fails)."""
+        by_key = {(r.type, r.repo, r.revision): r for r in locked}
+        jobs = [(spec, rev, by_key.get((spec.type, spec.repo, rev)))
+                for spec in specs for rev in spec.revisions]
+        return self._run(jobs, dry_run, locked=True)
+
+    def _run(self, jobs: list[tuple[RepoSpec, str, LockedRevision | None]], dry_run: bool,
+             locked: bool = False) -> SyncReport:
+        started = time.monotonic()
+        requests_before = self.client.requests
+        report = SyncReport(dry_run=dry_run)
+        if not dry_run:
+            self.store.sweep_tmp()
+            report.run_id = self.index.start_sync_run()
+        report.planned = len(jobs)
+        self._seen = {}
+        unreachable: UpstreamUnreachableError | None = None
+        for spec, revision, pin in jobs:
+            if self.stop.is_set():
+                logger.warning("sync stopped before %s %s@%s", spec.type, spec.repo, revision)
+                break
+            result = RevisionResult(repo=spec.repo, type=spec.type, revision=revision)
+            try:
+                if locked and pin is None:
+                    raise _lock_missing(spec, revision)
+                if unreachable is not None:
+                    # Upstream did not answer at all: the next repo would wait just as long for the same.
+                    raise UpstreamUnreachableError(
+                        f"not tried: upstream {self.client.endpoint} could not be reached earlier in this run",
+                        url=unreachable.url)
+                self._sync_revision(spec, revision, pin, result, dry_run)
+            except UpstreamUnreachableError as exc:
+                if unreachable is None:
+                    unreachable = exc = UpstreamUnreachableError(f"{exc}{OFFLINE_HINT}", url=exc.url)
+                self._failed(result, exc)
+            except HubMirrorError as exc:
+                self._failed(result, exc)
+            report.results.append(result)
+            self.observer.finished(result)
+        report.requests = self.client.requests - requests_before
+        report.duration = time.monotonic() - started
+        if report.run_id is not None:
+            self._record_run(report)
+        return report
+
+    @staticmethod
+    def _failed(result: RevisionResult, exc: HubMirrorError) -> None:
+        # The caller reports failures once (the CLI's FAILED lines, a service's log summary).
+        result.status, result.error = "failed", str(exc)
+        result.error_type, result.exit_code = type(exc).__name__, exc.exit_code
+        logger.debug("%s failed: %s", result.label, exc)
+
+    def _record_run(self, report: SyncReport) -> None:
+        failed = [r for r in report.results if not r.ok]
+        outcome = "ok" if not failed else ("failed" if len(failed) == len(report.results) else "partial")
+        # Interrupted only if work was cut short, not if SIGTERM came as a complete run was ending.
+        if len(report.results) < report.planned or any(r.error_type == "Interrupted" for r in failed):
+            outcome = "interrupted"
+        self.index.finish_sync_run(
+            report.run_id, outcome=outcome, repos_ok=len(report.results) - len(failed),
+            repos_failed=len(failed), requests=report.requests, duration=report.duration,
+            errors=[{"repo": r.repo, "type": r.type, "revision": r.revision, "error": r.error,
+                     "error_type": r.error_type} for r in failed],
+            **{k: v for k, v in report.totals().items() if k != "bytes_to_fetch"})
+
+    # -- one repo-revision -----------------------------------------------------------------------
+    def _sync_revision(self, spec: RepoSpec, revision: str, pin: LockedRevision | None,
+                       result: RevisionResult, dry_run: bool) -> None:
+        path_filter = PathFilter(spec.allow_patterns, spec.ignore_patterns)
+        filter_key = f"lock:{pin.commit}" if pin else path_filter.key
+        pinned = pin.commit if pin is not None else (revision if is_sha1(revision) else None)
+        seen = self._seen.get((spec.type, spec.repo))
+        if pinned is not None and seen is not None:
+            # A commit sha is immutable and this run already asked upstream about the repo (its name
+            # and flags): nothing more to ask.
+            commit, name = pinned, seen.repo_id
+        else:
+            info = self._ask(spec, pinned or revision, dry_run)
+            commit = pinned or info.sha
+            name = info.repo_id
+        if name != spec.repo:
+            result.canonical = name
+        result.commit = commit
+        if self.index.commit_complete(spec.type, name, commit, filter_key):
+            result.status = "unchanged"
+            if not dry_run:
+                self._finish(spec, name, revision, commit)
+            result.files = len(self.index.files(self.index.find_repo(spec.type, name), commit))
+            return
+        entries = self._listing(spec, name, commit, path_filter, pin)
+        result.files = len(entries)
+        present, tasks = self._plan(entries, {f.path: f.sha256 for f in pin.files} if pin else {})
+        result.files_deduped = sum(1 for e in entries if e.path in present)
+        result.bytes_deduped = sum(e.size for e in entries if e.path in present)
+        result.bytes_to_fetch = sum(t.entry.size for t in tasks)
+        self.observer.planned(result.label, len(tasks), result.bytes_to_fetch)
+        if dry_run:
+            result.status = "planned"
+            return
+        fetched = self._download_all(spec, name, commit, tasks, result)
+        blobs: dict[str, BlobRecord] = {}
+        records = []
+        for entry in entries:
+            info = fetched.get(entry.lfs_sha256 or entry.oid)
+            sha256 = info.sha256 if info else present[entry.path]
+            git_sha1 = None if entry.is_lfs else entry.oid
+            # Every file's blob gets a row, also one a killed run left on disk without recording it.
+            blobs.setdefault(sha256, BlobRecord(sha256, entry.size, git_sha1))
+            records.append(FileRecord(entry.path, entry.size, sha256, entry.oid, entry.is_lfs))
+        failpoint("sync.before_publish")
+        with self.store.write_lock():
+            seen = self._seen.get((spec.type, spec.repo))
+            self.index.publish_commit(spec.type, name, commit, records, blobs.values(), source="sync",
+                                      filter_key=filter_key, access=seen.access if seen else None)
+        result.status = "updated"
+        self._finish(spec, name, revision, commit)
+        logger.info("%s → %s: %d files, %d fetched (%d bytes), %d deduped (%d bytes)", result.label,
+                    commit[:12], result.files, result.files_fetched, result.bytes_fetched,
+                    result.files_deduped, result.bytes_deduped)
+
+    def _ask(self, spec: RepoSpec, revision: str, dry_run: bool) -> RevisionInfo:
+        """One request: the revision's commit, the repo's canonical name and its private/gated flags.
+
+        Every repo is asked at least once per run (also when only pinned shas are listed), so a repo made
+        private or gated upstream is served as such from this run on. A repo upstream no longer shows
+        us is hidden (made private) here: fail closed, until a sync sees it again."""
+        try:
+            info = self.client.revision_info(spec.type, spec.repo, revision)
+        except RepoNotFoundError:
+            if not dry_run:
+                self._hide(spec)
+            raise
+        self._seen[(spec.type, spec.repo)] = info
+        if info.repo_id != spec.repo:
+            logger.info("%s %s is now called %s upstream; mirroring under the new name",
+                        spec.type, spec.repo, info.repo_id)
+        if not dry_run:
+            with self.store.write_lock():
+                changed = self.index.set_access(spec.type, info.repo_id, info.access)
+            if changed:
+                logger.warning("%s %s is now %s upstream; serve follows", spec.type, info.repo_id,
+                               _describe(info.access))
+        return info
+
+    def _hide(self, spec: RepoSpec) -> None:
+        repo = self.index.find_repo(spec.type, spec.repo)
+        if repo is None or repo.private:
+            return
+        with self.store.write_lock():
+            self.index.set_access(spec.type, repo.name, Access(True, repo.gated))
+        logger.warning("%s %s: upstream no longer shows it (deleted, or private to a token we lack); serve now "
+                       "shows it only to tokens that may read private repos", spec.type, repo.name)
+
+    def _finish(self, spec: RepoSpec, name: str, revision: str, commit: str) -> None:
+        """Aliases and refs, after the commit is published: refs move last."""
+        with self.store.write_lock():
+            if name != spec.repo:
+                self.index.add_alias(spec.type, spec.repo, name)
+            moved = False
+            if not is_sha1(revision) or revision != commit:
+                moved = self.index.set_ref(spec.type, name, revision, commit)
+        if moved:
+            logger.info("%s %s: %s now at %s", spec.type, name, revision, commit[:12])
+        if self.on_published is not None:
+            self.on_published(spec.type, name, commit)
+
+    def _listing(self, spec: RepoSpec, name: str, commit: str, path_filter: PathFilter,
+                 pin: LockedRevision | None) -> list[TreeEntry]:
+        listed = self.client.list_tree(spec.type, name, commit)
+        for entry in listed:
+            safe_relpath(entry.path)  # a hostile listing fails the whole revision before any write
+        if pin is None:
+            return [e for e in listed if path_filter(e.path)]
+        by_path = {e.path: e for e in listed}
+        chosen = []
+        for want in pin.files:
+            entry = by_path.get(want.path)
+            # The content's sha256 as the listing (LFS) or the index (by git sha1) knows it must match.
+            known = (entry.lfs_sha256 or self.index.sha256_for_git_sha1(entry.oid)) if entry else None
+            if entry is None or entry.size != want.size or known not in (None, want.sha256):
+                raise IntegrityError(
+                    f"{spec.type} {spec.repo}: upstream commit {commit[:12]} does not provide '{want.path}' "
+                    "as the lock file records it; run 'hubmirror lock' to re-pin")
+            chosen.append(entry)
+        return chosen
+
+    def _plan(self, entries: list[TreeEntry], pinned: dict[str, str]) -> tuple[dict[str, str], list[_Task]]:
+        """Split entries into those whose content is already stored (path → sha256) and downloads.
+        ``pinned`` (path → sha256 from the lock file) is the content a download must verify against."""
+        present: dict[str, str] = {}
+        tasks: dict[str, _Task] = {}
+        known = self.index.sha256s_for_git_sha1s([e.oid for e in entries if not e.is_lfs])
+        for entry in entries:
+            expected = pinned.get(entry.path) or entry.lfs_sha256
+            sha256 = expected or known.get(entry.oid)
+            if sha256 is not None and self.store.has_blob(sha256):
+                present[entry.path] = sha256
+                continue
+            task = _Task(entry, expected)
+            tasks.setdefault(task.key, task)
+        return present, list(tasks.values())
+
+    def _download_all(self, spec: RepoSpec, name: str, commit: str, tasks: list[_Task],
+                      result: RevisionResult) -> dict[str, BlobInfo]:
+        futures: list[Future[BlobInfo]] = [
+            self._pool.submit(self._fetch, spec.type, name, commit, task) for task in tasks]
+        fetched: dict[str, BlobInfo] = {}
+        errors: list[HubMirrorError] = []
+        for task, future in zip(tasks, futures):
+            try:
+                info = future.result()
+            except CancelledError:
+                continue
+            except HubMirrorError as exc:
+                errors.append(exc)
+                if isinstance(exc, (AccessDeniedError, RepoNotFoundError)):
+                    # The repo refuses us, not this file: every queued download would fail the same way.
+                    for pending in futures:
+                        pending.cancel()
+                continue
+            fetched[task.key] = info
+            if info.fetched:
+                result.files_fetched += 1
+                result.bytes_fetched += info.size
+        if errors:
+            # One line per distinct problem: a gated repo answers every file with the same refusal.
+            for message in dict.fromkeys(str(e) for e in errors[1:]):
+                if message != str(errors[0]):
+                    logger.error("%s: %s", name, message)
+            raise errors[0]
+        return fetched
+
+    def _worker_index(self) -> Index:
+        """Each download thread has its own connection (SQLite connections are per thread). Blob rows
+        are written without fsync (synchronous=NORMAL): losing the newest on power loss costs a
+        re-download, never correctness, and it keeps hundreds of small files fast."""
+        index = getattr(self._local, "index", None)
+        if index is None:
+            index = self._local.index = Index(self.index.path, synchronous="NORMAL")
+            with self._indexes_lock:
+                self._indexes.append(index)
+        return index
+
+    def _advanced(self, nbytes: int) -> None:
+        if self.stop.is_set():
+            raise _stopped()
+        self.observer.advanced(nbytes)
+
+    def _fetch(self, repo_type: str, name: str, commit: str, task: _Task) -> BlobInfo:
+        if self.stop.is_set():
+            raise _stopped()
+        entry = task.entry
+        expected = Expected(size=entry.size, sha256=task.expected_sha256,
+                            git_sha1=None if entry.is_lfs else entry.oid)
+        with self.store.blob_lock(task.key):
+            known = entry.lfs_sha256 or self._worker_index().sha256_for_git_sha1(entry.oid)
+            if known and self.store.has_blob(known):
+                # another process fetched it while we waited for the lock
+                return BlobInfo(known, entry.size, None, fetched=False)
+            for attempt in (1, 2):
+                with self.store.writer(expected, resume_key=task.key) as writer:
+                    resumed = writer.offset > 0
+                    if resumed:
+                        self.observer.advanced(writer.offset)
+                    self.client.download(repo_type, name, commit, entry.path, writer, self._advanced)
+                    try:
+                        info = writer.commit()
+                    except IntegrityError as exc:
+                        if resumed and attempt == 1:
+                            logger.warning("resumed partial of '%s' did not verify; fetching it again",
+                                           entry.path)
+                            continue
+                        raise IntegrityError(
+                            f"'{entry.path}' of {repo_type} {name}@{commit[:12]}: {exc}") from exc
+                # Recorded at once, still under the download lock: a killed run or a concurrent process
+                # then finds the blob (a regular file is only known by its git sha1 via this row).
+                self._worker_index().add_blobs([BlobRecord(info.sha256, info.size, expected.git_sha1)])
+                self.observer.file_done()
+                return info
+        raise AssertionError("unreachable")
+
+
+def _describe(access: Access) -> str:
+    if access.private:
+        return "private"
+    return f"gated ({access.gated})" if access.gated else "public"
+
+
+def _stopped() -> Interrupted:
+    return Interrupted("sync stopped on request; partial downloads are kept and resume on the next run")
+
+
+def _lock_missing(spec: RepoSpec, revision: str) -> HubMirrorError:
+    return ConfigError(f"{spec.type} {spec.repo}@{revision} is not in the lock file; "
+                       "run 'hubmirror lock' to pin it")
