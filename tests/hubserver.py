@@ -80,7 +80,7 @@ URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 API_SUBROUTES = {"revision", "tree", "paths-info", "refs", "commits", "commit", "preupload", "discussions",
                  "xet-read-token", "xet-write-token", "settings", "resolve", "treesize", "lfs-files"}
 TEXT_SUFFIXES = {".json", ".txt", ".md", ".py", ".yaml", ".yml", ".csv", ".jsonl"}
-FAULT_KINDS = ("500", "503", "429", "drop", "corrupt", "reset")
+FAULT_KINDS = ("500", "503", "429", "416", "drop", "corrupt", "reset")
 CORRUPT_STRIDE = 65536
 LFS_CONTENT_TYPE = "application/vnd.git-lfs+json"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -392,7 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "reset":
                 self._abort()
                 return
-        if fault is not None and fault.kind in ("500", "503", "429"):
+        if fault is not None and fault.kind in ("500", "503", "429", "416"):
             resp = hub._fault_response(fault.kind)
         else:
             try:
@@ -1298,6 +1298,9 @@ class HubServer:
                            ("RateLimit-Policy", '"fixed window";"api";q=500;w=300')]).resp
         if kind == "503":
             return _error(503, "Service Unavailable (injected fault)", None, [("Retry-After", "1")]).resp
+        if kind == "416":  # a range the server will not serve (e.g. the file changed under the CDN)
+            return _error(416, "Requested Range Not Satisfiable (injected fault)", None,
+                          [("Content-Range", "bytes */0")]).resp
         return _error(500, "Internal Server Error (injected fault)").resp
 
 

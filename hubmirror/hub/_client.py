@@ -97,7 +97,7 @@ class UpstreamClient(HubSession):
                         f"transfer of {what} kept breaking ({type(exc).__name__}); partial file kept, "
                         "run sync again to resume", url=url) from exc
                 logger.info("transfer of %s broke at byte %d (%s); resuming", what, writer.offset,
-                            type(exc).__name__)
+                            exc if isinstance(exc, _ShortBody) else type(exc).__name__)
                 self.pause(min(self.backoff * (2 ** stalls), self.max_backoff))
 
     def _download_once(self, url: str, what: str, repo_id: str, writer: ByteSink,

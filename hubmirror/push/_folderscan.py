@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from pathlib import Path
 
 from ..errors import HubMirrorError
@@ -49,11 +50,27 @@ def scan_folder(folder: Path) -> tuple[dict[str, os.stat_result], list[str]]:
             if full.is_symlink():
                 target = full.resolve()
                 if not target.is_relative_to(root) or not target.is_file():
-                    skipped.append(f"'{rel}' is a link to {target}, outside the folder: not uploaded")
+                    skipped.append(f"'{rel}' is a link to {target}, outside the folder or not a file: not uploaded")
                     continue
             try:
                 safe_relpath(rel)
-                files[rel] = full.stat()
+                st = full.stat()
             except (HubMirrorError, OSError) as exc:
                 skipped.append(f"'{rel}': {exc}")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                # Reading a FIFO blocks until a writer comes; a socket or device is not content either.
+                skipped.append(f"'{rel}' is {_kind(st.st_mode)}, not a regular file: not uploaded")
+                continue
+            files[rel] = st
     return files, skipped
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"

@@ -22,6 +22,7 @@ from ..errors import (
     IntegrityError,
     Interrupted,
     RepoNotFoundError,
+    StoreError,
     UpstreamUnreachableError,
 )
 from ..failpoints import failpoint
@@ -121,7 +122,10 @@ class Syncer:
         report.requests = self.client.requests - requests_before
         report.duration = time.monotonic() - started
         if report.run_id is not None:
-            self._record_run(report)
+            try:
+                self._record_run(report)
+            except StoreError as exc:  # the report still reaches the user; only the history lacks this run
+                logger.warning("sync run not recorded in the history: %s", exc)
         return report
 
     @staticmethod
@@ -307,7 +311,7 @@ class Syncer:
             # One line per distinct problem: a gated repo answers every file with the same refusal.
             for message in dict.fromkeys(str(e) for e in errors[1:]):
                 if message != str(errors[0]):
-                    logger.error("%s: %s", name, message)
+                    logger.info("%s: also %s", name, message)
             raise errors[0]
         return fetched
 
