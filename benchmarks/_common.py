@@ -46,12 +46,15 @@ def run_child(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> t
     os.sync()  # writeback left by the previous run must not be billed to this one
     busy0, own0 = _busy_cpu(), _own_cpu()
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True
+    )
     out: list[bytes] = []
     err: list[bytes] = []
-    readers = [threading.Thread(target=lambda s, b: b.append(s.read()), args=(proc.stdout, out), daemon=True),
-               threading.Thread(target=lambda s, b: b.append(s.read()), args=(proc.stderr, err), daemon=True)]
+    readers = [
+        threading.Thread(target=lambda s, b: b.append(s.read()), args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=lambda s, b: b.append(s.read()), args=(proc.stderr, err), daemon=True),
+    ]
     for reader in readers:
         reader.start()
     killer = threading.Timer(CHILD_TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))

@@ -131,14 +131,26 @@ class Bench:
         entries = server.requests[n_req:]
         uploads = server.uploads[n_up:]
         commits = server.commits_made[n_commits:]
-        commit_bytes = sum(int(e.headers.get("content-length", 0)) for e in entries
-                           if e.method == "POST" and "/commit/" in e.path and e.status == 200)
+        commit_bytes = sum(
+            int(e.headers.get("content-length", 0))
+            for e in entries
+            if e.method == "POST" and "/commit/" in e.path and e.status == 200
+        )
         in_commit = sum(1 for c in commits for key, _ in c["ops"] if key == "file")
         data = json.loads(out.strip().splitlines()[-1] if program == "peer" else out)
         hashed = data["files_hashed"] if program == "hubmirror" else data["sha256"] + data["git_sha1"]
-        return Run(program, case, wall, len(entries), sum(u[2] for u in uploads) + commit_bytes,
-                   len(uploads) + in_commit, hashed, usage.ru_maxrss / 1024,
-                   usage.ru_utime + usage.ru_stime, len(commits))
+        return Run(
+            program,
+            case,
+            wall,
+            len(entries),
+            sum(u[2] for u in uploads) + commit_bytes,
+            len(uploads) + in_commit,
+            hashed,
+            usage.ru_maxrss / 1024,
+            usage.ru_utime + usage.ru_stime,
+            len(commits),
+        )
 
     def hubmirror(self, rep: int) -> list[Run]:
         root = self.work / f"hubmirror-{rep}"
@@ -148,14 +160,31 @@ class Bench:
         with HubServer(root / "upstream") as server:
             server.latency = self.args.latency
             cfg = root / "hubmirror.yaml"
-            cfg.write_text(yaml.safe_dump({"home": str(root / "home"),
-                                           "upstream": {"endpoint": server.url, "token": TOKEN},
-                                           "repos": [{"repo": "bench/not-synced"}]}))
+            cfg.write_text(
+                yaml.safe_dump(
+                    {
+                        "home": str(root / "home"),
+                        "upstream": {"endpoint": server.url, "token": TOKEN},
+                        "repos": [{"repo": "bench/not-synced"}],
+                    }
+                )
+            )
             for case in CASES:
                 if case == "b":
                     change_one_file(folder)
-                cmd = [sys.executable, "-m", "hubmirror", "-c", str(cfg), "push", str(folder), "--repo", "bench/hm",
-                       "--json", *(["--create"] if case == "a" else [])]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "hubmirror",
+                    "-c",
+                    str(cfg),
+                    "push",
+                    str(folder),
+                    "--repo",
+                    "bench/hm",
+                    "--json",
+                    *(["--create"] if case == "a" else []),
+                ]
                 runs.append(self.measure("hubmirror", server, case, cmd, clean_env()))
         return runs
 
@@ -166,8 +195,14 @@ class Bench:
         runs = []
         with HubServer(root / "upstream") as server:
             server.latency = self.args.latency
-            env = clean_env(HF_ENDPOINT=server.url, HF_TOKEN=TOKEN, HF_HOME=str(root / "hf-home"),
-                            HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+            env = clean_env(
+                HF_ENDPOINT=server.url,
+                HF_TOKEN=TOKEN,
+                HF_HOME=str(root / "hf-home"),
+                HF_HUB_DISABLE_XET="1",
+                HF_HUB_DISABLE_TELEMETRY="1",
+                HF_HUB_DISABLE_PROGRESS_BARS="1",
+            )
             for case in CASES:
                 if case == "b":
                     change_one_file(folder)
@@ -178,9 +213,18 @@ class Bench:
 
 def median_runs(runs: list[Run]) -> Run:
     first = runs[0]
-    return Run(first.program, first.case, statistics.median(r.wall for r in runs), first.requests,
-               first.uploaded_bytes, first.files_uploaded, first.hashed,
-               statistics.median(r.rss_mb for r in runs), statistics.median(r.cpu for r in runs), first.commits)
+    return Run(
+        first.program,
+        first.case,
+        statistics.median(r.wall for r in runs),
+        first.requests,
+        first.uploaded_bytes,
+        first.files_uploaded,
+        first.hashed,
+        statistics.median(r.rss_mb for r in runs),
+        statistics.median(r.cpu for r in runs),
+        first.commits,
+    )
 
 
 def human(n: float) -> str:
@@ -226,21 +270,35 @@ def main() -> int:
         checks.append((f"({case}) hubmirror wall ≤ 1.0× peer ({hm.wall / peer.wall:.2f}×)", hm.wall <= peer.wall))
 
     if args.json:
-        print(json.dumps({"results": [asdict(r) for r in results.values()],
-                          "checks": [{"target": t, "met": ok} for t, ok in checks],
-                          "small_files": args.small_files, "latency": args.latency, "repeat": args.repeat},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    "results": [asdict(r) for r in results.values()],
+                    "checks": [{"target": t, "met": ok} for t, ok in checks],
+                    "small_files": args.small_files,
+                    "latency": args.latency,
+                    "repeat": args.repeat,
+                },
+                indent=2,
+            )
+        )
     else:
-        print(f"{args.small_files} small files + model.safetensors (90.9 MB); latency {args.latency * 1000:.0f} ms; "
-              f"median of {args.repeat}")
-        print(f"{'case':<18} {'program':<10} {'wall':>7} {'reqs':>5} {'uploaded':>10} {'files up':>8} "
-              f"{'hashed':>6} {'commits':>7} {'RSS':>8} {'cpu':>6}")
+        print(
+            f"{args.small_files} small files + model.safetensors (90.9 MB); latency {args.latency * 1000:.0f} ms; "
+            f"median of {args.repeat}"
+        )
+        print(
+            f"{'case':<18} {'program':<10} {'wall':>7} {'reqs':>5} {'uploaded':>10} {'files up':>8} "
+            f"{'hashed':>6} {'commits':>7} {'RSS':>8} {'cpu':>6}"
+        )
         for case in CASES:
             for program in ("hubmirror", "peer"):
                 r = results[(program, case)]
-                print(f"({case}) {CASE_NAMES[case]:<14} {program:<10} {r.wall:6.2f}s {r.requests:>5} "
-                      f"{human(r.uploaded_bytes):>10} {r.files_uploaded:>8} {r.hashed:>6} {r.commits:>7} "
-                      f"{r.rss_mb:6.0f}MB {r.cpu:5.2f}s")
+                print(
+                    f"({case}) {CASE_NAMES[case]:<14} {program:<10} {r.wall:6.2f}s {r.requests:>5} "
+                    f"{human(r.uploaded_bytes):>10} {r.files_uploaded:>8} {r.hashed:>6} {r.commits:>7} "
+                    f"{r.rss_mb:6.0f}MB {r.cpu:5.2f}s"
+                )
         for target, ok in checks:
             print(f"{'met   ' if ok else 'MISSED'} {target}")
     return 0 if all(ok for _, ok in checks) else 1

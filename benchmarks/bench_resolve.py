@@ -71,10 +71,8 @@ def _cli_seconds(argv: list[str], runs: int, env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path,
-                        help="an existing hubmirror home (default: mirror MiniLM to a temp dir)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, help="an existing hubmirror home (default: mirror MiniLM to a temp dir)")
     parser.add_argument("--repo", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--calls", type=int, default=2000, help="in-process calls per round")
     parser.add_argument("--runs", type=int, default=20, help="CLI runs")
@@ -94,27 +92,33 @@ def main() -> None:
         assert ours == theirs, (ours, theirs)
 
         api_us = _per_call_us(lambda: hubmirror.snapshot_path(repo, home=home), args.calls)
-        hf_us = _per_call_us(lambda: snapshot_download(repo, cache_dir=str(view), local_files_only=True),
-                             max(50, args.calls // 10))
+        hf_us = _per_call_us(
+            lambda: snapshot_download(repo, cache_dir=str(view), local_files_only=True), max(50, args.calls // 10)
+        )
 
         exe = shutil.which("hubmirror", path=str(Path(sys.executable).parent)) or "hubmirror"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
         cli_s = _cli_seconds([exe, "--home", str(home), "resolve", repo], args.runs, env)
         py_s = _cli_seconds([sys.executable, "-c", "pass"], args.runs, env)
-        hf_cli_code = ("import sys; from huggingface_hub import snapshot_download; "
-                       "print(snapshot_download(sys.argv[1], cache_dir=sys.argv[2], local_files_only=True))")
+        hf_cli_code = (
+            "import sys; from huggingface_hub import snapshot_download; "
+            "print(snapshot_download(sys.argv[1], cache_dir=sys.argv[2], local_files_only=True))"
+        )
         hf_cli_s = _cli_seconds([sys.executable, "-c", hf_cli_code, repo, str(view)], args.runs, env)
 
         print(f"repo {repo}, home {home}")
         print(f"{'measurement':<58} {'value':>12} {'target':>10} {'ok':>4}")
         print("-" * 87)
         rows = [
-            ("in-process hubmirror.snapshot_path (per call)", f"{api_us:.1f} µs", "≤ 1000 µs",
-             api_us <= TARGET_API_US),
+            ("in-process hubmirror.snapshot_path (per call)", f"{api_us:.1f} µs", "≤ 1000 µs", api_us <= TARGET_API_US),
             ("in-process snapshot_download(local_files_only) (per call)", f"{hf_us:.1f} µs", "", None),
             ("  ratio snapshot_download / snapshot_path", f"{hf_us / api_us:.1f}x", "", None),
-            (f"CLI `hubmirror resolve` (median of {args.runs})", f"{cli_s * 1000:.0f} ms", "≤ 200 ms",
-             cli_s <= TARGET_CLI_S),
+            (
+                f"CLI `hubmirror resolve` (median of {args.runs})",
+                f"{cli_s * 1000:.0f} ms",
+                "≤ 200 ms",
+                cli_s <= TARGET_CLI_S,
+            ),
             ("  python -c pass (interpreter start, for scale)", f"{py_s * 1000:.0f} ms", "", None),
             ("  python -c snapshot_download(...) (same job, hf_hub)", f"{hf_cli_s * 1000:.0f} ms", "", None),
             ("  ratio hf_hub process / hubmirror resolve", f"{hf_cli_s / cli_s:.1f}x", "", None),

@@ -120,7 +120,8 @@ print(json.dumps({"count": sum(counts), "errors": sum(errors)}))
 
 SERVE_WITHOUT_FAST_PARSERS = (
     "import sys; sys.modules['httptools'] = None; sys.modules['uvloop'] = None; "
-    "sys.argv[0] = 'hubmirror'; from hubmirror.cli import main; main()")
+    "sys.argv[0] = 'hubmirror'; from hubmirror.cli import main; main()"
+)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -141,10 +142,10 @@ def settle(max_wait: float = 10.0, window: float = 0.5, threshold: float = 0.3) 
     return time.monotonic() - started
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = CHILD_TIMEOUT,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, env=env or clean_env(), timeout=timeout,
-                          cwd=cwd)
+def run(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float = CHILD_TIMEOUT, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or clean_env(), timeout=timeout, cwd=cwd)
 
 
 class Server:
@@ -154,8 +155,9 @@ class Server:
         self.name, self.cmd, self.port, self.log = name, cmd, port, log
         self.url = f"http://127.0.0.1:{port}"
         with log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=cwd,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=cwd, start_new_session=True
+            )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -207,9 +209,16 @@ class Bench:
         big.unlink()
         self.home = self.work / "home"
         self.config = self.work / "hubmirror.yaml"
-        self.config.write_text(yaml.safe_dump({
-            "home": str(self.home), "upstream": {"endpoint": up.url},
-            "repos": [{"repo": SMALL}, {"repo": BIG}], "serve": {"token": TOKEN}}))
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "home": str(self.home),
+                    "upstream": {"endpoint": up.url},
+                    "repos": [{"repo": SMALL}, {"repo": BIG}],
+                    "serve": {"token": TOKEN},
+                }
+            )
+        )
         t = time.perf_counter()
         r = run([sys.executable, "-m", "hubmirror", "-c", str(self.config), "sync"])
         if r.returncode != 0:
@@ -252,9 +261,27 @@ class Bench:
         port = free_port()
         up, cdn = self.upstream.url.split("//")[1], self.upstream.cdn_url.split("//")[1]
         repos = self.work / "olah-repos"
-        cmd = [str(exe), "--host", "127.0.0.1", "--port", str(port), "--hf-scheme", "http", "--hf-netloc", up,
-               "--hf-lfs-netloc", cdn, "--mirror-scheme", "http", "--mirror-netloc", f"127.0.0.1:{port}",
-               "--mirror-lfs-netloc", f"127.0.0.1:{port}", "--repos-path", str(repos)]
+        cmd = [
+            str(exe),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--hf-scheme",
+            "http",
+            "--hf-netloc",
+            up,
+            "--hf-lfs-netloc",
+            cdn,
+            "--mirror-scheme",
+            "http",
+            "--mirror-netloc",
+            f"127.0.0.1:{port}",
+            "--mirror-lfs-netloc",
+            f"127.0.0.1:{port}",
+            "--repos-path",
+            str(repos),
+        ]
         (self.work / "olah-run").mkdir(exist_ok=True)
         server = Server("olah", cmd, port, self.work / "olah.log", cwd=self.work / "olah-run")
         self.servers.append(server)
@@ -263,9 +290,11 @@ class Bench:
             t = time.perf_counter()  # cold pass fills Olah's cache; the measured passes are warm
             for repo in (SMALL, BIG):
                 self.snapshot(server.url, repo, check=False)
-            self.notes.append(f"olah: cold pass (fills its cache from the fake Hub): "
-                              f"{time.perf_counter() - t:.1f} s for both repos; Olah still revalidates "
-                              "metadata with the upstream on warm requests")
+            self.notes.append(
+                f"olah: cold pass (fills its cache from the fake Hub): "
+                f"{time.perf_counter() - t:.1f} s for both repos; Olah still revalidates "
+                "metadata with the upstream on warm requests"
+            )
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             self.notes.append(f"olah: skipped, it did not work against the fake Hub: {str(exc)[:300]}")
             server.stop()
@@ -282,8 +311,7 @@ class Bench:
             r = run([sys.executable, "-m", "venv", str(venv)], timeout=300)
             if r.returncode != 0:
                 raise RuntimeError(f"python -m venv failed: {r.stderr.strip()[-300:]}")
-            r = run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "olah"],
-                    timeout=900)
+            r = run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "olah"], timeout=900)
             if r.returncode != 0 or not exe.exists():
                 raise RuntimeError(f"pip install olah failed: {(r.stderr or r.stdout).strip()[-300:]}")
             self.notes.append(f"olah: installed into {venv} in {time.perf_counter() - t:.0f} s")
@@ -302,9 +330,14 @@ class Bench:
     def snapshot(self, endpoint: str, repo: str, check: bool) -> dict[str, Any]:
         cache = Path(tempfile.mkdtemp(prefix="hf-cache-", dir=self.work))
         try:
-            env = clean_env(HF_ENDPOINT=endpoint, HF_HUB_CACHE=str(cache), HF_HOME=str(cache / "home"),
-                            HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1",
-                            HF_HUB_DISABLE_PROGRESS_BARS="1")
+            env = clean_env(
+                HF_ENDPOINT=endpoint,
+                HF_HUB_CACHE=str(cache),
+                HF_HOME=str(cache / "home"),
+                HF_HUB_DISABLE_XET="1",
+                HF_HUB_DISABLE_TELEMETRY="1",
+                HF_HUB_DISABLE_PROGRESS_BARS="1",
+            )
             r = run([sys.executable, "-c", SNAPSHOT_SCRIPT, repo, "1" if check else "0"], env=env)
             if r.returncode != 0:
                 raise RuntimeError(f"snapshot_download({repo}) from {endpoint} failed: {r.stderr[-1500:]}")
@@ -317,8 +350,10 @@ class Bench:
         seconds = self.args.seconds
         start_at = time.time() + 1.5  # every client connected and imported before the clock starts
         cmd = [sys.executable, "-c", LOAD_SCRIPT, mode, url, str(threads), str(seconds), str(start_at)]
-        children = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=clean_env()) for _ in range(procs)]
+        children = [
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+            for _ in range(procs)
+        ]
         total = errors = 0
         for child in children:
             out, err = child.communicate(timeout=seconds + 120)
@@ -391,8 +426,10 @@ class Bench:
                             return
                         while reader.readline() not in (b"\r\n", b"\n", b""):
                             pass
-                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                                     b"Content-Length: %d\r\n\r\n" % size)
+                        conn.sendall(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                            b"Content-Length: %d\r\n\r\n" % size
+                        )
                         conn.sendfile(fh, 0)
                         fh.seek(0)
                 except OSError:
@@ -435,7 +472,7 @@ class Bench:
         cpus: dict[str, list[float]] = {name: [] for name, _ in endpoints}
         clients: dict[str, list[float]] = {name: [] for name, _ in endpoints}
         for i in range(args.repeat):
-            for name, endpoint in endpoints[i % len(endpoints):] + endpoints[:i % len(endpoints)]:
+            for name, endpoint in endpoints[i % len(endpoints) :] + endpoints[: i % len(endpoints)]:
                 settle()
                 cpu0, child0 = self.server_cpu(name), resource.getrusage(resource.RUSAGE_CHILDREN)
                 res = self.snapshot(endpoint, repo, check=repo == BIG and i == 0)
@@ -443,10 +480,10 @@ class Bench:
                 child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 clients[name].append(child1.ru_utime + child1.ru_stime - child0.ru_utime - child0.ru_stime)
                 if repo == SMALL and res["files"] != args.small_files:
-                    raise RuntimeError(f"{name}: {res['files']} files downloaded, "
-                                       f"expected {args.small_files}")
-                if repo == BIG and (("sha256" in res and res["sha256"] != self.big_sha256)
-                                    or res["bytes"] != args.big_mib * 1024 * 1024):
+                    raise RuntimeError(f"{name}: {res['files']} files downloaded, expected {args.small_files}")
+                if repo == BIG and (
+                    ("sha256" in res and res["sha256"] != self.big_sha256) or res["bytes"] != args.big_mib * 1024 * 1024
+                ):
                     raise RuntimeError(f"{name}: the big file came back wrong")
                 walls[name].append(res["seconds"])
         for name, _ in endpoints:
@@ -476,8 +513,9 @@ class Bench:
             self.results[name]["head_rps"] = rps
             self.results[name]["head_cpu_us"] = (self.server_cpu(name) - cpu0) / (rps * a.seconds) * 1e6
             settle()
-            self.results[name]["get_mbs"] = self.load("get", f"{endpoint}/{BIG}/resolve/main/{BIG_NAME}",
-                                                      a.get_clients, 1)
+            self.results[name]["get_mbs"] = self.load(
+                "get", f"{endpoint}/{BIG}/resolve/main/{BIG_NAME}", a.get_clients, 1
+            )
         return self.report()
 
     # -- report ----------------------------------------------------------------------------------
@@ -492,28 +530,39 @@ class Bench:
             (f"HEAD req/s ({a.procs}x{a.threads} clients, {a.seconds:g} s)", "head_rps", "{:,.0f}"),
             (f"GET MB/s big file ({a.get_clients} clients)", "get_mbs", "{:,.0f}"),
         ]
-        cpu_rows = [(f"server CPU s per {a.small_files}-file snapshot", "small_s_cpu", "{:.2f}"),
-                    ("  client process CPU s (whole process)", "small_s_client_cpu", "{:.2f}"),
-                    (f"server CPU s per {a.big_mib} MiB snapshot", "big_s_cpu", "{:.2f}"),
-                    ("  client process CPU s (whole process)", "big_s_client_cpu", "{:.2f}"),
-                    ("server CPU us per HEAD", "head_cpu_us", "{:,.0f}")]
+        cpu_rows = [
+            (f"server CPU s per {a.small_files}-file snapshot", "small_s_cpu", "{:.2f}"),
+            ("  client process CPU s (whole process)", "small_s_client_cpu", "{:.2f}"),
+            (f"server CPU s per {a.big_mib} MiB snapshot", "big_s_cpu", "{:.2f}"),
+            ("  client process CPU s (whole process)", "big_s_client_cpu", "{:.2f}"),
+            ("server CPU us per HEAD", "head_cpu_us", "{:,.0f}"),
+        ]
         width = max(len(r[0]) for r in rows + cpu_rows) + 2
         col = max(14, *(len(n) + 2 for n in names))
-        lines = ["", f"hubmirror serve benchmark  (cores: {os.cpu_count()}; big-file loopback references: "
-                     f"bare sendfile HTTP server {self.sendfile_mbs:,.0f} MB/s, raw socket copy "
-                     f"{self.loopback_mbs:,.0f} MB/s)", "",
-                 "".ljust(width) + "".join(n.rjust(col) for n in names)]
+        lines = [
+            "",
+            f"hubmirror serve benchmark  (cores: {os.cpu_count()}; big-file loopback references: "
+            f"bare sendfile HTTP server {self.sendfile_mbs:,.0f} MB/s, raw socket copy "
+            f"{self.loopback_mbs:,.0f} MB/s)",
+            "",
+            "".ljust(width) + "".join(n.rjust(col) for n in names),
+        ]
         for label, key, fmt in rows:
             lines.append(label.ljust(width) + "".join(fmt.format(res[n][key]).rjust(col) for n in names))
             if key in ("small_s", "big_s"):
-                lines.append("  speed vs upstream".ljust(width)
-                             + "".join(f"{base[key] / res[n][key]:.2f}x".rjust(col) for n in names))
+                lines.append(
+                    "  speed vs upstream".ljust(width)
+                    + "".join(f"{base[key] / res[n][key]:.2f}x".rjust(col) for n in names)
+                )
             elif key == "head_rps":
-                lines.append("  vs upstream".ljust(width)
-                             + "".join(f"{res[n][key] / base[key]:.2f}x".rjust(col) for n in names))
+                lines.append(
+                    "  vs upstream".ljust(width) + "".join(f"{res[n][key] / base[key]:.2f}x".rjust(col) for n in names)
+                )
             else:
-                lines.append("  vs bare sendfile server".ljust(width)
-                             + "".join(f"{res[n][key] / self.sendfile_mbs:.2f}x".rjust(col) for n in names))
+                lines.append(
+                    "  vs bare sendfile server".ljust(width)
+                    + "".join(f"{res[n][key] / self.sendfile_mbs:.2f}x".rjust(col) for n in names)
+                )
         lines.append("")
         for label, key, fmt in cpu_rows:
             lines.append(label.ljust(width) + "".join(fmt.format(res[n][key]).rjust(col) for n in names))
@@ -521,23 +570,35 @@ class Bench:
         for n in serve_names[:1]:  # targets apply to serve as installed
             r = res[n]
             if base["small_s"] / r["small_s"] < 1.0:
-                misses.append(f"{n}: small-file snapshot {base['small_s'] / r['small_s']:.2f}x "
-                              "< 1.0x upstream")
+                misses.append(f"{n}: small-file snapshot {base['small_s'] / r['small_s']:.2f}x < 1.0x upstream")
             if base["big_s"] / r["big_s"] < 1.0:
                 misses.append(f"{n}: big-file snapshot {base['big_s'] / r['big_s']:.2f}x < 1.0x upstream")
             if r["head_rps"] < 2000:
                 misses.append(f"{n}: {r['head_rps']:.0f} HEAD/s < 2,000")
             if r["get_mbs"] < 0.5 * self.sendfile_mbs:
-                misses.append(f"{n}: GET {r['get_mbs']:.0f} MB/s < 0.5x the bare sendfile server "
-                              f"({self.sendfile_mbs:.0f} MB/s)")
-        lines += ["", "targets (serve as installed): snapshot >= 1.0x upstream, >= 2,000 HEAD/s, "
-                      "GET >= 0.5x bare sendfile server: " + ("all met" if not misses else "MISSED")]
+                misses.append(
+                    f"{n}: GET {r['get_mbs']:.0f} MB/s < 0.5x the bare sendfile server ({self.sendfile_mbs:.0f} MB/s)"
+                )
+        lines += [
+            "",
+            "targets (serve as installed): snapshot >= 1.0x upstream, >= 2,000 HEAD/s, "
+            "GET >= 0.5x bare sendfile server: " + ("all met" if not misses else "MISSED"),
+        ]
         lines += [f"  missed: {m}" for m in misses]
         lines += [f"note: {n}" for n in self.notes]
         if a.json:
-            print(json.dumps({"results": res, "loopback_mbs": self.loopback_mbs,
-                              "sendfile_server_mbs": self.sendfile_mbs, "notes": self.notes,
-                              "missed": misses}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "results": res,
+                        "loopback_mbs": self.loopback_mbs,
+                        "sendfile_server_mbs": self.sendfile_mbs,
+                        "notes": self.notes,
+                        "missed": misses,
+                    },
+                    indent=2,
+                )
+            )
         else:
             print("\n".join(lines))
         return 1 if misses else 0

@@ -119,8 +119,7 @@ class Bench:
         big = self.work / "big.bin"
         self.big_sha256 = write_random_file(big, self.args.big_mib * 1024 * 1024)
         self.server.commit(BIG, {BIG_NAME: big}, message="big file")
-        self.server.commit(BIG2, {BIG_NAME: big, "README.md": b"# same weights, another repo\n"},
-                           message="fork")
+        self.server.commit(BIG2, {BIG_NAME: big, "README.md": b"# same weights, another repo\n"}, message="fork")
         big.unlink()
         entry = self.server.file_entry(BIG, BIG_NAME)
         if not entry.lfs or entry.blob.sha256 != self.big_sha256:
@@ -143,8 +142,7 @@ class Bench:
         return found or "cProfile"
 
     # -- one measured child ----------------------------------------------------------------------
-    def measure(self, case: str, tool: str, cmd: list[str], env: dict[str, str],
-                cwd: Path) -> tuple[Run, str]:
+    def measure(self, case: str, tool: str, cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[Run, str]:
         assert self.server is not None
         if self.args.settle:
             settle(self.args.settle)
@@ -152,15 +150,22 @@ class Bench:
         wall, code, stdout, stderr, usage, foreign = run_child(cmd, env, cwd)
         log = list(self.server.requests)
         shared = sum(e.bytes_sent for e in log if e.origin == "cdn" and self.big_sha256 in e.path)
-        run = Run(case=case, tool=tool, wall=wall, requests=len(log),
-                  api_requests=sum(1 for e in log if e.origin == "api"),
-                  cdn_requests=sum(1 for e in log if e.origin == "cdn"),
-                  bytes_fetched=sum(e.bytes_sent for e in log), shared_blob_bytes=shared,
-                  peak_rss_mib=usage.ru_maxrss / 1024, cpu=usage.ru_utime + usage.ru_stime, returncode=code,
-                  foreign_cpu=foreign)
+        run = Run(
+            case=case,
+            tool=tool,
+            wall=wall,
+            requests=len(log),
+            api_requests=sum(1 for e in log if e.origin == "api"),
+            cdn_requests=sum(1 for e in log if e.origin == "cdn"),
+            bytes_fetched=sum(e.bytes_sent for e in log),
+            shared_blob_bytes=shared,
+            peak_rss_mib=usage.ru_maxrss / 1024,
+            cpu=usage.ru_utime + usage.ru_stime,
+            returncode=code,
+            foreign_cpu=foreign,
+        )
         if code != 0:
-            raise ChildFailed(f"{tool} failed on case {case} (exit {code}):\n{stdout[-2000:]}\n"
-                              f"{stderr[-4000:]}")
+            raise ChildFailed(f"{tool} failed on case {case} (exit {code}):\n{stdout[-2000:]}\n{stderr[-4000:]}")
         return run, stdout
 
     def hubmirror(self, case: str, cfg: Path, rep: int) -> Run:
@@ -172,22 +177,40 @@ class Bench:
                 out = prof_dir / f"hubmirror-{case}-r{rep}.prof"
                 cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "hubmirror", *cmd[3:]]
             else:
-                cmd = [self.profiler, "record", "--threads", "--idle", "--rate", "250", "--format", "raw",
-                       "-o", str(prof_dir / f"hubmirror-{case}-r{rep}.txt"), "--", *cmd]
+                cmd = [
+                    self.profiler,
+                    "record",
+                    "--threads",
+                    "--idle",
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(prof_dir / f"hubmirror-{case}-r{rep}.txt"),
+                    "--",
+                    *cmd,
+                ]
         run, stdout = self.measure(case, "hubmirror", cmd, _clean_env(), cfg.parent)
-        report, _ = json.JSONDecoder().raw_decode(stdout[stdout.index("{"):])  # py-spy may print after it
+        report, _ = json.JSONDecoder().raw_decode(stdout[stdout.index("{") :])  # py-spy may print after it
         if not report.get("ok"):
             raise ChildFailed(f"hubmirror reported failure on case {case}: {stdout[-3000:]}")
-        run.extra = {k: report.get(k) for k in ("requests", "files_fetched", "bytes_fetched", "files_deduped",
-                                                 "bytes_deduped", "duration")}
+        run.extra = {
+            k: report.get(k)
+            for k in ("requests", "files_fetched", "bytes_fetched", "files_deduped", "bytes_deduped", "duration")
+        }
         return run
 
     def peer(self, case: str, repos: list[str], cache: Path) -> Run:
-        env = _clean_env(HF_ENDPOINT=self.server.url, HF_HUB_CACHE=str(cache),
-                         HF_HOME=str(cache.parent / "hf-home"), HF_HUB_DISABLE_XET="1",
-                         HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
-        run, _ = self.measure(case, "snapshot_download", [sys.executable, "-c", PEER_SCRIPT, *repos], env,
-                              cache.parent)
+        env = _clean_env(
+            HF_ENDPOINT=self.server.url,
+            HF_HUB_CACHE=str(cache),
+            HF_HOME=str(cache.parent / "hf-home"),
+            HF_HUB_DISABLE_XET="1",
+            HF_HUB_DISABLE_TELEMETRY="1",
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+        )
+        run, _ = self.measure(case, "snapshot_download", [sys.executable, "-c", PEER_SCRIPT, *repos], env, cache.parent)
         return run
 
     def baseline(self, case: str, rep_dir: Path) -> Run:
@@ -209,8 +232,7 @@ class Bench:
 
         def config(name: str, repos: list[str]) -> Path:
             path = rep_dir / f"{name}.yaml"
-            data = {"home": str(home), "upstream": {"endpoint": endpoint},
-                    "repos": [{"repo": r} for r in repos]}
+            data = {"home": str(home), "upstream": {"endpoint": endpoint}, "repos": [{"repo": r} for r in repos]}
             path.write_text(yaml.safe_dump(data, sort_keys=False))
             return path
 
@@ -221,7 +243,7 @@ class Bench:
                 cfg = config(case, repos)
                 hub_first = (rep + i) % 2 == 0  # alternate who goes first
                 pair = []
-                for tool in (("hub", "peer") if hub_first else ("peer", "hub")):
+                for tool in ("hub", "peer") if hub_first else ("peer", "hub"):
                     if tool == "hub":
                         pair.append(self.hubmirror(case, cfg, rep))
                     else:
@@ -232,8 +254,7 @@ class Bench:
                     runs.append(self.baseline(case, rep_dir))
                 if not self.args.json:
                     for run in pair:
-                        print(f"  rep {rep} case {case} {run.tool:<18} {run.wall:7.3f}s", file=sys.stderr,
-                              flush=True)
+                        print(f"  rep {rep} case {case} {run.tool:<18} {run.wall:7.3f}s", file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(rep_dir, ignore_errors=True)
         return runs
@@ -273,11 +294,24 @@ def evaluate(runs: list[Run], args: argparse.Namespace) -> list[dict[str, Any]]:
             target, ok = "1 request per repo-revision (2)", hub.requests <= 2
         else:
             target, ok = "0 bytes for the shared blob", hub.shared_blob_bytes == 0
-        rows.append({"case": case, "hubmirror": asdict(hub), "peer": asdict(peer), "ratio": ratio,
-                     "target": target, "met": ok,
-                     **({"baseline": asdict(by[(case, "baseline httpx2+sha256")]),
-                         "ratio_vs_baseline": hub.wall / by[(case, "baseline httpx2+sha256")].wall}
-                        if case == "b" else {})})
+        rows.append(
+            {
+                "case": case,
+                "hubmirror": asdict(hub),
+                "peer": asdict(peer),
+                "ratio": ratio,
+                "target": target,
+                "met": ok,
+                **(
+                    {
+                        "baseline": asdict(by[(case, "baseline httpx2+sha256")]),
+                        "ratio_vs_baseline": hub.wall / by[(case, "baseline httpx2+sha256")].wall,
+                    }
+                    if case == "b"
+                    else {}
+                ),
+            }
+        )
     return rows
 
 
@@ -298,10 +332,14 @@ def _human(n: float) -> str:
 
 
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    head = (f"{'case':<36} {'tool':<22} {'wall s':>8} {'best s':>7} {'reqs':>6} {'fetched':>11} "
-            f"{'RSS MiB':>8} {'cpu s':>7} {'noise':>6} {'×peer':>6}  target")
-    print(f"hubmirror sync vs huggingface_hub.snapshot_download — latency {args.latency * 1000:.0f} "
-          f"ms/request, median of {args.repeat}")
+    head = (
+        f"{'case':<36} {'tool':<22} {'wall s':>8} {'best s':>7} {'reqs':>6} {'fetched':>11} "
+        f"{'RSS MiB':>8} {'cpu s':>7} {'noise':>6} {'×peer':>6}  target"
+    )
+    print(
+        f"hubmirror sync vs huggingface_hub.snapshot_download — latency {args.latency * 1000:.0f} "
+        f"ms/request, median of {args.repeat}"
+    )
     print(head)
     print("-" * len(head) + "-" * 20)
     for row in rows:
@@ -315,28 +353,42 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             extra = ""
             if row["case"] == "d" and tool != "httpx2+sha256 baseline":
                 extra = f" (shared blob {_human(r['shared_blob_bytes'])})"
-            print(f"{title if i == 0 else '':<36} {tool:<22} {r['wall']:8.3f} {r['best_wall']:7.3f} "
-                  f"{r['requests']:6d} {_human(r['bytes_fetched']):>11} {r['peak_rss_mib']:8.1f} "
-                  f"{r['cpu']:7.2f} {r['foreign_cpu']:6.2f} {ratio:>6}  "
-                  f"{target}{extra}")
-    noisy = [f"{r['case']}/{r['tool']}" for row in rows
-             for r in (row["hubmirror"], row["peer"], row.get("baseline"))
-             if r is not None and r["foreign_cpu"] > 0.25 * r["wall"]]
-    print(f"wall = median wall time of the subprocess (best = lowest over the repeats); "
-          f"reqs/fetched = requests and body bytes the fake Hub logged "
-          f"during it; RSS = its peak (wait4); cpu = its user+sys; noise = CPU seconds other processes used "
-          f"meanwhile ({os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.2f}).")
+            print(
+                f"{title if i == 0 else '':<36} {tool:<22} {r['wall']:8.3f} {r['best_wall']:7.3f} "
+                f"{r['requests']:6d} {_human(r['bytes_fetched']):>11} {r['peak_rss_mib']:8.1f} "
+                f"{r['cpu']:7.2f} {r['foreign_cpu']:6.2f} {ratio:>6}  "
+                f"{target}{extra}"
+            )
+    noisy = [
+        f"{r['case']}/{r['tool']}"
+        for row in rows
+        for r in (row["hubmirror"], row["peer"], row.get("baseline"))
+        if r is not None and r["foreign_cpu"] > 0.25 * r["wall"]
+    ]
+    print(
+        f"wall = median wall time of the subprocess (best = lowest over the repeats); "
+        f"reqs/fetched = requests and body bytes the fake Hub logged "
+        f"during it; RSS = its peak (wait4); cpu = its user+sys; noise = CPU seconds other processes used "
+        f"meanwhile ({os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.2f})."
+    )
     if noisy:
-        print(f"WARNING: the machine was busy with other work during {', '.join(noisy)}: "
-              "those times are unreliable; rerun on a quiet machine or with --repeat.")
+        print(
+            f"WARNING: the machine was busy with other work during {', '.join(noisy)}: "
+            "those times are unreliable; rerun on a quiet machine or with --repeat."
+        )
 
 
 def _git_state() -> str | None:
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no",
-                                "hubmirror"], capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "hubmirror"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}{'+dirty' if dirty else ''}" if head else None
@@ -347,14 +399,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small-files", type=int, default=500, metavar="N")
     parser.add_argument("--big-mib", type=int, default=512, metavar="N")
-    parser.add_argument("--latency", type=float, default=0.02, metavar="S",
-                        help="seconds added to every request")
+    parser.add_argument("--latency", type=float, default=0.02, metavar="S", help="seconds added to every request")
     parser.add_argument("--repeat", type=int, default=1, metavar="K", help="repeat K times, report medians")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    parser.add_argument("--profile", metavar="DIR",
-                        help="profile the hubmirror runs into DIR (py-spy or cProfile)")
-    parser.add_argument("--settle", type=float, default=0.0, metavar="S",
-                        help="before each run wait up to S seconds for the rest of the machine to go quiet")
+    parser.add_argument("--profile", metavar="DIR", help="profile the hubmirror runs into DIR (py-spy or cProfile)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each run wait up to S seconds for the rest of the machine to go quiet",
+    )
     parser.add_argument("--tmp-dir", metavar="DIR", help="where to put temp dirs (default: system temp)")
     args = parser.parse_args(argv)
     if args.small_files < 1 or args.big_mib < 1 or args.repeat < 1 or args.latency < 0:
@@ -370,8 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         bench.start()
         if not args.json:
-            print(f"setup {time.perf_counter() - t0:.1f}s; upstream {bench.server.url} "
-                  f"cdn {bench.server.cdn_url}", file=sys.stderr)
+            print(
+                f"setup {time.perf_counter() - t0:.1f}s; upstream {bench.server.url} cdn {bench.server.cdn_url}",
+                file=sys.stderr,
+            )
         all_runs = [bench.repetition(rep) for rep in range(args.repeat)]
     except ChildFailed as exc:
         print(f"benchmark aborted: {exc}", file=sys.stderr)
@@ -381,9 +438,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     rows = evaluate(median_runs(all_runs), args)
     if args.json:
-        params = {"small_files": args.small_files, "big_mib": args.big_mib, "latency": args.latency,
-                  "repeat": args.repeat, "python": sys.version.split()[0], "cpus": os.cpu_count(),
-                  "git": _git_state()}
+        params = {
+            "small_files": args.small_files,
+            "big_mib": args.big_mib,
+            "latency": args.latency,
+            "repeat": args.repeat,
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "git": _git_state(),
+        }
         runs = [[asdict(r) for r in rep] for rep in all_runs]
         json.dump({"params": params, "cases": rows, "runs": runs}, sys.stdout, indent=2)
         print()

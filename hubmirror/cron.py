@@ -15,8 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 # The usual nicknames (cronsim takes five fields only); @reboot has no meaning for a scheduler.
-NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
-             "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+NICKNAMES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 def local_zone() -> tzinfo:
@@ -46,7 +53,9 @@ def next_cron_time(expression: str, after: float, zone: tzinfo | None = None) ->
     try:
         return next(CronSim(NICKNAMES.get(expression.strip(), expression), start)).timestamp()
     except CronSimError as exc:
-        raise ValueError(f"invalid cron expression {expression!r}: {exc} (minute hour day-of-month month "
-                         "day-of-week, e.g. '0 3 * * *')") from None
+        raise ValueError(
+            f"invalid cron expression {expression!r}: {exc} (minute hour day-of-month month "
+            "day-of-week, e.g. '0 3 * * *')"
+        ) from None
     except StopIteration:
         raise ValueError(f"cron expression {expression!r} never matches a date") from None

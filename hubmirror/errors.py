@@ -40,8 +40,9 @@ class ConfigError(HubMirrorError):
 
     exit_code = 3
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 key: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, key: str | None = None
+    ) -> None:
         self.file, self.line, self.key = file, line, key
         where = ""
         if file:

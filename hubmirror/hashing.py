@@ -24,14 +24,13 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
 
 
-def hash_file(path: Path, *, git: bool = True) -> tuple[str, str | None, int]:
-    """Return (sha256, git blob sha1 or None, size) of a file, reading it once in 1 MiB chunks."""
+def hash_file(path: Path) -> tuple[str, str, int]:
+    """Return (sha256, git blob sha1, size) of a file, reading it once in 1 MiB chunks."""
     size = path.stat().st_size
     sha256 = hashlib.sha256()
-    sha1 = hashlib.sha1(git_blob_header(size)) if git else None
+    sha1 = hashlib.sha1(git_blob_header(size))
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             sha256.update(chunk)
-            if sha1 is not None:
-                sha1.update(chunk)
-    return sha256.hexdigest(), (sha1.hexdigest() if sha1 is not None else None), size
+            sha1.update(chunk)
+    return sha256.hexdigest(), sha1.hexdigest(), size

@@ -20,9 +20,11 @@ def open_store_index(home: Path, *, write: bool) -> tuple[Store, Index]:
     path = store.index_path
     empty = not path.exists() or path.stat().st_size == 0
     if empty and store.has_any_blob():
-        raise StoreError(f"the index {path} is {'missing' if not path.exists() else 'empty'} although "
-                         f"{store.blobs_dir} holds content: restore index.sqlite from a backup (the blobs alone "
-                         "do not say which repos and revisions they belong to), or move blobs/ away to start over")
+        raise StoreError(
+            f"the index {path} is {'missing' if not path.exists() else 'empty'} although "
+            f"{store.blobs_dir} holds content: restore index.sqlite from a backup (the blobs alone "
+            "do not say which repos and revisions they belong to), or move blobs/ away to start over"
+        )
     if empty and not write:
         raise StoreError(f"{store.home} has no index yet: run 'hubmirror sync' or 'hubmirror import' first")
     if write:

@@ -50,8 +50,13 @@ class Mirror:
         try:
             self.view.update(repo_type, name, commit)
         except OSError as exc:
-            logger.warning("HF-cache view at %s not updated for %s %s (%s); run 'hubmirror hf-cache'",
-                           self.view.root, repo_type, name, exc)
+            logger.warning(
+                "HF-cache view at %s not updated for %s %s (%s); run 'hubmirror hf-cache'",
+                self.view.root,
+                repo_type,
+                name,
+                exc,
+            )
 
     @property
     def home(self) -> Path:
@@ -67,20 +72,42 @@ class Mirror:
         self.close()
 
     # -- sync ------------------------------------------------------------------------------------
-    def _syncer(self, config: Config, client: UpstreamClient, observer: SyncObserver | None,
-                stop: threading.Event | None = None) -> Syncer:
-        return Syncer(self.store, self.index, client, workers=config.sync.workers, observer=observer,
-                      on_published=self.on_published, stop=stop)
+    def _syncer(
+        self, config: Config, client: UpstreamClient, observer: SyncObserver | None, stop: threading.Event | None = None
+    ) -> Syncer:
+        return Syncer(
+            self.store,
+            self.index,
+            client,
+            workers=config.sync.workers,
+            observer=observer,
+            on_published=self.on_published,
+            stop=stop,
+        )
 
     @staticmethod
     def client_for(config: Config, stop: threading.Event | None = None) -> UpstreamClient:
         up = config.upstream
-        return UpstreamClient(up.endpoint, up.token, timeout=up.timeout, max_retries=up.max_retries,
-                              pool_size=config.sync.workers, budget=up.max_requests_per_5min, stop=stop)
+        return UpstreamClient(
+            up.endpoint,
+            up.token,
+            timeout=up.timeout,
+            max_retries=up.max_retries,
+            pool_size=config.sync.workers,
+            budget=up.max_requests_per_5min,
+            stop=stop,
+        )
 
-    def sync(self, config: Config, repos: Sequence[str] = (), *, dry_run: bool = False,
-             locked: bool = False, observer: SyncObserver | None = None,
-             stop: threading.Event | None = None) -> SyncReport:
+    def sync(
+        self,
+        config: Config,
+        repos: Sequence[str] = (),
+        *,
+        dry_run: bool = False,
+        locked: bool = False,
+        observer: SyncObserver | None = None,
+        stop: threading.Event | None = None,
+    ) -> SyncReport:
         """Sync the config's repos (or the named subset). Raises only for config/lock problems;
         per-repo failures are in the report."""
         specs = config.select(repos) if repos else config.repos
@@ -99,8 +126,7 @@ class Mirror:
         report = self.sync(config, observer=observer)
         if not report.ok:
             return report, None
-        write_lock(config.lock_path, [self._locked(spec, rev) for spec in config.repos
-                                      for rev in spec.revisions])
+        write_lock(config.lock_path, [self._locked(spec, rev) for spec in config.repos for rev in spec.revisions])
         return report, config.lock_path
 
     def _locked(self, spec: RepoSpec, revision: str) -> LockedRevision:
@@ -109,8 +135,7 @@ class Mirror:
             raise HubMirrorError(f"{spec.type} {spec.repo} vanished from the index while locking")
         commit = revision if is_sha1(revision) else {r.name: r.commit for r in self.index.refs(repo)}[revision]
         keep = PathFilter(spec.allow_patterns, spec.ignore_patterns)
-        files = tuple(LockedFile(f.path, f.size, f.sha256) for f in self.index.files(repo, commit)
-                      if keep(f.path))
+        files = tuple(LockedFile(f.path, f.size, f.sha256) for f in self.index.files(repo, commit) if keep(f.path))
         return LockedRevision(spec.repo, spec.type, revision, commit, files)
 
     # -- push ------------------------------------------------------------------------------------
@@ -144,19 +169,37 @@ class Mirror:
         for repo in self.index.list_repos():
             commits = {c.sha: c for c in self.index.commits(repo)}
             refs = self.index.refs(repo)
-            repos.append({
-                "type": repo.type, "name": repo.name, "private": repo.private, "gated": repo.gated,
-                "aliases": self.index.aliases(repo),
-                "refs": {r.name: r.commit for r in refs},
-                "commits": [{"sha": c.sha, "files": c.files, "size": c.size, "source": c.source,
-                             "recorded_at": c.recorded_at} for c in commits.values()],
-            })
+            repos.append(
+                {
+                    "type": repo.type,
+                    "name": repo.name,
+                    "private": repo.private,
+                    "gated": repo.gated,
+                    "aliases": self.index.aliases(repo),
+                    "refs": {r.name: r.commit for r in refs},
+                    "commits": [
+                        {
+                            "sha": c.sha,
+                            "files": c.files,
+                            "size": c.size,
+                            "source": c.source,
+                            "recorded_at": c.recorded_at,
+                        }
+                        for c in commits.values()
+                    ],
+                }
+            )
         return {
-            "home": str(self.home), "layout": LAYOUT_VERSION,
-            "store": {"blobs": stats.blobs, "stored_bytes": stats.stored_bytes,
-                      "logical_bytes": stats.logical_bytes,
-                      "saved_bytes": max(0, stats.logical_bytes - stats.stored_bytes),
-                      "repos": stats.repos, "commits": stats.commits},
+            "home": str(self.home),
+            "layout": LAYOUT_VERSION,
+            "store": {
+                "blobs": stats.blobs,
+                "stored_bytes": stats.stored_bytes,
+                "logical_bytes": stats.logical_bytes,
+                "saved_bytes": max(0, stats.logical_bytes - stats.stored_bytes),
+                "repos": stats.repos,
+                "commits": stats.commits,
+            },
             "repos": repos,
             "sync_runs": [asdict(r) for r in self.index.sync_runs(runs)],
             "push": self.push_status(),
@@ -174,8 +217,10 @@ class Mirror:
             keys = {(e["type"], e["repo"], e["revision"]) for e in run.errors}
             failing = keys if failing is None else failing & keys
         latest = {(e["type"], e["repo"], e["revision"]): e["error"] for e in runs[0].errors}
-        return [{"type": t, "repo": r, "revision": v, "runs": last, "error": latest[(t, r, v)]}
-                for t, r, v in sorted(failing or ())]
+        return [
+            {"type": t, "repo": r, "revision": v, "runs": last, "error": latest[(t, r, v)]}
+            for t, r, v in sorted(failing or ())
+        ]
 
 
 @contextmanager

@@ -42,18 +42,27 @@ def write_config(path: Path, endpoint: str, home: Path, repos: list[dict[str, An
 @pytest.fixture
 def make_config(tmp_path: Path, upstream: HubServer, home: Path):
     """``make_config(repos, **sections)`` writes hubmirror.yaml pointing at the test upstream."""
+
     def make(repos: list[dict[str, Any]], **extra: Any) -> Path:
         return write_config(tmp_path / "hubmirror.yaml", upstream.url, home, repos, **extra)
+
     return make
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m hubmirror ARGS`` in a fresh process (bounded in time)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "hubmirror", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "hubmirror", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 @pytest.fixture

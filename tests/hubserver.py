@@ -77,8 +77,22 @@ __all__ = ["MINILM_REPO_ID", "Faults", "HubServer", "RequestLog", "add_minilm", 
 MINILM_REPO_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-API_SUBROUTES = {"revision", "tree", "paths-info", "refs", "commits", "commit", "preupload", "discussions",
-                 "xet-read-token", "xet-write-token", "settings", "resolve", "treesize", "lfs-files"}
+API_SUBROUTES = {
+    "revision",
+    "tree",
+    "paths-info",
+    "refs",
+    "commits",
+    "commit",
+    "preupload",
+    "discussions",
+    "xet-read-token",
+    "xet-write-token",
+    "settings",
+    "resolve",
+    "treesize",
+    "lfs-files",
+}
 TEXT_SUFFIXES = {".json", ".txt", ".md", ".py", ".yaml", ".yml", ".csv", ".jsonl"}
 FAULT_KINDS = ("500", "503", "429", "416", "drop", "corrupt", "reset")
 CORRUPT_STRIDE = 65536
@@ -124,8 +138,15 @@ class Faults:
         if bad:
             raise ValueError(f"unknown fault kinds {bad}; known: {FAULT_KINDS}")
 
-    def set(self, *, rate: float = 0.0, kinds: Sequence[str] = (), seed: int = 0, paths: str | None = None,
-            max_faults: int | None = None) -> None:
+    def set(
+        self,
+        *,
+        rate: float = 0.0,
+        kinds: Sequence[str] = (),
+        seed: int = 0,
+        paths: str | None = None,
+        max_faults: int | None = None,
+    ) -> None:
         """Fault each request whose raw path contains ``paths`` with probability ``rate``; resets ``injected``."""
         kinds = tuple(kinds)
         self._check(kinds)
@@ -476,7 +497,7 @@ class _Handler(BaseHTTPRequestHandler):
                         handle.seek(resp.start + offset)
                         chunk = bytearray(handle.read(n))
                     else:
-                        chunk = bytearray(resp.body[offset:offset + n])
+                        chunk = bytearray(resp.body[offset : offset + n])
                     if corrupt:
                         first = offset + (mid - offset) % CORRUPT_STRIDE
                         for pos in range(first, offset + n, CORRUPT_STRIDE):
@@ -532,8 +553,9 @@ class HubServer:
         self.url = f"http://127.0.0.1:{api.server_address[1]}"
         self.cdn_url = f"http://127.0.0.1:{cdn.server_address[1]}"
         for srv in self._servers:
-            thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                      name=f"hubserver-{srv.origin}", daemon=True)
+            thread = threading.Thread(
+                target=srv.serve_forever, kwargs={"poll_interval": 0.05}, name=f"hubserver-{srv.origin}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -569,8 +591,9 @@ class HubServer:
         self.store.create(repo_id, repo_type, private, gated)
         self.commit(repo_id, {}, repo_type=repo_type, message="initial commit")
 
-    def update_repo(self, repo_id: str, *, repo_type: str = "model", private: bool | None = None,
-                    gated: bool | None = None) -> None:
+    def update_repo(
+        self, repo_id: str, *, repo_type: str = "model", private: bool | None = None, gated: bool | None = None
+    ) -> None:
         repo = self.store.require(repo_type, repo_id)
         if private is not None:
             repo.private = private
@@ -581,14 +604,29 @@ class HubServer:
         with self.store.lock:
             self.store.repos.pop((repo_type, self.store.require(repo_type, repo_id).repo_id))
 
-    def commit(self, repo_id: str, files: dict[str, bytes | Path], *, repo_type: str = "model",
-               branch: str = "main", deletes: Iterable[str] = (), message: str = "update") -> str:
+    def commit(
+        self,
+        repo_id: str,
+        files: dict[str, bytes | Path],
+        *,
+        repo_type: str = "model",
+        branch: str = "main",
+        deletes: Iterable[str] = (),
+        message: str = "update",
+    ) -> str:
         """Add/replace ``files`` (and drop ``deletes``) on top of ``branch``; returns the new commit sha.
 
         A missing repo is created (public); a missing branch starts from ``main``'s head.
         """
-        return self.store.commit(repo_id, files, repo_type=repo_type, branch=branch, deletes=deletes,
-                                 message=message, lfs_threshold=self.lfs_threshold)
+        return self.store.commit(
+            repo_id,
+            files,
+            repo_type=repo_type,
+            branch=branch,
+            deletes=deletes,
+            message=message,
+            lfs_threshold=self.lfs_threshold,
+        )
 
     def tag(self, repo_id: str, tag: str, revision: str, repo_type: str = "model") -> None:
         repo = self.store.require(repo_type, repo_id)
@@ -629,7 +667,8 @@ class HubServer:
         with self._log_lock:
             entries = list(self.requests)
         return sum(
-            1 for e in entries
+            1
+            for e in entries
             if (method is None or e.method == method.upper())
             and (path_contains is None or path_contains in e.path)
             and (origin is None or e.origin == origin)
@@ -680,8 +719,9 @@ class HubServer:
         raise _error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
 
     # ---------------------------------------------------------------------------------------- routing
-    def _route(self, origin: str, method: str, target: str, headers: dict[str, str],
-               body: bytes | _BodyStream) -> _Resp:
+    def _route(
+        self, origin: str, method: str, target: str, headers: dict[str, str], body: bytes | _BodyStream
+    ) -> _Resp:
         path, _, query = target.partition("?")
         if origin == "cdn":
             if method == "PUT":
@@ -705,9 +745,17 @@ class HubServer:
         if segs == ["whoami-v2"] and method in ("GET", "HEAD"):
             if not self._authed(headers):
                 raise _error(401, "Invalid user token")
-            return _json(200, {"type": "user", "id": "0" * 24, "name": self.username, "fullname": "Test User",
-                               "orgs": [], "auth": {"type": "access_token",
-                                                    "accessToken": {"displayName": "test", "role": "write"}}})
+            return _json(
+                200,
+                {
+                    "type": "user",
+                    "id": "0" * 24,
+                    "name": self.username,
+                    "fullname": "Test User",
+                    "orgs": [],
+                    "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
+                },
+            )
         if method == "POST" and segs == ["repos", "create"]:
             return self._create_repo_api(headers, body)
         if method == "POST" and segs == ["validate-yaml"]:
@@ -721,12 +769,22 @@ class HubServer:
         n = 2 if two else 1
         repo_id, sub = unquote("/".join(rest[:n])), rest[n:]
         kind = sub[0] if sub else "info"
-        allowed = {"info": ("GET", "HEAD"), "revision": ("GET", "HEAD"), "tree": ("GET", "HEAD"),
-                   "refs": ("GET", "HEAD"), "commits": ("GET", "HEAD"), "paths-info": ("POST",),
-                   "preupload": ("POST",), "commit": ("POST",)}
-        if method not in allowed.get(kind, ()) \
-                or (kind in ("revision", "paths-info", "commits", "preupload", "commit") and len(sub) < 2) \
-                or (kind == "refs" and len(sub) != 1) or (kind == "tree" and len(sub) < 2):
+        allowed = {
+            "info": ("GET", "HEAD"),
+            "revision": ("GET", "HEAD"),
+            "tree": ("GET", "HEAD"),
+            "refs": ("GET", "HEAD"),
+            "commits": ("GET", "HEAD"),
+            "paths-info": ("POST",),
+            "preupload": ("POST",),
+            "commit": ("POST",),
+        }
+        if (
+            method not in allowed.get(kind, ())
+            or (kind in ("revision", "paths-info", "commits", "preupload", "commit") and len(sub) < 2)
+            or (kind == "refs" and len(sub) != 1)
+            or (kind == "tree" and len(sub) < 2)
+        ):
             raise _not_found_route()
         qs = f"?{query}" if query else ""
         tail = "/" + "/".join(sub) if sub else ""
@@ -787,11 +845,17 @@ class HubServer:
         entry = commit.entry_json(path)
         if expand and entry is not None:
             last = repo.last_commit_for(commit, path)
-            entry["lastCommit"] = {"id": last.sha, "title": last.message.splitlines()[0] if last.message else "",
-                                   "date": last.date}
+            entry["lastCommit"] = {
+                "id": last.sha,
+                "title": last.message.splitlines()[0] if last.message else "",
+                "date": last.date,
+            }
             if entry["type"] == "file":
-                entry["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False, "virusNames": None},
-                                               "pickleImportScan": None}
+                entry["securityFileStatus"] = {
+                    "status": "safe",
+                    "avScan": {"virusFound": False, "virusNames": None},
+                    "pickleImportScan": None,
+                }
         return entry
 
     def _next_link(self, path: str, query: str, cursor: dict) -> str:
@@ -822,7 +886,7 @@ class HubServer:
         expand = _qbool(params, "expand")
         size = max(1, min(self.page_size, self.expand_page_size) if expand else self.page_size)
         offset = int(cursor.get("o", 0))
-        page = [self._entry_json(repo, commit, p, expand) for p in paths[offset:offset + size]]
+        page = [self._entry_json(repo, commit, p, expand) for p in paths[offset : offset + size]]
         headers = []
         if offset + size < len(paths):
             headers.append(("Link", self._next_link(path, query, {"c": commit.sha, "o": offset + size})))
@@ -853,8 +917,9 @@ class HubServer:
             return {"name": name, "ref": ref_name, "targetCommit": sha}
 
         out = {
-            "branches": [ref(b, f"refs/heads/{b}", s) for b, s in sorted(repo.branches.items())
-                         if not b.startswith(PR_PREFIX)],
+            "branches": [
+                ref(b, f"refs/heads/{b}", s) for b, s in sorted(repo.branches.items()) if not b.startswith(PR_PREFIX)
+            ],
             "tags": [ref(t, f"refs/tags/{t}", s) for t, s in sorted(repo.tags.items())],
             "converts": [],
         }
@@ -870,8 +935,16 @@ class HubServer:
         while current is not None and len(history) < offset + self.page_size + 1:
             history.append(current)
             current = repo.commits[current.parent] if current.parent else None
-        page = [{"id": c.sha, "title": c.message.splitlines()[0] if c.message else "", "message": c.message,
-                 "date": c.date, "authors": [{"user": "tester"}]} for c in history[offset:offset + self.page_size]]
+        page = [
+            {
+                "id": c.sha,
+                "title": c.message.splitlines()[0] if c.message else "",
+                "message": c.message,
+                "date": c.date,
+                "authors": [{"user": "tester"}],
+            }
+            for c in history[offset : offset + self.page_size]
+        ]
         headers = []
         if len(history) > offset + self.page_size:
             headers.append(("Link", self._next_link(path, query, {"o": offset + self.page_size})))
@@ -895,8 +968,12 @@ class HubServer:
 
         repo = self._access(repo_type, repo_id, headers, redirect_to)
         if repo.gated and not self._authed(headers):
-            raise _error(403, f"Access to {repo_type} {repo.repo_id} is restricted. You must have access to it "
-                              "and be authenticated to access it. Please log in.", "GatedRepo")
+            raise _error(
+                403,
+                f"Access to {repo_type} {repo.repo_id} is restricted. You must have access to it "
+                "and be authenticated to access it. Please log in.",
+                "GatedRepo",
+            )
         commit, rest, _ = self._split_rev(repo, right.split("/"), keep=1)
         file_path = unquote("/".join(rest))
         entry = commit.files.get(file_path)
@@ -906,19 +983,36 @@ class HubServer:
         if entry.lfs:
             sha256 = entry.blob.sha256
             location = f"{self.cdn_url}/blobs/{sha256}?sig={self._sign(sha256)}"
-            return _Resp(302, [("Location", location), ("ETag", f'"{entry.oid}"'),
-                               ("X-Linked-Etag", f'"{sha256}"'), ("X-Linked-Size", str(entry.size)), *common])
+            return _Resp(
+                302,
+                [
+                    ("Location", location),
+                    ("ETag", f'"{entry.oid}"'),
+                    ("X-Linked-Etag", f'"{sha256}"'),
+                    ("X-Linked-Size", str(entry.size)),
+                    *common,
+                ],
+            )
         name = file_path.rsplit("/", 1)[-1]
-        ctype = mimetypes.guess_type(name)[0] or ("text/plain; charset=utf-8" if self._is_text(entry) else
-                                                  "application/octet-stream")
-        extra = [("ETag", f'"{entry.oid}"'), *common, ("Content-Type", ctype),
-                 ("Content-Disposition", f"inline; filename*=UTF-8''{quote(name)}; filename=\"{quote(name)}\";"),
-                 ("Vary", "Origin, Accept-Encoding")]
+        ctype = mimetypes.guess_type(name)[0] or (
+            "text/plain; charset=utf-8" if self._is_text(entry) else "application/octet-stream"
+        )
+        extra = [
+            ("ETag", f'"{entry.oid}"'),
+            *common,
+            ("Content-Type", ctype),
+            ("Content-Disposition", f"inline; filename*=UTF-8''{quote(name)}; filename=\"{quote(name)}\";"),
+            ("Vary", "Origin, Accept-Encoding"),
+        ]
         blob_path = self.store.blobs.path(entry.blob.sha256)
         if headers.get("range") is None and _accepts_gzip(headers.get("accept-encoding")) and self._is_text(entry):
             gz = self._gzip_file(entry)
-            return _Resp(200, [*extra, ("Accept-Ranges", "bytes"), ("Content-Encoding", "gzip")],
-                         file=gz, length=gz.stat().st_size)
+            return _Resp(
+                200,
+                [*extra, ("Accept-Ranges", "bytes"), ("Content-Encoding", "gzip")],
+                file=gz,
+                length=gz.stat().st_size,
+            )
         return self._serve_file(blob_path, entry.size, headers, extra)
 
     def _is_text(self, entry: FileEntry) -> bool:
@@ -948,8 +1042,13 @@ class HubServer:
         if rng is None:
             return _Resp(200, extra, file=blob_path, length=size)
         start, end = rng
-        return _Resp(206, [*extra, ("Content-Range", f"bytes {start}-{end}/{size}")],
-                     file=blob_path, start=start, length=end - start + 1)
+        return _Resp(
+            206,
+            [*extra, ("Content-Range", f"bytes {start}-{end}/{size}")],
+            file=blob_path,
+            start=start,
+            length=end - start + 1,
+        )
 
     # ---------------------------------------------------------------------------------------- CDN
     def _sign(self, sha256: str) -> str:
@@ -995,8 +1094,13 @@ class HubServer:
         if repo_type not in URL_PREFIX:
             raise _error(400, f"Invalid repo type: {repo_type!r}")
         for value in (name, org) if org is not None else (name,):
-            if not isinstance(value, str) or not REPO_NAME_RE.fullmatch(value) or "--" in value or ".." in value \
-                    or value.endswith((".", "-", ".git")):
+            if (
+                not isinstance(value, str)
+                or not REPO_NAME_RE.fullmatch(value)
+                or "--" in value
+                or ".." in value
+                or value.endswith((".", "-", ".git"))
+            ):
                 raise _error(400, f"Invalid repo name or organization: {value!r}")
         repo_id = f"{org or self.username}/{name}"
         visibility = data.get("visibility")
@@ -1012,8 +1116,9 @@ class HubServer:
                 message = f"You already created this {repo_type} repo"
                 raise _Reply(_json(409, {"error": message, "url": url}, [("X-Error-Message", message)]))
             self.create_repo(repo_id, repo_type, private=private)
-        return _json(200, {"url": url, "name": repo_id,
-                           "id": hashlib.sha1(f"{repo_type}/{repo_id}".encode()).hexdigest()[:24]})
+        return _json(
+            200, {"url": url, "name": repo_id, "id": hashlib.sha1(f"{repo_type}/{repo_id}".encode()).hexdigest()[:24]}
+        )
 
     def _preupload(self, repo: Repo, segs: list[str], body: bytes) -> _Resp:
         """D2: upload mode (lfs/regular) and current remote oid of each announced file."""
@@ -1025,8 +1130,13 @@ class HubServer:
         for item in files:
             path = item.get("path") if isinstance(item, dict) else None
             size = item.get("size") if isinstance(item, dict) else None
-            if not isinstance(path, str) or unsafe_path(path) or not isinstance(size, int) or isinstance(size, bool) \
-                    or size < 0:
+            if (
+                not isinstance(path, str)
+                or unsafe_path(path)
+                or not isinstance(size, int)
+                or isinstance(size, bool)
+                or size < 0
+            ):
                 raise _error(400, f"Invalid preupload entry: {item!r}"[:300])
             try:
                 sample = base64.b64decode(item.get("sample") or "", validate=True)
@@ -1043,7 +1153,7 @@ class HubServer:
         if _qbool(params, "create_pr"):
             raise _error(400, "create_pr is not supported by the fake Hub")
         rev = unquote("/".join(segs))
-        branch = rev[len("refs/heads/"):] if rev.startswith("refs/heads/") else rev
+        branch = rev[len("refs/heads/") :] if rev.startswith("refs/heads/") else rev
         if branch not in repo.branches:
             if repo.resolve(rev) is not None:
                 raise _error(400, f"Invalid rev id: {rev} is not a branch")
@@ -1056,8 +1166,11 @@ class HubServer:
                 item = json.loads(line)
             except ValueError:
                 raise _error(400, f"Invalid JSON on line {n}") from None
-            if not isinstance(item, dict) or not isinstance(item.get("key"), str) \
-                    or not isinstance(item.get("value"), dict):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("key"), str)
+                or not isinstance(item.get("value"), dict)
+            ):
                 raise _error(400, f"Invalid commit line {n}: expected {{key, value}}")
             items.append((item["key"], item["value"]))
         if not items or items[0][0] != "header":
@@ -1094,8 +1207,11 @@ class HubServer:
                     raise _error(400, f"Invalid LFS oid for {path}: {oid!r}")
                 blob = self.store.blobs.get(oid)
                 if blob is None:
-                    raise _error(400, f"Your push was rejected because an LFS pointer pointed to a file that does "
-                                      f"not exist ({path}: {oid})")
+                    raise _error(
+                        400,
+                        f"Your push was rejected because an LFS pointer pointed to a file that does "
+                        f"not exist ({path}: {oid})",
+                    )
                 if size is not None and size != blob.size:
                     raise _error(400, f"LFS size mismatch for {path}: {size} announced, {blob.size} stored")
                 pending.append((key, path, blob))
@@ -1118,18 +1234,35 @@ class HubServer:
             raise _error(412, PARENT_CONFLICT) from None
         except MissingPath as exc:
             what = "folder" if exc.folder else "file"
-            raise _error(404, f"Cannot delete {exc.path}: A {what} with this name doesn't exist",
-                         "EntryNotFound") from None
+            raise _error(
+                404, f"Cannot delete {exc.path}: A {what} with this name doesn't exist", "EntryNotFound"
+            ) from None
         except KeyError:  # the branch went away meanwhile
             raise _error(404, f"Invalid rev id: {rev}", "RevisionNotFound") from None
-        record = {"repo_type": repo.repo_type, "repo": repo.repo_id, "revision": branch, "sha": result.sha,
-                  "parent": result.parent, "summary": summary, "added": result.added, "changed": result.changed,
-                  "unchanged": result.unchanged, "deleted": result.deleted,
-                  "ops": [(key, path) for key, path, _ in pending]}
+        record = {
+            "repo_type": repo.repo_type,
+            "repo": repo.repo_id,
+            "revision": branch,
+            "sha": result.sha,
+            "parent": result.parent,
+            "summary": summary,
+            "added": result.added,
+            "changed": result.changed,
+            "unchanged": result.unchanged,
+            "deleted": result.deleted,
+            "ops": [(key, path) for key, path, _ in pending],
+        }
         with self._log_lock:
             self.commits_made.append(record)
-        return _json(200, {"success": True, "commitOid": result.sha,
-                           "commitUrl": f"{self._repo_url(repo)}/commit/{result.sha}", "hookOutput": ""})
+        return _json(
+            200,
+            {
+                "success": True,
+                "commitOid": result.sha,
+                "commitUrl": f"{self._repo_url(repo)}/commit/{result.sha}",
+                "hookOutput": "",
+            },
+        )
 
     # ---------------------------------------------------------------------------------------- git-lfs (D4, D5)
     def _lfs(self, path: str, headers: dict[str, str], body: bytes) -> _Resp:
@@ -1170,10 +1303,20 @@ class HubServer:
         for obj in objects:
             oid = obj.get("oid") if isinstance(obj, dict) else None
             size = obj.get("size") if isinstance(obj, dict) else None
-            if not isinstance(oid, str) or not SHA256_RE.fullmatch(oid) or not isinstance(size, int) \
-                    or isinstance(size, bool) or size < 0:
-                out.append({"oid": str(oid), "size": size if isinstance(size, int) else 0,
-                            "error": {"code": 422, "message": "Invalid object"}})
+            if (
+                not isinstance(oid, str)
+                or not SHA256_RE.fullmatch(oid)
+                or not isinstance(size, int)
+                or isinstance(size, bool)
+                or size < 0
+            ):
+                out.append(
+                    {
+                        "oid": str(oid),
+                        "size": size if isinstance(size, int) else 0,
+                        "error": {"code": 422, "message": "Invalid object"},
+                    }
+                )
                 continue
             item: dict = {"oid": oid, "size": size, "authenticated": True}
             blob = self.store.blobs.get(oid)
@@ -1187,14 +1330,17 @@ class HubServer:
                 upload_id = uuid.uuid4().hex
                 parts = -(-size // chunk)
                 with self._upload_lock:
-                    self._multipart[upload_id] = {"oid": oid, "size": size, "chunk": chunk, "parts": parts,
-                                                  "etags": {}}
+                    self._multipart[upload_id] = {"oid": oid, "size": size, "chunk": chunk, "parts": parts, "etags": {}}
                 header = {"chunk_size": str(chunk)}
                 for i in range(1, parts + 1):
-                    header[str(i)] = (f"{self.cdn_url}/upload/{oid}/{upload_id}/{i}"
-                                      f"?sig={self._sign_msg(f'part:{upload_id}:{i}')}")
-                upload = {"href": f"{self.url}/api/complete_multipart?upload_id={upload_id}"
-                                  f"&sig={self._sign_msg(f'complete:{upload_id}')}", "header": header}
+                    header[str(i)] = (
+                        f"{self.cdn_url}/upload/{oid}/{upload_id}/{i}?sig={self._sign_msg(f'part:{upload_id}:{i}')}"
+                    )
+                upload = {
+                    "href": f"{self.url}/api/complete_multipart?upload_id={upload_id}"
+                    f"&sig={self._sign_msg(f'complete:{upload_id}')}",
+                    "header": header,
+                }
             else:
                 upload = {"href": f"{self.cdn_url}/upload/{oid}?size={size}&sig={self._sign_msg(f'put:{oid}:{size}')}"}
             item["actions"] = {"upload": upload, "verify": verify}
@@ -1267,8 +1413,10 @@ class HubServer:
             wanted = [(i, session["etags"].get(i)) for i in range(1, session["parts"] + 1)]
             if data.get("oid") != session["oid"]:
                 raise _error(400, "oid does not match the upload")
-            if not isinstance(parts, list) or \
-                    [(p.get("partNumber"), p.get("etag")) for p in parts if isinstance(p, dict)] != wanted:
+            if (
+                not isinstance(parts, list)
+                or [(p.get("partNumber"), p.get("etag")) for p in parts if isinstance(p, dict)] != wanted
+            ):
                 raise _error(400, "Parts are missing or their ETags do not match")
         except _Reply:
             with self._upload_lock:
@@ -1293,14 +1441,22 @@ class HubServer:
     @staticmethod
     def _fault_response(kind: str) -> _Resp:
         if kind == "429":
-            return _error(429, "You have exceeded our rate limit (injected fault)", None,
-                          [("Retry-After", "1"), ("RateLimit", '"api";r=0;t=1'),
-                           ("RateLimit-Policy", '"fixed window";"api";q=500;w=300')]).resp
+            return _error(
+                429,
+                "You have exceeded our rate limit (injected fault)",
+                None,
+                [
+                    ("Retry-After", "1"),
+                    ("RateLimit", '"api";r=0;t=1'),
+                    ("RateLimit-Policy", '"fixed window";"api";q=500;w=300'),
+                ],
+            ).resp
         if kind == "503":
             return _error(503, "Service Unavailable (injected fault)", None, [("Retry-After", "1")]).resp
         if kind == "416":  # a range the server will not serve (e.g. the file changed under the CDN)
-            return _error(416, "Requested Range Not Satisfiable (injected fault)", None,
-                          [("Content-Range", "bytes */0")]).resp
+            return _error(
+                416, "Requested Range Not Satisfiable (injected fault)", None, [("Content-Range", "bytes */0")]
+            ).resp
         return _error(500, "Internal Server Error (injected fault)").resp
 
 

@@ -22,8 +22,19 @@ from pathlib import Path
 CHUNK = 1024 * 1024
 REPO_TYPES = ("model", "dataset", "space")
 LFS_PATTERNS = (
-    "*.safetensors", "*.bin", "*.pt", "*.pth", "*.onnx", "*.h5", "*.msgpack", "*.parquet",
-    "*.arrow", "*.zip", "*.gz", "*.npy", "*.ckpt",
+    "*.safetensors",
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.onnx",
+    "*.h5",
+    "*.msgpack",
+    "*.parquet",
+    "*.arrow",
+    "*.zip",
+    "*.gz",
+    "*.npy",
+    "*.ckpt",
 )
 PR_PREFIX = "refs/pr/"
 
@@ -291,15 +302,16 @@ class Repo:
         """Branch, tag (branches win), `refs/heads/x`, `refs/tags/x`, `refs/pr/N` or full 40-hex sha."""
         sha = self.branches.get(revision) or self.tags.get(revision)
         if sha is None and revision.startswith("refs/heads/"):
-            sha = self.branches.get(revision[len("refs/heads/"):])
+            sha = self.branches.get(revision[len("refs/heads/") :])
         if sha is None and revision.startswith("refs/tags/"):
-            sha = self.tags.get(revision[len("refs/tags/"):])
+            sha = self.tags.get(revision[len("refs/tags/") :])
         if sha is None and len(revision) == 40:
             sha = revision.lower()
         return self.commits.get(sha) if sha else None
 
     def last_commit_for(self, commit: Commit, path: str) -> Commit:
         """Newest ancestor-or-self of ``commit`` after which ``path`` did not change."""
+
         def value(c: Commit):
             if path in c.files:
                 return c.files[path].oid
@@ -385,8 +397,17 @@ class RepoStore:
         name = path.rsplit("/", 1)[-1]
         return size >= threshold or any(fnmatch.fnmatch(name, pat) for pat in LFS_PATTERNS)
 
-    def commit(self, repo_id: str, files: dict, *, repo_type: str, branch: str, deletes: Iterable[str],
-               message: str, lfs_threshold: int) -> str:
+    def commit(
+        self,
+        repo_id: str,
+        files: dict,
+        *,
+        repo_type: str,
+        branch: str,
+        deletes: Iterable[str],
+        message: str,
+        lfs_threshold: int,
+    ) -> str:
         self._check_type(repo_type)
         # Hash/copy content before taking the lock: it may be a large file.
         entries: dict[str, FileEntry] = {}
@@ -418,8 +439,9 @@ class RepoStore:
             tree.update(entries)
             return self._new_commit(repo, branch, parent_sha, tree, message)
 
-    def _new_commit(self, repo: Repo, branch: str, parent_sha: str | None, tree: dict[str, FileEntry],
-                    message: str) -> str:
+    def _new_commit(
+        self, repo: Repo, branch: str, parent_sha: str | None, tree: dict[str, FileEntry], message: str
+    ) -> str:
         """Record a commit of ``tree`` on top of ``parent_sha`` and move ``branch`` to it (caller holds the lock)."""
         self._counter += 1
         digest = hashlib.sha1()
@@ -432,8 +454,14 @@ class RepoStore:
         repo.branches[branch] = sha
         return sha
 
-    def apply(self, repo: Repo, branch: str, ops: Iterable[tuple[str, str, FileEntry | None]], message: str,
-              parent_commit: str | None = None) -> CommitResult:
+    def apply(
+        self,
+        repo: Repo,
+        branch: str,
+        ops: Iterable[tuple[str, str, FileEntry | None]],
+        message: str,
+        parent_commit: str | None = None,
+    ) -> CommitResult:
         """Commit operations, in order, on top of the head of existing ``branch`` (the upload API's commit).
 
         ``ops`` items are ``("add", path, entry)``, ``("delete_file", path, None)`` or

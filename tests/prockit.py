@@ -39,15 +39,18 @@ class Procs:
         n = len(self.started)
         with (self.logdir / f"p{n}.out").open("wb") as out, (self.logdir / f"p{n}.err").open("wb") as err:
             # the child has its own copies of the descriptors
-            proc = subprocess.Popen([sys.executable, "-m", "hubmirror", *args], stdout=out, stderr=err,
-                                    env=env or clean_env())
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hubmirror", *args], stdout=out, stderr=err, env=env or clean_env()
+            )
         self.started.append(proc)
         return proc
 
     def output(self, proc: subprocess.Popen[bytes]) -> tuple[str, str]:
         n = self.started.index(proc)
-        return ((self.logdir / f"p{n}.out").read_text(errors="replace"),
-                (self.logdir / f"p{n}.err").read_text(errors="replace"))
+        return (
+            (self.logdir / f"p{n}.out").read_text(errors="replace"),
+            (self.logdir / f"p{n}.err").read_text(errors="replace"),
+        )
 
     @staticmethod
     def kill(proc: subprocess.Popen[bytes]) -> int:
@@ -74,8 +77,7 @@ class Procs:
                 proc.wait(timeout=30)
 
 
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
-             interval: float = 0.02):
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None, interval: float = 0.02):
     """Poll ``predicate`` until it returns something truthy (returned); fail on timeout or if ``proc`` dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -71,14 +71,16 @@ class Site:
 
 def read_tree(folder: Path) -> dict[str, bytes]:
     """Every file below ``folder`` (symlinks followed) by its POSIX relative path."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def minilm_files() -> dict[str, bytes]:
     base = minilm_dir()
-    return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(base).as_posix(): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def build_site(root: Path, *, minilm: bool = True, many: int = 600, token: str | None = TOKEN) -> Site:
@@ -100,8 +102,7 @@ def build_site(root: Path, *, minilm: bool = True, many: int = 600, token: str |
         site.minilm_v1 = add_minilm(up)
         up.tag(MINILM, "v1.0", site.minilm_v1)
         up.tag(MINILM, TAG_WITH_SLASH, site.minilm_v1)
-        newer = {"README.md": files["README.md"] + b"\nSecond revision of this card.\n",
-                 "extra.txt": b"only on main\n"}
+        newer = {"README.md": files["README.md"] + b"\nSecond revision of this card.\n", "extra.txt": b"only on main\n"}
         site.minilm_main = up.commit(MINILM, newer, message="second revision")
         site.files[(MINILM, site.minilm_v1)] = files
         site.files[(MINILM, site.minilm_main)] = {**files, **newer}
@@ -112,8 +113,11 @@ def build_site(root: Path, *, minilm: bool = True, many: int = 600, token: str |
         site.files[(MANY, site.many_sha)] = files
         repos.append({"repo": MANY})
     threshold, up.lfs_threshold = up.lfs_threshold, 4096
-    data = {"README.md": DATASET_CARD, "train.csv": b"text,label\nhello,1\nworld,0\n",
-            "data/train-00000.bin": os.urandom(50_000)}
+    data = {
+        "README.md": DATASET_CARD,
+        "train.csv": b"text,label\nhello,1\nworld,0\n",
+        "data/train-00000.bin": os.urandom(50_000),
+    }
     site.dataset_sha = up.commit(DATASET, data, repo_type="dataset", message="data")
     up.lfs_threshold = threshold
     site.files[(DATASET, site.dataset_sha)] = data
@@ -145,9 +149,11 @@ class ServeProcess:
             self.port = free_port()
             with self.log_path.open("ab") as log:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "hubmirror", "-c", str(self.config), "serve",
-                     "--port", str(self.port)],
-                    stdout=log, stderr=subprocess.STDOUT, env=clean_env(**self.extra_env))
+                    [sys.executable, "-m", "hubmirror", "-c", str(self.config), "serve", "--port", str(self.port)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=clean_env(**self.extra_env),
+                )
             if self._wait_ready(timeout):
                 return self
             self.stop()
@@ -226,18 +232,23 @@ def hf_client(code: str, endpoint: str, cache: Path, *, timeout: float = 180, **
     body = textwrap.indent(textwrap.dedent(code).strip("\n"), "    ")
     script = _PRELUDE.format(mark=RESULT_MARK, body=body)
     cache.mkdir(parents=True, exist_ok=True)
-    full_env = clean_env(HF_ENDPOINT=endpoint, HF_HUB_CACHE=str(cache), HF_HOME=str(cache.parent / "hf-home"),
-                         HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1",
-                         HF_HUB_DISABLE_PROGRESS_BARS="1",
-                         DISABLE_SAFETENSORS_CONVERSION="1", TOKENIZERS_PARALLELISM="false", **env)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=full_env,
-                          timeout=timeout)
+    full_env = clean_env(
+        HF_ENDPOINT=endpoint,
+        HF_HUB_CACHE=str(cache),
+        HF_HOME=str(cache.parent / "hf-home"),
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        DISABLE_SAFETENSORS_CONVERSION="1",
+        TOKENIZERS_PARALLELISM="false",
+        **env,
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=full_env, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_MARK):
-            data = json.loads(line[len(RESULT_MARK):])
+            data = json.loads(line[len(RESULT_MARK) :])
             return ClientResult(stderr=proc.stderr, **data)
-    raise AssertionError(f"client crashed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                         f"{proc.stderr[-5000:]}")
+    raise AssertionError(f"client crashed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
 
 
 def serve_site(site: Site) -> Iterator[ServeProcess]:

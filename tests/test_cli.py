@@ -32,10 +32,10 @@ def xdg(tmp_path: Path) -> Path:
     return path
 
 
-def cli(*args: str, xdg: Path, cwd: Path | None = None, timeout: float = 60,
-        **env: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, env={"XDG_CACHE_HOME": str(xdg), "COLUMNS": "200", **env}, cwd=cwd,
-                   timeout=timeout)
+def cli(
+    *args: str, xdg: Path, cwd: Path | None = None, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, env={"XDG_CACHE_HOME": str(xdg), "COLUMNS": "200", **env}, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture
@@ -50,8 +50,9 @@ def cfg(hub: HubServer, tmp_path: Path, home: Path) -> Path:
     """A config in its own directory (not the cwd of the runs), listing org/a and org/b."""
     confdir = tmp_path / "conf"
     confdir.mkdir()
-    return write_config(confdir / "hubmirror.yaml", hub.url, home, [{"repo": "org/a"}, {"repo": "org/b"}],
-                        upstream={"max_retries": 1})
+    return write_config(
+        confdir / "hubmirror.yaml", hub.url, home, [{"repo": "org/a"}, {"repo": "org/b"}], upstream={"max_retries": 1}
+    )
 
 
 @pytest.fixture
@@ -69,13 +70,30 @@ def _closed_port() -> int:
 
 
 # ============================================================================================ help, usage
-@pytest.mark.parametrize("command, options", [
-    ((), ["--config", "-c", "$HUBMIRROR_CONFIG", "./hubmirror.yaml", "--home", "$HUBMIRROR_HOME", "--verbose",
-          "--quiet", "sync", "status", "lock"]),
-    (("sync",), ["--dry-run", "--locked", "--json", "repos", "Exit 0 only when every repo"]),
-    (("status",), ["--json", "sync runs"]),
-    (("lock",), ["--json", "hubmirror.lock"]),
-])
+@pytest.mark.parametrize(
+    "command, options",
+    [
+        (
+            (),
+            [
+                "--config",
+                "-c",
+                "$HUBMIRROR_CONFIG",
+                "./hubmirror.yaml",
+                "--home",
+                "$HUBMIRROR_HOME",
+                "--verbose",
+                "--quiet",
+                "sync",
+                "status",
+                "lock",
+            ],
+        ),
+        (("sync",), ["--dry-run", "--locked", "--json", "repos", "Exit 0 only when every repo"]),
+        (("status",), ["--json", "sync runs"]),
+        (("lock",), ["--json", "hubmirror.lock"]),
+    ],
+)
 def test_help(command: tuple[str, ...], options: list[str], xdg: Path, elsewhere: Path) -> None:
     result = cli(*command, "--help", xdg=xdg, cwd=elsewhere)
     assert result.returncode == 0, result.stderr
@@ -117,10 +135,12 @@ def test_config_from_flag_env_and_cwd(hub: HubServer, tmp_path: Path, xdg: Path,
     write_config(elsewhere / "hubmirror.yaml", hub.url, tmp_path / "home-cwd", repos)
     # ./hubmirror.yaml, then $HUBMIRROR_CONFIG over it, then -c over both
     assert _home_used(cli("status", "--json", xdg=xdg, cwd=elsewhere)) == str(tmp_path / "home-cwd")
-    assert _home_used(cli("status", "--json", xdg=xdg, cwd=elsewhere, HUBMIRROR_CONFIG=str(named))) \
-        == str(tmp_path / "home-env")
-    assert _home_used(cli("-c", str(flag), "status", "--json", xdg=xdg, cwd=elsewhere,
-                          HUBMIRROR_CONFIG=str(named))) == str(tmp_path / "home-flag")
+    assert _home_used(cli("status", "--json", xdg=xdg, cwd=elsewhere, HUBMIRROR_CONFIG=str(named))) == str(
+        tmp_path / "home-env"
+    )
+    assert _home_used(
+        cli("-c", str(flag), "status", "--json", xdg=xdg, cwd=elsewhere, HUBMIRROR_CONFIG=str(named))
+    ) == str(tmp_path / "home-flag")
 
 
 def test_no_config_found_says_where_it_looked(xdg: Path, elsewhere: Path) -> None:
@@ -153,14 +173,21 @@ def test_named_config_missing(how: str, tmp_path: Path, xdg: Path, elsewhere: Pa
     assert ("-c/--config" if how == "flag" else "HUBMIRROR_CONFIG") in result.stderr
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("home: /tmp/x\nupstream:\n  endpoint: http://127.0.0.1:1\nrepos:\n  - repo: org/a\n    revisons: [main]\n",
-     6, ["repos[0]", "revisons"]),
-    ("repos:\n  - repo: org/a\n\tbad: 1\n  - repo: org/b\n", 3, ["invalid YAML"]),
-    ("repos:\n  - repo: org/a\n    type: modle\n", 3, ["repos[0].type", "modle"]),
-])
-def test_malformed_config_names_file_and_line(text: str, line: int, words: list[str], tmp_path: Path,
-                                              xdg: Path, elsewhere: Path) -> None:
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        (
+            "home: /tmp/x\nupstream:\n  endpoint: http://127.0.0.1:1\nrepos:\n  - repo: org/a\n    revisons: [main]\n",
+            6,
+            ["repos[0]", "revisons"],
+        ),
+        ("repos:\n  - repo: org/a\n\tbad: 1\n  - repo: org/b\n", 3, ["invalid YAML"]),
+        ("repos:\n  - repo: org/a\n    type: modle\n", 3, ["repos[0].type", "modle"]),
+    ],
+)
+def test_malformed_config_names_file_and_line(
+    text: str, line: int, words: list[str], tmp_path: Path, xdg: Path, elsewhere: Path
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     result = cli("-c", str(path), "sync", xdg=xdg, cwd=elsewhere)
@@ -172,20 +199,34 @@ def test_malformed_config_names_file_and_line(text: str, line: int, words: list[
 
 
 def test_hubmirror_home_overrides_config_and_home_flag_overrides_both(
-        cfg: Path, home: Path, tmp_path: Path, xdg: Path, elsewhere: Path) -> None:
+    cfg: Path, home: Path, tmp_path: Path, xdg: Path, elsewhere: Path
+) -> None:
     env_home, flag_home = tmp_path / "env-home", tmp_path / "flag-home"
     result = cli("-c", str(cfg), "sync", "org/a", xdg=xdg, cwd=elsewhere, HUBMIRROR_HOME=str(env_home))
     assert result.returncode == 0, result.stderr
     assert (env_home / "index.sqlite").is_file() and not home.exists()
-    result = cli("-c", str(cfg), "--home", str(flag_home), "sync", "org/a", xdg=xdg, cwd=elsewhere,
-                 HUBMIRROR_HOME=str(env_home))
+    result = cli(
+        "-c", str(cfg), "--home", str(flag_home), "sync", "org/a", xdg=xdg, cwd=elsewhere, HUBMIRROR_HOME=str(env_home)
+    )
     assert result.returncode == 0, result.stderr
     assert (flag_home / "index.sqlite").is_file() and not home.exists()
     # and status reads from the same places
-    assert _home_used(cli("-c", str(cfg), "status", "--json", xdg=xdg, cwd=elsewhere,
-                          HUBMIRROR_HOME=str(env_home))) == str(env_home)
-    assert _home_used(cli("-c", str(cfg), "--home", str(flag_home), "status", "--json", xdg=xdg,
-                          cwd=elsewhere, HUBMIRROR_HOME=str(env_home))) == str(flag_home)
+    assert _home_used(
+        cli("-c", str(cfg), "status", "--json", xdg=xdg, cwd=elsewhere, HUBMIRROR_HOME=str(env_home))
+    ) == str(env_home)
+    assert _home_used(
+        cli(
+            "-c",
+            str(cfg),
+            "--home",
+            str(flag_home),
+            "status",
+            "--json",
+            xdg=xdg,
+            cwd=elsewhere,
+            HUBMIRROR_HOME=str(env_home),
+        )
+    ) == str(flag_home)
 
 
 # ============================================================================================ sync
@@ -198,8 +239,7 @@ def test_sync_one_repo(cfg: Path, hub: HubServer, xdg: Path, elsewhere: Path) ->
     assert hub.count(path_contains="/org/b/resolve/") == 2
 
 
-def test_sync_unknown_repo_lists_the_configured_ones(cfg: Path, hub: HubServer, xdg: Path,
-                                                     elsewhere: Path) -> None:
+def test_sync_unknown_repo_lists_the_configured_ones(cfg: Path, hub: HubServer, xdg: Path, elsewhere: Path) -> None:
     result = cli("-c", str(cfg), "sync", "org/unknown", xdg=xdg, cwd=elsewhere)
     assert result.returncode == 3
     assert "org/unknown" in result.stderr
@@ -213,12 +253,19 @@ def test_sync_json_report(cfg: Path, hub: HubServer, home: Path, xdg: Path, else
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["dry_run"] is False
     assert [(r["repo"], r["revision"], r["status"]) for r in report["results"]] == [
-        ("org/a", "main", "updated"), ("org/b", "main", "updated")]
+        ("org/a", "main", "updated"),
+        ("org/b", "main", "updated"),
+    ]
     assert report["results"][0]["commit"] == hub.head("org/a")
     assert report["files_fetched"] == 4 and report["bytes_fetched"] == sum(
-        len(hub.file_bytes(repo, path)) for repo, path in
-        [("org/a", "config.json"), ("org/a", "weights.bin"), ("org/b", "config.json"),
-         ("org/b", "notes/readme.md")])
+        len(hub.file_bytes(repo, path))
+        for repo, path in [
+            ("org/a", "config.json"),
+            ("org/a", "weights.bin"),
+            ("org/b", "config.json"),
+            ("org/b", "notes/readme.md"),
+        ]
+    )
     for key in ("files_deduped", "bytes_deduped", "requests", "duration", "run_id"):
         assert key in report
     again = json.loads(cli("-c", str(cfg), "sync", "--json", xdg=xdg, cwd=elsewhere).stdout)
@@ -227,8 +274,13 @@ def test_sync_json_report(cfg: Path, hub: HubServer, home: Path, xdg: Path, else
 
 
 def test_sync_some_repos_fail(hub: HubServer, tmp_path: Path, home: Path, xdg: Path, elsewhere: Path) -> None:
-    path = write_config(tmp_path / "mixed.yaml", hub.url, home,
-                        [{"repo": "org/a"}, {"repo": "org/missing"}], upstream={"max_retries": 1})
+    path = write_config(
+        tmp_path / "mixed.yaml",
+        hub.url,
+        home,
+        [{"repo": "org/a"}, {"repo": "org/missing"}],
+        upstream={"max_retries": 1},
+    )
     result = cli("-c", str(path), "sync", "--json", xdg=xdg, cwd=elsewhere)
     assert result.returncode not in (0, 2), result.stderr
     assert result.returncode == 5  # one kind of failure: upstream refused (not found)
@@ -247,7 +299,8 @@ def test_sync_some_repos_fail(hub: HubServer, tmp_path: Path, home: Path, xdg: P
 
 @pytest.mark.parametrize("down", ["closed-port", "stopped-server", "dns-failure"])
 def test_a_first_run_against_an_unreachable_upstream_fails_fast_with_a_hint(
-        down: str, hub: HubServer, tmp_path: Path, home: Path, xdg: Path, elsewhere: Path) -> None:
+    down: str, hub: HubServer, tmp_path: Path, home: Path, xdg: Path, elsewhere: Path
+) -> None:
     """The README's first command on a machine that cannot reach upstream: default retries (8), yet one
     line per repo within seconds, exit 6, naming upstream.endpoint and the offline imports."""
     if down == "closed-port":
@@ -282,7 +335,8 @@ def test_a_first_run_against_an_unreachable_upstream_fails_fast_with_a_hint(
 
 # ============================================================================================ output streams
 def test_piped_output_has_no_control_characters_and_logs_go_to_stderr(
-        cfg: Path, hub: HubServer, xdg: Path, elsewhere: Path) -> None:
+    cfg: Path, hub: HubServer, xdg: Path, elsewhere: Path
+) -> None:
     hub.latency = 0.05  # long enough for a progress bar to refresh if one were drawn
     result = cli("-c", str(cfg), "sync", xdg=xdg, cwd=elsewhere)
     assert result.returncode == 0, result.stderr
@@ -305,8 +359,14 @@ def test_progress_bar_only_on_a_terminal(cfg: Path, hub: HubServer, xdg: Path, e
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
     env.update(XDG_CACHE_HOME=str(xdg), COLUMNS="120", TERM="xterm")
-    proc = subprocess.Popen([sys.executable, "-m", "hubmirror", "-c", str(cfg), "sync"], cwd=elsewhere,
-                            stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubmirror", "-c", str(cfg), "sync"],
+        cwd=elsewhere,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(slave)
     terminal = b""
     try:
@@ -338,8 +398,18 @@ def test_progress_bar_only_on_a_terminal(cfg: Path, hub: HubServer, xdg: Path, e
 
 
 # ============================================================================================ status
-@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["env"], ["hf-cache"],
-                                     ["hf-cache", "--dir", "VIEW"], ["resolve", "org/a"], ["serve", "--port", "0"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["status", "--json"],
+        ["env"],
+        ["hf-cache"],
+        ["hf-cache", "--dir", "VIEW"],
+        ["resolve", "org/a"],
+        ["serve", "--port", "0"],
+    ],
+)
 def test_read_commands_never_create_a_store(command: list[str], tmp_path: Path, xdg: Path, elsewhere: Path) -> None:
     missing = tmp_path / "no-store-here"
     argv = [str(tmp_path / "view") if a == "VIEW" else a for a in command]

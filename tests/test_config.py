@@ -60,6 +60,7 @@ def assert_error(error: ConfigError, path: Path, line: int | None, key: str | No
 
 # --- the example config ----------------------------------------------------------------------------------
 
+
 def test_example_loads_with_env_and_exposes_every_key() -> None:
     env = {"HF_TOKEN": SECRET, "HUBMIRROR_TOKEN": "serve-secret"}
     config = load_config(EXAMPLE, env=env)
@@ -67,24 +68,45 @@ def test_example_loads_with_env_and_exposes_every_key() -> None:
     assert config.path == EXAMPLE
     assert config.home == base / "mirror"
     assert config.lock_path == base / "hubmirror.lock"
-    assert config.upstream == UpstreamConfig(endpoint="https://huggingface.co", token=SECRET, timeout=60.0,
-                                             max_retries=8, max_requests_per_5min=800)
+    assert config.upstream == UpstreamConfig(
+        endpoint="https://huggingface.co", token=SECRET, timeout=60.0, max_retries=8, max_requests_per_5min=800
+    )
     assert config.sync == SyncConfig(workers=8, every=6 * 3600.0, cron=None, jitter=300.0)
     assert config.repos == (
-        RepoSpec(repo="sentence-transformers/all-MiniLM-L6-v2", type="model", revisions=("main",),
-                 allow_patterns=("*.json", "*.safetensors", "*.txt", "1_Pooling/*"),
-                 ignore_patterns=("*.onnx", "onnx/*", "openvino/*"), line=config.repos[0].line),
-        RepoSpec(repo="stanfordnlp/imdb", type="dataset", revisions=("main",),
-                 allow_patterns=("plain_text/*",), ignore_patterns=None, line=config.repos[1].line),
+        RepoSpec(
+            repo="sentence-transformers/all-MiniLM-L6-v2",
+            type="model",
+            revisions=("main",),
+            allow_patterns=("*.json", "*.safetensors", "*.txt", "1_Pooling/*"),
+            ignore_patterns=("*.onnx", "onnx/*", "openvino/*"),
+            line=config.repos[0].line,
+        ),
+        RepoSpec(
+            repo="stanfordnlp/imdb",
+            type="dataset",
+            revisions=("main",),
+            allow_patterns=("plain_text/*",),
+            ignore_patterns=None,
+            line=config.repos[1].line,
+        ),
     )
     lines = EXAMPLE.read_text().splitlines()
     for spec in config.repos:
         assert spec.line is not None
         assert f"repo: {spec.repo}" in lines[spec.line - 1]
     assert config.watch == (
-        WatchSpec(path=base / "outbox" / "my-model", repo="my-org/my-model", type="model", revision="main",
-                  private=True, debounce=10.0, delete_remote=False, create=True, add_model_card=False,
-                  message="Checkpoint from the training cluster"),
+        WatchSpec(
+            path=base / "outbox" / "my-model",
+            repo="my-org/my-model",
+            type="model",
+            revision="main",
+            private=True,
+            debounce=10.0,
+            delete_remote=False,
+            create=True,
+            add_model_card=False,
+            message="Checkpoint from the training cluster",
+        ),
     )
     assert config.serve == ServeConfig(host="127.0.0.1", port=8080, token="serve-secret", enabled=True)
 
@@ -106,6 +128,7 @@ def test_example_mentions_every_key() -> None:
 
 
 # --- defaults and valid values ---------------------------------------------------------------------------
+
 
 def test_minimal_config_uses_defaults(write: Write, tmp_path: Path) -> None:
     path = write("""\
@@ -176,9 +199,15 @@ def test_values_are_converted(write: Write) -> None:
     assert config.watch[0].private is True
 
 
-@pytest.mark.parametrize("text", ["watch:\n  - {path: ./out, repo: me/model}\n",
-                                  "repos: []\nwatch:\n  - {path: ./out, repo: me/model}\n",
-                                  "repos:\nserve:\n  port: 9000\n", "sync:\n  workers: 2\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "watch:\n  - {path: ./out, repo: me/model}\n",
+        "repos: []\nwatch:\n  - {path: ./out, repo: me/model}\n",
+        "repos:\nserve:\n  port: 9000\n",
+        "sync:\n  workers: 2\n",
+    ],
+)
 def test_a_config_without_repos_is_valid(write: Write, text: str) -> None:
     """A training machine that only pushes or watches has nothing to mirror."""
     config = load_config(write(text))
@@ -195,13 +224,15 @@ def test_config_is_frozen(write: Write) -> None:
 
 def test_lock_path_without_file_is_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    config = Config(path=None, home=tmp_path, upstream=UpstreamConfig(), sync=SyncConfig(), repos=(),
-                    watch=(), serve=ServeConfig())
+    config = Config(
+        path=None, home=tmp_path, upstream=UpstreamConfig(), sync=SyncConfig(), repos=(), watch=(), serve=ServeConfig()
+    )
     assert config.lock_path == tmp_path / "hubmirror.lock"
 
 
-def test_relative_config_path_gives_absolute_lock_path(write: Write, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_config_path_gives_absolute_lock_path(
+    write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write("repos: [{repo: org/a}]\n", name="sub/hubmirror.yaml")
     monkeypatch.chdir(tmp_path)
     config = load_config("sub/hubmirror.yaml", env={})
@@ -211,17 +242,24 @@ def test_relative_config_path_gives_absolute_lock_path(write: Write, tmp_path: P
 
 # --- select ---------------------------------------------------------------------------------------------
 
+
 def test_select_returns_listed_repos_in_config_order(write: Write) -> None:
-    config = load_config(write("""\
+    config = load_config(
+        write("""\
         repos:
           - repo: org/a
           - repo: org/b
           - repo: org/b
             type: dataset
           - repo: org/c
-        """), env={})
+        """),
+        env={},
+    )
     assert [(s.type, s.repo) for s in config.select(["org/c", "org/b"])] == [
-        ("model", "org/b"), ("dataset", "org/b"), ("model", "org/c")]
+        ("model", "org/b"),
+        ("dataset", "org/b"),
+        ("model", "org/c"),
+    ]
     assert config.select([]) == ()
 
 
@@ -235,6 +273,7 @@ def test_select_unknown_name_lists_known_ones(write: Write) -> None:
 
 
 # --- discovery ------------------------------------------------------------------------------------------
+
 
 def test_find_config_precedence(tmp_path: Path) -> None:
     (tmp_path / "hubmirror.yaml").write_text("repos: [{repo: a}]\n")
@@ -282,8 +321,7 @@ def test_find_config_nothing_found(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         find_config_path(None, env={}, cwd=tmp_path)
     message = str(info.value)
-    for expected in ("-c/--config", "$HUBMIRROR_CONFIG", str(tmp_path / "hubmirror.yaml"),
-                     "hubmirror.example.yaml"):
+    for expected in ("-c/--config", "$HUBMIRROR_CONFIG", str(tmp_path / "hubmirror.yaml"), "hubmirror.example.yaml"):
         assert expected in message
 
 
@@ -293,6 +331,7 @@ def test_load_missing_file(tmp_path: Path) -> None:
 
 
 # --- home -----------------------------------------------------------------------------------------------
+
 
 def test_home_relative_to_config_dir(write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write("home: ../store\nrepos: [{repo: a}]\n", name="conf/hubmirror.yaml")
@@ -348,6 +387,7 @@ def test_watch_path_relative_to_config_dir(write: Write, tmp_path: Path) -> None
 
 # --- environment expansion ------------------------------------------------------------------------------
 
+
 def test_env_expansion(write: Write) -> None:
     path = write("""\
         upstream:
@@ -394,26 +434,81 @@ def test_token_with_trailing_newline_is_stripped(write: Write) -> None:
 
 
 ENV_CASES = [
-    pytest.param("upstream:\n  endpoint: ${HUB_URL}\nrepos: [{repo: a}]\n", {}, 2, "upstream.endpoint",
-                 "environment variable 'HUB_URL' is not set", id="endpoint-unset"),
-    pytest.param("upstream:\n  endpoint: ${HUB_URL}\nrepos: [{repo: a}]\n", {"HUB_URL": ""}, 2,
-                 "upstream.endpoint", "environment variable 'HUB_URL' is empty", id="endpoint-empty"),
-    pytest.param("upstream:\n  endpoint: https://${HOST}:x/\nrepos: [{repo: a}]\n", {}, 2,
-                 "upstream.endpoint", "(environment variable 'HOST' is not set)", id="endpoint-partly-unset"),
-    pytest.param("repos:\n  - repo: ${REPO}\n", {}, 2, "repos[0].repo",
-                 "environment variable 'REPO' is not set", id="repo-unset"),
-    pytest.param("repos:\n  - repo: a\n    revisions: [main, '${REV}']\n", {}, 3, "repos[0].revisions[1]",
-                 "environment variable 'REV' is not set", id="revision-unset"),
-    pytest.param("sync:\n  workers: ${WORKERS}\nrepos: [{repo: a}]\n", {}, 2, "sync.workers",
-                 "environment variable 'WORKERS' is not set", id="int-unset"),
-    pytest.param("sync:\n  workers: ${WORKERS}\nrepos: [{repo: a}]\n", {"WORKERS": "many"}, 2, "sync.workers",
-                 "expected an integer, got a string", id="int-not-a-number"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    create: ${CREATE}\n", {}, 5,
-                 "watch[0].create", "environment variable 'CREATE' is not set", id="bool-unset"),
-    pytest.param("repos: [{repo: a}]\nserve:\n  host: ${HOST\n", {}, 3, "serve.host",
-                 "malformed '${' reference", id="malformed-reference"),
-    pytest.param("repos: [{repo: a}]\nserve:\n  host: ${1HOST}\n", {}, 3, "serve.host",
-                 "malformed '${' reference", id="bad-variable-name"),
+    pytest.param(
+        "upstream:\n  endpoint: ${HUB_URL}\nrepos: [{repo: a}]\n",
+        {},
+        2,
+        "upstream.endpoint",
+        "environment variable 'HUB_URL' is not set",
+        id="endpoint-unset",
+    ),
+    pytest.param(
+        "upstream:\n  endpoint: ${HUB_URL}\nrepos: [{repo: a}]\n",
+        {"HUB_URL": ""},
+        2,
+        "upstream.endpoint",
+        "environment variable 'HUB_URL' is empty",
+        id="endpoint-empty",
+    ),
+    pytest.param(
+        "upstream:\n  endpoint: https://${HOST}:x/\nrepos: [{repo: a}]\n",
+        {},
+        2,
+        "upstream.endpoint",
+        "(environment variable 'HOST' is not set)",
+        id="endpoint-partly-unset",
+    ),
+    pytest.param(
+        "repos:\n  - repo: ${REPO}\n", {}, 2, "repos[0].repo", "environment variable 'REPO' is not set", id="repo-unset"
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: [main, '${REV}']\n",
+        {},
+        3,
+        "repos[0].revisions[1]",
+        "environment variable 'REV' is not set",
+        id="revision-unset",
+    ),
+    pytest.param(
+        "sync:\n  workers: ${WORKERS}\nrepos: [{repo: a}]\n",
+        {},
+        2,
+        "sync.workers",
+        "environment variable 'WORKERS' is not set",
+        id="int-unset",
+    ),
+    pytest.param(
+        "sync:\n  workers: ${WORKERS}\nrepos: [{repo: a}]\n",
+        {"WORKERS": "many"},
+        2,
+        "sync.workers",
+        "expected an integer, got a string",
+        id="int-not-a-number",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    create: ${CREATE}\n",
+        {},
+        5,
+        "watch[0].create",
+        "environment variable 'CREATE' is not set",
+        id="bool-unset",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nserve:\n  host: ${HOST\n",
+        {},
+        3,
+        "serve.host",
+        "malformed '${' reference",
+        id="malformed-reference",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nserve:\n  host: ${1HOST}\n",
+        {},
+        3,
+        "serve.host",
+        "malformed '${' reference",
+        id="bad-variable-name",
+    ),
 ]
 
 
@@ -426,26 +521,69 @@ def test_env_errors(write: Write, text: str, env: dict[str, str], line: int, key
 # --- secrets never appear in errors or reprs ------------------------------------------------------------
 
 SECRET_CASES = [
-    pytest.param("upstream:\n  token: ${HF_TOKEN}\nrepos: [{repo: a}]\n", {"HF_TOKEN": "hf_ab cd" + SECRET},
-                 2, "upstream.token", "contains whitespace", id="token-with-space"),
-    pytest.param("serve:\n  token: ${T}\nrepos: [{repo: a}]\n", {"T": SECRET + "\x01"},
-                 2, "serve.token", "control characters", id="serve-token-control-char"),
-    pytest.param("upstream:\n  token: 12345678901234\nrepos: [{repo: a}]\n", {},
-                 2, "upstream.token", "expected a string, got an integer", id="token-int"),
-    pytest.param(f"upstream:\n  token: [{SECRET}]\nrepos: [{{repo: a}}]\n", {},
-                 2, "upstream.token", "expected a string, got a list", id="token-list"),
-    pytest.param(f"upstream:\n  endpoint: https://user:{SECRET}@hub.local\nrepos: [{{repo: a}}]\n", {},
-                 2, "upstream.endpoint", "must not contain credentials", id="endpoint-credentials"),
-    pytest.param("upstream:\n  endpoint: ${T}\nrepos: [{repo: a}]\n", {"T": SECRET},
-                 2, "upstream.endpoint", "expected an http:// or https:// URL", id="token-as-endpoint"),
-    pytest.param("upstream:\n  token: ${HF_TOKEN}\nrepos: [{repo: 'bad repo'}]\n", {"HF_TOKEN": SECRET},
-                 3, "repos[0].repo", "invalid repo id", id="unrelated-error"),
+    pytest.param(
+        "upstream:\n  token: ${HF_TOKEN}\nrepos: [{repo: a}]\n",
+        {"HF_TOKEN": "hf_ab cd" + SECRET},
+        2,
+        "upstream.token",
+        "contains whitespace",
+        id="token-with-space",
+    ),
+    pytest.param(
+        "serve:\n  token: ${T}\nrepos: [{repo: a}]\n",
+        {"T": SECRET + "\x01"},
+        2,
+        "serve.token",
+        "control characters",
+        id="serve-token-control-char",
+    ),
+    pytest.param(
+        "upstream:\n  token: 12345678901234\nrepos: [{repo: a}]\n",
+        {},
+        2,
+        "upstream.token",
+        "expected a string, got an integer",
+        id="token-int",
+    ),
+    pytest.param(
+        f"upstream:\n  token: [{SECRET}]\nrepos: [{{repo: a}}]\n",
+        {},
+        2,
+        "upstream.token",
+        "expected a string, got a list",
+        id="token-list",
+    ),
+    pytest.param(
+        f"upstream:\n  endpoint: https://user:{SECRET}@hub.local\nrepos: [{{repo: a}}]\n",
+        {},
+        2,
+        "upstream.endpoint",
+        "must not contain credentials",
+        id="endpoint-credentials",
+    ),
+    pytest.param(
+        "upstream:\n  endpoint: ${T}\nrepos: [{repo: a}]\n",
+        {"T": SECRET},
+        2,
+        "upstream.endpoint",
+        "expected an http:// or https:// URL",
+        id="token-as-endpoint",
+    ),
+    pytest.param(
+        "upstream:\n  token: ${HF_TOKEN}\nrepos: [{repo: 'bad repo'}]\n",
+        {"HF_TOKEN": SECRET},
+        3,
+        "repos[0].repo",
+        "invalid repo id",
+        id="unrelated-error",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("text", "env", "line", "key", "fragment"), SECRET_CASES)
-def test_secret_never_in_error(write: Write, text: str, env: dict[str, str], line: int, key: str,
-                               fragment: str) -> None:
+def test_secret_never_in_error(
+    write: Write, text: str, env: dict[str, str], line: int, key: str, fragment: str
+) -> None:
     path = write(text)
     error = load_error(path, env)
     assert_error(error, path, line, key, fragment)
@@ -470,168 +608,455 @@ def test_secret_not_in_repr(write: Write) -> None:
 
 MALFORMED = [
     # unknown keys
-    pytest.param("repos: [{repo: a}]\ncolour: red\n", 2, "colour",
-                 "unknown key (expected one of: home, upstream, sync, repos, watch, serve)",
-                 id="unknown-top"),
-    pytest.param("repo:\n  - repo: a\n", 1, "repo", "unknown key (did you mean 'repos'?)",
-                 id="unknown-top-typo"),
-    pytest.param("upstream:\n  endpont: https://x\nrepos: [{repo: a}]\n", 2, "upstream.endpont",
-                 "unknown key (did you mean 'endpoint'?)", id="unknown-upstream"),
-    pytest.param("repos:\n  - repo: a\n  - repo: b\n  - repo: c\n    revison: [main]\n", 5,
-                 "repos[2].revison", "unknown key (did you mean 'revisions'?)", id="unknown-repo-key"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    debounse: 5s\n", 5,
-                 "watch[0].debounse", "unknown key (did you mean 'debounce'?)", id="unknown-watch-key"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  workers: 2\n  evrey: 6h\n", 4, "sync.evrey",
-                 "unknown key (did you mean 'every'?)", id="unknown-sync-key"),
-    pytest.param("repos: [{repo: a}]\nserve:\n  prot: 1\n", 3, "serve.prot",
-                 "unknown key (did you mean 'port'?)", id="unknown-serve-key"),
+    pytest.param(
+        "repos: [{repo: a}]\ncolour: red\n",
+        2,
+        "colour",
+        "unknown key (expected one of: home, upstream, sync, repos, watch, serve)",
+        id="unknown-top",
+    ),
+    pytest.param("repo:\n  - repo: a\n", 1, "repo", "unknown key (did you mean 'repos'?)", id="unknown-top-typo"),
+    pytest.param(
+        "upstream:\n  endpont: https://x\nrepos: [{repo: a}]\n",
+        2,
+        "upstream.endpont",
+        "unknown key (did you mean 'endpoint'?)",
+        id="unknown-upstream",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n  - repo: b\n  - repo: c\n    revison: [main]\n",
+        5,
+        "repos[2].revison",
+        "unknown key (did you mean 'revisions'?)",
+        id="unknown-repo-key",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    debounse: 5s\n",
+        5,
+        "watch[0].debounse",
+        "unknown key (did you mean 'debounce'?)",
+        id="unknown-watch-key",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  workers: 2\n  evrey: 6h\n",
+        4,
+        "sync.evrey",
+        "unknown key (did you mean 'every'?)",
+        id="unknown-sync-key",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nserve:\n  prot: 1\n",
+        3,
+        "serve.prot",
+        "unknown key (did you mean 'port'?)",
+        id="unknown-serve-key",
+    ),
     # wrong types
-    pytest.param("repos:\n  - repo: a\n    revisions: main\n", 3, "repos[0].revisions",
-                 "expected a list of strings, got a string", id="string-for-list"),
-    pytest.param("repos:\n  - repo: a\n    revisions: {main: 1}\n", 3, "repos[0].revisions",
-                 "expected a list of strings, got a mapping", id="mapping-for-list"),
-    pytest.param("repos: org/a\n", 1, "repos", "expected a list of repo entries, got a string",
-                 id="string-for-repos"),
-    pytest.param("repos:\n  - org/a\n", 2, "repos[0]", "expected a mapping with a 'repo' key, got a string",
-                 id="string-for-entry"),
-    pytest.param("upstream:\n  - https://x\nrepos: [{repo: a}]\n", 1, "upstream",
-                 "expected a mapping, got a list", id="list-for-mapping"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  path: /w\n", 2, "watch",
-                 "expected a list of watch entries, got a mapping", id="mapping-for-watch"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  workers: eight\n", 3, "sync.workers",
-                 "expected an integer, got a string", id="string-for-int"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  workers: '8'\n", 3, "sync.workers",
-                 "expected an integer, got a string", id="quoted-int"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  workers: true\n", 3, "sync.workers",
-                 "expected an integer, got a boolean", id="bool-for-int"),
-    pytest.param("repos: [{repo: a}]\nserve:\n  port: 80.5\n", 3, "serve.port",
-                 "expected an integer, got a number", id="float-for-int"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    private: 1\n", 5,
-                 "watch[0].private", "expected a boolean (true or false), got an integer", id="int-for-bool"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    delete_remote: 'yes'\n", 5,
-                 "watch[0].delete_remote", "expected a boolean (true or false), got a string",
-                 id="string-for-bool"),
-    pytest.param("repos:\n  - repo: a\n    revisions: [main, 1.0]\n", 3, "repos[0].revisions[1]",
-                 "expected a string, got a number (quote it to make it a string)", id="number-revision"),
-    pytest.param("repos:\n  - repo: 42\n", 2, "repos[0].repo", "expected a string, got an integer",
-                 id="int-repo"),
-    pytest.param("home: [a]\nrepos: [{repo: a}]\n", 1, "home", "expected a string, got a list",
-                 id="list-home"),
-    pytest.param("repos:\n  - repo: a\n    type:\n", 3, "repos[0].type", "expected a string, got null",
-                 id="null-type"),
-    pytest.param("repos:\n  - repo: a\n    revisions:\n", 3, "repos[0].revisions",
-                 "expected a list of strings, got null", id="null-revisions"),
-    pytest.param("repos:\n  - repo: a\n    allow_patterns: [1]\n", 3, "repos[0].allow_patterns[0]",
-                 "expected a string, got an integer", id="int-pattern"),
-    pytest.param("repos:\n  - repo: a\n    ignore_patterns: []\n", 3, "repos[0].ignore_patterns",
-                 "empty list", id="empty-patterns"),
-    pytest.param("repos:\n  - repo: a\n    allow_patterns: ['*.json', '']\n", 3, "repos[0].allow_patterns[1]",
-                 "must not be empty", id="empty-pattern"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  every: [6h]\n", 3, "sync.every",
-                 "expected a duration such as '30s', '5m' or '6h', got a list", id="list-for-duration"),
-    pytest.param("repos:\n  - repo: a\n  - 1: x\n", 3, "repos[1]", "keys must be strings, got an integer",
-                 id="int-key"),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: main\n",
+        3,
+        "repos[0].revisions",
+        "expected a list of strings, got a string",
+        id="string-for-list",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: {main: 1}\n",
+        3,
+        "repos[0].revisions",
+        "expected a list of strings, got a mapping",
+        id="mapping-for-list",
+    ),
+    pytest.param("repos: org/a\n", 1, "repos", "expected a list of repo entries, got a string", id="string-for-repos"),
+    pytest.param(
+        "repos:\n  - org/a\n",
+        2,
+        "repos[0]",
+        "expected a mapping with a 'repo' key, got a string",
+        id="string-for-entry",
+    ),
+    pytest.param(
+        "upstream:\n  - https://x\nrepos: [{repo: a}]\n",
+        1,
+        "upstream",
+        "expected a mapping, got a list",
+        id="list-for-mapping",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  path: /w\n",
+        2,
+        "watch",
+        "expected a list of watch entries, got a mapping",
+        id="mapping-for-watch",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  workers: eight\n",
+        3,
+        "sync.workers",
+        "expected an integer, got a string",
+        id="string-for-int",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  workers: '8'\n",
+        3,
+        "sync.workers",
+        "expected an integer, got a string",
+        id="quoted-int",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  workers: true\n",
+        3,
+        "sync.workers",
+        "expected an integer, got a boolean",
+        id="bool-for-int",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nserve:\n  port: 80.5\n",
+        3,
+        "serve.port",
+        "expected an integer, got a number",
+        id="float-for-int",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    private: 1\n",
+        5,
+        "watch[0].private",
+        "expected a boolean (true or false), got an integer",
+        id="int-for-bool",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    delete_remote: 'yes'\n",
+        5,
+        "watch[0].delete_remote",
+        "expected a boolean (true or false), got a string",
+        id="string-for-bool",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: [main, 1.0]\n",
+        3,
+        "repos[0].revisions[1]",
+        "expected a string, got a number (quote it to make it a string)",
+        id="number-revision",
+    ),
+    pytest.param("repos:\n  - repo: 42\n", 2, "repos[0].repo", "expected a string, got an integer", id="int-repo"),
+    pytest.param("home: [a]\nrepos: [{repo: a}]\n", 1, "home", "expected a string, got a list", id="list-home"),
+    pytest.param("repos:\n  - repo: a\n    type:\n", 3, "repos[0].type", "expected a string, got null", id="null-type"),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions:\n",
+        3,
+        "repos[0].revisions",
+        "expected a list of strings, got null",
+        id="null-revisions",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    allow_patterns: [1]\n",
+        3,
+        "repos[0].allow_patterns[0]",
+        "expected a string, got an integer",
+        id="int-pattern",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    ignore_patterns: []\n",
+        3,
+        "repos[0].ignore_patterns",
+        "empty list",
+        id="empty-patterns",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    allow_patterns: ['*.json', '']\n",
+        3,
+        "repos[0].allow_patterns[1]",
+        "must not be empty",
+        id="empty-pattern",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  every: [6h]\n",
+        3,
+        "sync.every",
+        "expected a duration such as '30s', '5m' or '6h', got a list",
+        id="list-for-duration",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n  - 1: x\n", 3, "repos[1]", "keys must be strings, got an integer", id="int-key"
+    ),
     # repos list and entries
     pytest.param("repos: {repo: a}\n", 1, "repos", "expected a list of repo entries", id="mapping-for-repos"),
-    pytest.param("repos:\n  - type: model\n", 2, "repos[0].repo", "missing required key 'repo'",
-                 id="missing-repo"),
-    pytest.param("repos:\n  - repo: a\n    revisions: []\n", 3, "repos[0].revisions", "empty list",
-                 id="empty-revisions"),
-    pytest.param("repos:\n  - repo: a\n    revisions:\n      - main\n      - v1\n      - main\n", 6,
-                 "repos[0].revisions[2]", "duplicate revision 'main' (already at repos[0].revisions[0])",
-                 id="duplicate-revisions"),
-    pytest.param("repos:\n  - repo: a\n    revisions: ['feature/']\n", 3, "repos[0].revisions[0]",
-                 "invalid revision 'feature/': starts or ends with '/'", id="revision-trailing-slash"),
-    pytest.param("repos:\n  - repo: a\n    revisions: ['/main']\n", 3, "repos[0].revisions[0]",
-                 "starts or ends with '/'", id="revision-leading-slash"),
-    pytest.param("repos:\n  - repo: a\n    revisions: ['a..b']\n", 3, "repos[0].revisions[0]",
-                 "contains '..'", id="revision-dotdot"),
-    pytest.param("repos:\n  - repo: a\n    revisions: ['my branch']\n", 3, "repos[0].revisions[0]",
-                 "contains whitespace or control characters", id="revision-space"),
-    pytest.param("repos:\n  - repo: a\n    revisions: ['']\n", 3, "repos[0].revisions[0]",
-                 "must not be empty", id="revision-empty"),
-    pytest.param("repos:\n  - repo: org/a\n  - repo: org/b\n  - repo: org/a\n    revisions: [v2]\n", 4,
-                 "repos[2]", "duplicate entry for model 'org/a' (first listed at line 2, repos[0])",
-                 id="duplicate-entry"),
-    pytest.param("repos:\n  - repo: Org/A\n    type: dataset\n\n  - repo: org/a\n    type: dataset\n", 5,
-                 "repos[1]", "duplicate entry for dataset 'org/a' (first listed at line 2",
-                 id="duplicate-entry-case"),
-    pytest.param("repos:\n  - repo: a\n    type: space\n", 3, "repos[0].type",
-                 "unknown repo type 'space' (expected one of: model, dataset)", id="bad-type"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    type: models\n", 5,
-                 "watch[0].type", "unknown repo type 'models'", id="bad-watch-type"),
+    pytest.param("repos:\n  - type: model\n", 2, "repos[0].repo", "missing required key 'repo'", id="missing-repo"),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: []\n", 3, "repos[0].revisions", "empty list", id="empty-revisions"
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions:\n      - main\n      - v1\n      - main\n",
+        6,
+        "repos[0].revisions[2]",
+        "duplicate revision 'main' (already at repos[0].revisions[0])",
+        id="duplicate-revisions",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: ['feature/']\n",
+        3,
+        "repos[0].revisions[0]",
+        "invalid revision 'feature/': starts or ends with '/'",
+        id="revision-trailing-slash",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: ['/main']\n",
+        3,
+        "repos[0].revisions[0]",
+        "starts or ends with '/'",
+        id="revision-leading-slash",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: ['a..b']\n",
+        3,
+        "repos[0].revisions[0]",
+        "contains '..'",
+        id="revision-dotdot",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: ['my branch']\n",
+        3,
+        "repos[0].revisions[0]",
+        "contains whitespace or control characters",
+        id="revision-space",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    revisions: ['']\n",
+        3,
+        "repos[0].revisions[0]",
+        "must not be empty",
+        id="revision-empty",
+    ),
+    pytest.param(
+        "repos:\n  - repo: org/a\n  - repo: org/b\n  - repo: org/a\n    revisions: [v2]\n",
+        4,
+        "repos[2]",
+        "duplicate entry for model 'org/a' (first listed at line 2, repos[0])",
+        id="duplicate-entry",
+    ),
+    pytest.param(
+        "repos:\n  - repo: Org/A\n    type: dataset\n\n  - repo: org/a\n    type: dataset\n",
+        5,
+        "repos[1]",
+        "duplicate entry for dataset 'org/a' (first listed at line 2",
+        id="duplicate-entry-case",
+    ),
+    pytest.param(
+        "repos:\n  - repo: a\n    type: space\n",
+        3,
+        "repos[0].type",
+        "unknown repo type 'space' (expected one of: model, dataset)",
+        id="bad-type",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    type: models\n",
+        5,
+        "watch[0].type",
+        "unknown repo type 'models'",
+        id="bad-watch-type",
+    ),
     # watch
     pytest.param("repos: [{repo: a}]\nwatch: []\n", 2, "watch", "empty list", id="empty-watch"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n", 2, "watch", "expected a list of watch entries, got null",
-                 id="null-watch"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - repo: me/m\n", 3, "watch[0].path",
-                 "missing required key 'path'", id="missing-watch-path"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n", 3, "watch[0].repo",
-                 "missing required key 'repo'", id="missing-watch-repo"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    revision: 'x y'\n", 5,
-                 "watch[0].revision", "invalid revision 'x y'", id="bad-watch-revision"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    message: ''\n", 5,
-                 "watch[0].message", "must not be empty", id="empty-message"),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n", 2, "watch", "expected a list of watch entries, got null", id="null-watch"
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - repo: me/m\n",
+        3,
+        "watch[0].path",
+        "missing required key 'path'",
+        id="missing-watch-path",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n",
+        3,
+        "watch[0].repo",
+        "missing required key 'repo'",
+        id="missing-watch-repo",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    revision: 'x y'\n",
+        5,
+        "watch[0].revision",
+        "invalid revision 'x y'",
+        id="bad-watch-revision",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    message: ''\n",
+        5,
+        "watch[0].message",
+        "must not be empty",
+        id="empty-message",
+    ),
     # durations and ranges
-    pytest.param("repos: [{repo: a}]\nsync:\n  every: 6x\n", 3, "sync.every", "'6x' is not a duration",
-                 id="bad-duration"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  every: 0s\n", 3, "sync.every", "must be greater than 0",
-                 id="zero-every"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  jitter: 1h1h\n", 3, "sync.jitter", "gives the unit 'h' twice",
-                 id="repeated-unit"),
-    pytest.param("repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    debounce: -1\n", 5,
-                 "watch[0].debounce", "0 or more", id="negative-debounce"),
-    pytest.param("repos: [{repo: a}]\nupstream:\n  timeout: 0\n", 3, "upstream.timeout",
-                 "must be greater than 0", id="zero-timeout"),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  every: 6x\n", 3, "sync.every", "'6x' is not a duration", id="bad-duration"
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  every: 0s\n", 3, "sync.every", "must be greater than 0", id="zero-every"
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  jitter: 1h1h\n", 3, "sync.jitter", "gives the unit 'h' twice", id="repeated-unit"
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nwatch:\n  - path: /w\n    repo: a\n    debounce: -1\n",
+        5,
+        "watch[0].debounce",
+        "0 or more",
+        id="negative-debounce",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nupstream:\n  timeout: 0\n",
+        3,
+        "upstream.timeout",
+        "must be greater than 0",
+        id="zero-timeout",
+    ),
     # values so large they would overflow the clocks they are handed to
     pytest.param("upstream:\n  timeout: 1e300\n", 2, "upstream.timeout", "longer than a year", id="huge-timeout"),
-    pytest.param("upstream:\n  timeout: 2d\n", 2, "upstream.timeout", "must be at most 86400 seconds",
-                 id="timeout-over-a-day"),
+    pytest.param(
+        "upstream:\n  timeout: 2d\n", 2, "upstream.timeout", "must be at most 86400 seconds", id="timeout-over-a-day"
+    ),
     pytest.param("sync:\n  every: 99999999999d\n", 2, "sync.every", "longer than a year", id="huge-every"),
     pytest.param("sync:\n  jitter: 1e20\n", 2, "sync.jitter", "longer than a year", id="huge-jitter"),
-    pytest.param("watch:\n  - {path: x, repo: a/b, debounce: 400d}\n", 2, "watch[0].debounce",
-                 "longer than a year", id="huge-debounce"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  workers: 0\n", 3, "sync.workers",
-                 "must be between 1 and 128, got 0", id="workers-low"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  workers: 129\n", 3, "sync.workers",
-                 "must be between 1 and 128, got 129", id="workers-high"),
-    pytest.param("repos: [{repo: a}]\nserve:\n  port: 65536\n", 3, "serve.port",
-                 "must be between 0 and 65535, got 65536", id="port-high"),
-    pytest.param("repos: [{repo: a}]\nupstream:\n  max_requests_per_5min: 0\n", 3,
-                 "upstream.max_requests_per_5min", "must be at least 1, got 0", id="rate-zero"),
-    pytest.param("repos: [{repo: a}]\nupstream:\n  max_retries: -1\n", 3, "upstream.max_retries",
-                 "must be between 0 and 100, got -1", id="retries-negative"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  every: 6h\n  cron: '0 * * * *'\n", 4, "sync.cron",
-                 "'every' and 'cron' are mutually exclusive", id="every-and-cron"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 * * * *'\n  every: 6h\n", 4, "sync.every",
-                 "'every' and 'cron' are mutually exclusive", id="cron-and-every"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 * *'\n", 3, "sync.cron",
-                 "invalid cron expression '0 * *': Wrong number of fields (minute hour day-of-month month "
-                 "day-of-week, e.g. '0 3 * * *')", id="cron-fields"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '61 * * * *'\n", 3, "sync.cron",
-                 "invalid cron expression '61 * * * *': Bad minute", id="cron-range"),
-    pytest.param("repos: [{repo: a}]\nsync:\n  cron: '0 3 * * funday'\n", 3, "sync.cron",
-                 "invalid cron expression '0 3 * * funday': Bad day-of-week", id="cron-name"),
+    pytest.param(
+        "watch:\n  - {path: x, repo: a/b, debounce: 400d}\n",
+        2,
+        "watch[0].debounce",
+        "longer than a year",
+        id="huge-debounce",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  workers: 0\n",
+        3,
+        "sync.workers",
+        "must be between 1 and 128, got 0",
+        id="workers-low",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  workers: 129\n",
+        3,
+        "sync.workers",
+        "must be between 1 and 128, got 129",
+        id="workers-high",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nserve:\n  port: 65536\n",
+        3,
+        "serve.port",
+        "must be between 0 and 65535, got 65536",
+        id="port-high",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nupstream:\n  max_requests_per_5min: 0\n",
+        3,
+        "upstream.max_requests_per_5min",
+        "must be at least 1, got 0",
+        id="rate-zero",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nupstream:\n  max_retries: -1\n",
+        3,
+        "upstream.max_retries",
+        "must be between 0 and 100, got -1",
+        id="retries-negative",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  every: 6h\n  cron: '0 * * * *'\n",
+        4,
+        "sync.cron",
+        "'every' and 'cron' are mutually exclusive",
+        id="every-and-cron",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  cron: '0 * * * *'\n  every: 6h\n",
+        4,
+        "sync.every",
+        "'every' and 'cron' are mutually exclusive",
+        id="cron-and-every",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  cron: '0 * *'\n",
+        3,
+        "sync.cron",
+        "invalid cron expression '0 * *': Wrong number of fields (minute hour day-of-month month "
+        "day-of-week, e.g. '0 3 * * *')",
+        id="cron-fields",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  cron: '61 * * * *'\n",
+        3,
+        "sync.cron",
+        "invalid cron expression '61 * * * *': Bad minute",
+        id="cron-range",
+    ),
+    pytest.param(
+        "repos: [{repo: a}]\nsync:\n  cron: '0 3 * * funday'\n",
+        3,
+        "sync.cron",
+        "invalid cron expression '0 3 * * funday': Bad day-of-week",
+        id="cron-name",
+    ),
     # endpoint
-    pytest.param("upstream:\n  endpoint: ftp://hub.local\nrepos: [{repo: a}]\n", 2, "upstream.endpoint",
-                 "expected an http:// or https:// URL", id="endpoint-scheme"),
-    pytest.param("upstream:\n  endpoint: huggingface.co\nrepos: [{repo: a}]\n", 2, "upstream.endpoint",
-                 "expected an http:// or https:// URL", id="endpoint-no-scheme"),
-    pytest.param("upstream:\n  endpoint: 'https://'\nrepos: [{repo: a}]\n", 2, "upstream.endpoint",
-                 "expected an http:// or https:// URL", id="endpoint-no-host"),
-    pytest.param("upstream:\n  endpoint: 'https://hub?x=1'\nrepos: [{repo: a}]\n", 2, "upstream.endpoint",
-                 "expected an http:// or https:// URL", id="endpoint-query"),
-    pytest.param("upstream:\n  endpoint: 'https://hub:port'\nrepos: [{repo: a}]\n", 2, "upstream.endpoint",
-                 "expected an http:// or https:// URL", id="endpoint-bad-port"),
-    pytest.param("upstream:\n  endpoint: ''\nrepos: [{repo: a}]\n", 2, "upstream.endpoint",
-                 "must not be empty", id="endpoint-empty"),
+    pytest.param(
+        "upstream:\n  endpoint: ftp://hub.local\nrepos: [{repo: a}]\n",
+        2,
+        "upstream.endpoint",
+        "expected an http:// or https:// URL",
+        id="endpoint-scheme",
+    ),
+    pytest.param(
+        "upstream:\n  endpoint: huggingface.co\nrepos: [{repo: a}]\n",
+        2,
+        "upstream.endpoint",
+        "expected an http:// or https:// URL",
+        id="endpoint-no-scheme",
+    ),
+    pytest.param(
+        "upstream:\n  endpoint: 'https://'\nrepos: [{repo: a}]\n",
+        2,
+        "upstream.endpoint",
+        "expected an http:// or https:// URL",
+        id="endpoint-no-host",
+    ),
+    pytest.param(
+        "upstream:\n  endpoint: 'https://hub?x=1'\nrepos: [{repo: a}]\n",
+        2,
+        "upstream.endpoint",
+        "expected an http:// or https:// URL",
+        id="endpoint-query",
+    ),
+    pytest.param(
+        "upstream:\n  endpoint: 'https://hub:port'\nrepos: [{repo: a}]\n",
+        2,
+        "upstream.endpoint",
+        "expected an http:// or https:// URL",
+        id="endpoint-bad-port",
+    ),
+    pytest.param(
+        "upstream:\n  endpoint: ''\nrepos: [{repo: a}]\n",
+        2,
+        "upstream.endpoint",
+        "must not be empty",
+        id="endpoint-empty",
+    ),
     # YAML structure
-    pytest.param("repos:\n  - repo: a\n    repo: b\n", 3, "repos[0].repo",
-                 "duplicate key (first given on line 2)", id="duplicate-key"),
-    pytest.param("base: &b {repo: a}\nrepos:\n  - <<: *b\n", 3, "repos[0]",
-                 "merge keys ('<<') are not supported", id="merge-key"),
-    pytest.param("repos: &r\n  - repo: a\n    revisions: *r\n", 3, "repos[0].revisions",
-                 "a YAML alias refers to a node that contains it", id="recursive-alias"),
+    pytest.param(
+        "repos:\n  - repo: a\n    repo: b\n",
+        3,
+        "repos[0].repo",
+        "duplicate key (first given on line 2)",
+        id="duplicate-key",
+    ),
+    pytest.param(
+        "base: &b {repo: a}\nrepos:\n  - <<: *b\n", 3, "repos[0]", "merge keys ('<<') are not supported", id="merge-key"
+    ),
+    pytest.param(
+        "repos: &r\n  - repo: a\n    revisions: *r\n",
+        3,
+        "repos[0].revisions",
+        "a YAML alias refers to a node that contains it",
+        id="recursive-alias",
+    ),
     pytest.param("repos: !!set {a: null}\n", 1, "repos", "unsupported YAML tag", id="set-tag"),
 ]
 
@@ -672,8 +1097,10 @@ def test_validate_repo_id_rejects(repo_id: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-@pytest.mark.parametrize("repo_id", ["gpt2", "org/name", "sentence-transformers/all-MiniLM-L6-v2",
-                                     "a/b", "Org_1/v1.5-x_y", "org/" + "a" * 96])
+@pytest.mark.parametrize(
+    "repo_id",
+    ["gpt2", "org/name", "sentence-transformers/all-MiniLM-L6-v2", "a/b", "Org_1/v1.5-x_y", "org/" + "a" * 96],
+)
 def test_validate_repo_id_accepts(repo_id: str) -> None:
     assert validate_repo_id(repo_id) == repo_id
 
@@ -683,21 +1110,31 @@ def test_empty_repo_in_config(write: Write) -> None:
     assert_error(load_error(path), path, 2, "repos[0].repo", "must not be empty")
 
 
-@pytest.mark.parametrize(("text", "line", "fragment"), [
-    pytest.param("repos:\n  - repo: a\n    revisions: [main\nsync:\n  workers: 2\n", 4,
-                 "invalid YAML: while parsing a flow sequence, expected ',' or ']', but got ':' at column 5",
-                 id="unclosed-flow"),
-    pytest.param("repos:\n\t- repo: x\n", 2, "found character '\\t' that cannot start any token", id="tab"),
-    pytest.param("repos:\n  - repo: a\n  x: : :\n", 3, "invalid YAML: while parsing a block collection",
-                 id="bad-block"),
-    pytest.param("repos: [{repo: a}]\n---\nrepos: []\n", 2, "expected a single document in the stream",
-                 id="two-documents"),
-    pytest.param("repos: *nope\n", 1, "found undefined alias 'nope'", id="undefined-alias"),
-    pytest.param("repos:\n  - repo: !!python/name:os.system x\n", 2, "could not determine a constructor",
-                 id="python-tag"),
-    pytest.param("repos:\n  - repo: a\x07\n", 2, "invalid YAML: special characters are not allowed",
-                 id="control-character"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        pytest.param(
+            "repos:\n  - repo: a\n    revisions: [main\nsync:\n  workers: 2\n",
+            4,
+            "invalid YAML: while parsing a flow sequence, expected ',' or ']', but got ':' at column 5",
+            id="unclosed-flow",
+        ),
+        pytest.param("repos:\n\t- repo: x\n", 2, "found character '\\t' that cannot start any token", id="tab"),
+        pytest.param(
+            "repos:\n  - repo: a\n  x: : :\n", 3, "invalid YAML: while parsing a block collection", id="bad-block"
+        ),
+        pytest.param(
+            "repos: [{repo: a}]\n---\nrepos: []\n", 2, "expected a single document in the stream", id="two-documents"
+        ),
+        pytest.param("repos: *nope\n", 1, "found undefined alias 'nope'", id="undefined-alias"),
+        pytest.param(
+            "repos:\n  - repo: !!python/name:os.system x\n", 2, "could not determine a constructor", id="python-tag"
+        ),
+        pytest.param(
+            "repos:\n  - repo: a\x07\n", 2, "invalid YAML: special characters are not allowed", id="control-character"
+        ),
+    ],
+)
 def test_yaml_syntax_errors(write: Write, text: str, line: int, fragment: str) -> None:
     path = write(text)
     assert_error(load_error(path), path, line, None, fragment)
@@ -709,12 +1146,18 @@ def test_empty_file(write: Write, text: str) -> None:
     assert_error(load_error(path), path, 1, None, "the file is empty; list repos to mirror under 'repos:'")
 
 
-@pytest.mark.parametrize(("text", "kind"), [("- repo: a\n", "a list"), ("just text\n", "a string"),
-                                            ("\n\n42\n", "an integer")])
+@pytest.mark.parametrize(
+    ("text", "kind"), [("- repo: a\n", "a list"), ("just text\n", "a string"), ("\n\n42\n", "an integer")]
+)
 def test_top_level_not_a_mapping(write: Write, text: str, kind: str) -> None:
     path = write(text)
-    assert_error(load_error(path), path, text.count("\n"), None,
-                 f"the top level must be a mapping with keys such as 'repos', got {kind}")
+    assert_error(
+        load_error(path),
+        path,
+        text.count("\n"),
+        None,
+        f"the top level must be a mapping with keys such as 'repos', got {kind}",
+    )
 
 
 def test_not_utf8(tmp_path: Path) -> None:
@@ -743,17 +1186,54 @@ def test_config_error_exit_code(write: Write) -> None:
 
 # --- parse_duration -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("6h", 21600.0), ("30m", 1800.0), ("90s", 90.0), ("1d", 86400.0), ("1h30m", 5400.0), ("500ms", 0.5),
-    ("1h 30m 15s", 5415.0), ("1.5h", 5400.0), ("0", 0.0), ("  45  ", 45.0), ("2.5", 2.5), (30, 30.0),
-    (0.25, 0.25), ("1m500ms", 60.5), ("0s", 0.0),
-])
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("6h", 21600.0),
+        ("30m", 1800.0),
+        ("90s", 90.0),
+        ("1d", 86400.0),
+        ("1h30m", 5400.0),
+        ("500ms", 0.5),
+        ("1h 30m 15s", 5415.0),
+        ("1.5h", 5400.0),
+        ("0", 0.0),
+        ("  45  ", 45.0),
+        ("2.5", 2.5),
+        (30, 30.0),
+        (0.25, 0.25),
+        ("1m500ms", 60.5),
+        ("0s", 0.0),
+    ],
+)
 def test_parse_duration(text: str | int | float, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "  ", "6x", "h", "1h1h", "-5", "-5m", "1 h x", "6H", "inf", "nan",
-                                  "1,5h", "1h-30m", True, None, [1], float("inf"), -1])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "  ",
+        "6x",
+        "h",
+        "1h1h",
+        "-5",
+        "-5m",
+        "1 h x",
+        "6H",
+        "inf",
+        "nan",
+        "1,5h",
+        "1h-30m",
+        True,
+        None,
+        [1],
+        float("inf"),
+        -1,
+    ],
+)
 def test_parse_duration_rejects(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)  # type: ignore[arg-type]

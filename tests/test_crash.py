@@ -75,12 +75,12 @@ def check_invariants(home: Path) -> dict[str, int]:
             return empty
         blob_rows = dict(db.execute("SELECT sha256, size FROM blobs").fetchall())
         file_rows = db.execute(
-            "SELECT r.name, f.commit_sha, f.path, f.size, f.sha256 FROM files f "
-            "JOIN repos r ON r.id = f.repo_id").fetchall()
-        commits = db.execute("SELECT r.name, c.sha, c.complete FROM commits c "
-                             "JOIN repos r ON r.id = c.repo_id").fetchall()
-        refs = db.execute("SELECT r.name, x.name, x.commit_sha FROM refs x "
-                          "JOIN repos r ON r.id = x.repo_id").fetchall()
+            "SELECT r.name, f.commit_sha, f.path, f.size, f.sha256 FROM files f JOIN repos r ON r.id = f.repo_id"
+        ).fetchall()
+        commits = db.execute(
+            "SELECT r.name, c.sha, c.complete FROM commits c JOIN repos r ON r.id = c.repo_id"
+        ).fetchall()
+        refs = db.execute("SELECT r.name, x.name, x.commit_sha FROM refs x JOIN repos r ON r.id = x.repo_id").fetchall()
         db.execute("COMMIT")
     for sha, size in blob_rows.items():
         assert sha in on_disk, f"index blobs table names {sha}, which is not on disk"
@@ -97,19 +97,28 @@ def check_invariants(home: Path) -> dict[str, int]:
 def files_not_in_blobs_table(home: Path) -> list[tuple[str, str]]:
     """(repo, path) of file rows whose sha256 has no row in ``blobs`` (the schema's REFERENCES)."""
     with _ro(home) as db:
-        return db.execute("SELECT r.name, f.path FROM files f JOIN repos r ON r.id = f.repo_id "
-                          "WHERE f.sha256 NOT IN (SELECT sha256 FROM blobs)").fetchall()
+        return db.execute(
+            "SELECT r.name, f.path FROM files f JOIN repos r ON r.id = f.repo_id "
+            "WHERE f.sha256 NOT IN (SELECT sha256 FROM blobs)"
+        ).fetchall()
 
 
 def assert_mirrored(upstream: HubServer, home: Path, repo: str, revision: str = "main") -> None:
     """The ref names upstream's commit and every file of it is in the store with upstream's bytes."""
     commit = upstream.store.require("model", repo).resolve(revision)
     with _ro(home) as db:
-        ref = db.execute("SELECT x.commit_sha FROM refs x JOIN repos r ON r.id = x.repo_id "
-                         "WHERE r.name = ? AND x.name = ?", (repo, revision)).fetchone()
+        ref = db.execute(
+            "SELECT x.commit_sha FROM refs x JOIN repos r ON r.id = x.repo_id WHERE r.name = ? AND x.name = ?",
+            (repo, revision),
+        ).fetchone()
         assert ref == (commit.sha,), f"{repo}@{revision}: ref {ref} != upstream {commit.sha}"
-        rows = dict(db.execute("SELECT f.path, f.sha256 FROM files f JOIN repos r ON r.id = f.repo_id "
-                               "WHERE r.name = ? AND f.commit_sha = ?", (repo, commit.sha)).fetchall())
+        rows = dict(
+            db.execute(
+                "SELECT f.path, f.sha256 FROM files f JOIN repos r ON r.id = f.repo_id "
+                "WHERE r.name = ? AND f.commit_sha = ?",
+                (repo, commit.sha),
+            ).fetchall()
+        )
     assert set(rows) == set(commit.files), f"{repo}: mirrored paths differ from upstream"
     for path, entry in commit.files.items():
         assert rows[path] == entry.blob.sha256, f"{repo}:{path} has the wrong sha256"
@@ -132,10 +141,13 @@ def _partials(home: Path) -> list[Path]:
 def _repo_rows(home: Path, repo: str) -> tuple[int, int]:
     """(complete commits, refs) of one repo in the index."""
     with _ro(home) as db:
-        commits = db.execute("SELECT COUNT(*) FROM commits c JOIN repos r ON r.id = c.repo_id "
-                             "WHERE r.name = ? AND c.complete = 1", (repo,)).fetchone()[0]
-        refs = db.execute("SELECT COUNT(*) FROM refs x JOIN repos r ON r.id = x.repo_id WHERE r.name = ?",
-                          (repo,)).fetchone()[0]
+        commits = db.execute(
+            "SELECT COUNT(*) FROM commits c JOIN repos r ON r.id = c.repo_id WHERE r.name = ? AND c.complete = 1",
+            (repo,),
+        ).fetchone()[0]
+        refs = db.execute(
+            "SELECT COUNT(*) FROM refs x JOIN repos r ON r.id = x.repo_id WHERE r.name = ?", (repo,)
+        ).fetchone()[0]
     return commits, refs
 
 
@@ -144,8 +156,9 @@ def populated(upstream: HubServer, tmp_path: Path, home: Path) -> tuple[HubServe
     """Upstream with MiniLM (one 90 MB LFS file + small ones) and a 300-small-file repo; a config for both."""
     add_minilm(upstream)
     upstream.commit(SMALL, make_small_files(300, seed=3))
-    cfg = write_config(tmp_path / "hubmirror.yaml", upstream.url, home,
-                       [{"repo": MINILM}, {"repo": SMALL}], sync={"workers": 8})
+    cfg = write_config(
+        tmp_path / "hubmirror.yaml", upstream.url, home, [{"repo": MINILM}, {"repo": SMALL}], sync={"workers": 8}
+    )
     return upstream, cfg
 
 
@@ -252,8 +265,11 @@ def test_kill_mid_download_rerun_skips_blobs_already_stored(populated, home: Pat
     check_invariants(home)
     assert_mirrored(upstream, home, SMALL)
     assert len(list(blobs.glob("*/*"))) == len({e.blob.sha256 for e in entries.values()})
-    asked = {r.path.split("/resolve/", 1)[1].split("/", 1)[1] for r in list(upstream.requests)
-             if f"/{SMALL}/resolve/" in r.path}
+    asked = {
+        r.path.split("/resolve/", 1)[1].split("/", 1)[1]
+        for r in list(upstream.requests)
+        if f"/{SMALL}/resolve/" in r.path
+    }
     refetched = sorted(done & asked)
     # A worker records its blob right after renaming it into place; a kill between the two can leave
     # at most one blob per worker (4) known only on disk, which costs a re-download of that one file.
@@ -313,8 +329,11 @@ def test_two_syncs_at_once(populated, home: Path, procs: Procs) -> None:
     assert files_not_in_blobs_table(home) == []
     assert_mirrored(upstream, home, MINILM)
     assert_mirrored(upstream, home, SMALL)
-    distinct = {e.blob.sha256 for repo in (MINILM, SMALL)
-                for e in upstream.store.require("model", repo).resolve("main").files.values()}
+    distinct = {
+        e.blob.sha256
+        for repo in (MINILM, SMALL)
+        for e in upstream.store.require("model", repo).resolve("main").files.values()
+    }
     assert counts["blobs"] == counts["blob_rows"] == len(distinct)  # each content stored once
     assert not list((home / "tmp").iterdir())
     with _ro(home) as db:
@@ -325,8 +344,7 @@ def test_two_syncs_at_once(populated, home: Path, procs: Procs) -> None:
     assert sum(g.bytes_sent for g in _blob_gets(upstream, big.blob.sha256)) == big.size
 
 
-def test_two_syncs_download_each_file_once(upstream: HubServer, tmp_path: Path, home: Path,
-                                           procs: Procs) -> None:
+def test_two_syncs_download_each_file_once(upstream: HubServer, tmp_path: Path, home: Path, procs: Procs) -> None:
     upstream.commit(SMALL, make_small_files(300, seed=3))
     cfg = write_config(tmp_path / "hubmirror.yaml", upstream.url, home, [{"repo": SMALL}], sync={"workers": 8})
     upstream.latency = 0.05  # about 2 s of downloads, so the two runs overlap
@@ -371,13 +389,15 @@ class Reader(threading.Thread):
             except sqlite3.OperationalError:  # schema not created yet
                 return
             for repo_id, name, sha in refs:
-                done = db.execute("SELECT complete FROM commits WHERE repo_id = ? AND sha = ?",
-                                  (repo_id, sha)).fetchone()
+                done = db.execute(
+                    "SELECT complete FROM commits WHERE repo_id = ? AND sha = ?", (repo_id, sha)
+                ).fetchone()
                 if done != (1,):
                     self.violations.append(f"ref {name} → {sha[:12]} but commit row is {done}")
                     continue
-                files = db.execute("SELECT path, sha256, size FROM files WHERE repo_id = ? AND commit_sha = ?",
-                                   (repo_id, sha)).fetchall()
+                files = db.execute(
+                    "SELECT path, sha256, size FROM files WHERE repo_id = ? AND commit_sha = ?", (repo_id, sha)
+                ).fetchall()
                 if not files:
                     self.violations.append(f"ref {name} → {sha[:12]} with no files")
                 for path, blob, size in files:
@@ -399,8 +419,9 @@ def test_reader_never_sees_a_ref_to_missing_data(populated, home: Path, procs: P
         upstream.latency = 0.01
         for i in range(3):
             # a new upstream commit each round, so refs move while the reader reads
-            upstream.commit(SMALL, {f"round/{i}.txt": f"round {i}\n".encode() * (i + 1),
-                                    **make_small_files(40, seed=100 + i)})
+            upstream.commit(
+                SMALL, {f"round/{i}.txt": f"round {i}\n".encode() * (i + 1), **make_small_files(40, seed=100 + i)}
+            )
             proc = procs.start("-c", str(cfg), "sync")
             time.sleep(rng.uniform(0.4, 1.5))
             procs.kill(proc)

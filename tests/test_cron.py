@@ -16,19 +16,22 @@ def after(expr: str, start: datetime) -> datetime:
     return datetime.fromtimestamp(next_cron_time(expr, start.timestamp(), start.tzinfo), start.tzinfo)
 
 
-@pytest.mark.parametrize(("expr", "start", "expected"), [
-    ("0 3 * * *", datetime(2026, 11, 29, 9, 0), datetime(2026, 11, 30, 3, 0)),
-    ("0 3 * * *", datetime(2026, 11, 29, 2, 59, 30), datetime(2026, 11, 29, 3, 0)),
-    ("0 3 * * *", datetime(2026, 11, 29, 3, 0), datetime(2026, 11, 30, 3, 0)),  # strictly after
-    ("*/15 * * * mon-fri", datetime(2026, 11, 28, 9, 7), datetime(2026, 11, 30, 0, 0)),  # Sat → Mon
-    ("@monthly", datetime(2026, 11, 29, 9, 0), datetime(2026, 12, 1, 0, 0)),
-    ("@hourly", datetime(2026, 12, 31, 23, 30), datetime(2027, 1, 1, 0, 0)),
-    ("0 0 29 2 *", datetime(2026, 11, 29), datetime(2028, 2, 29)),
-    ("0 0 13 * 5", datetime(2026, 11, 29), datetime(2026, 12, 4)),  # both restricted: day OR weekday
-    # day-of-month starts with '*': the fields are ANDed (odd days that are Mondays), as cron does
-    ("0 3 */2 * mon", datetime(2026, 11, 28), datetime(2026, 12, 7, 3, 0)),
-    ("0 12 * * 7", datetime(2026, 11, 28, 13, 0), datetime(2026, 11, 29, 12, 0)),  # 7 = Sunday
-])
+@pytest.mark.parametrize(
+    ("expr", "start", "expected"),
+    [
+        ("0 3 * * *", datetime(2026, 11, 29, 9, 0), datetime(2026, 11, 30, 3, 0)),
+        ("0 3 * * *", datetime(2026, 11, 29, 2, 59, 30), datetime(2026, 11, 29, 3, 0)),
+        ("0 3 * * *", datetime(2026, 11, 29, 3, 0), datetime(2026, 11, 30, 3, 0)),  # strictly after
+        ("*/15 * * * mon-fri", datetime(2026, 11, 28, 9, 7), datetime(2026, 11, 30, 0, 0)),  # Sat → Mon
+        ("@monthly", datetime(2026, 11, 29, 9, 0), datetime(2026, 12, 1, 0, 0)),
+        ("@hourly", datetime(2026, 12, 31, 23, 30), datetime(2027, 1, 1, 0, 0)),
+        ("0 0 29 2 *", datetime(2026, 11, 29), datetime(2028, 2, 29)),
+        ("0 0 13 * 5", datetime(2026, 11, 29), datetime(2026, 12, 4)),  # both restricted: day OR weekday
+        # day-of-month starts with '*': the fields are ANDed (odd days that are Mondays), as cron does
+        ("0 3 */2 * mon", datetime(2026, 11, 28), datetime(2026, 12, 7, 3, 0)),
+        ("0 12 * * 7", datetime(2026, 11, 28, 13, 0), datetime(2026, 11, 29, 12, 0)),  # 7 = Sunday
+    ],
+)
 def test_next_time(expr: str, start: datetime, expected: datetime) -> None:
     assert after(expr, start.replace(tzinfo=UTC)) == expected.replace(tzinfo=UTC)
 
@@ -44,7 +47,9 @@ def test_the_and_rule_never_fires_on_an_even_day() -> None:
 
 def test_daylight_saving_time_in_the_local_zone() -> None:
     # spring forward: 02:30 does not exist on 2026-03-29 in Berlin; the run happens at 03:00, once
-    assert after("30 2 * * *", datetime(2026, 3, 28, 12, 0, tzinfo=BERLIN)) == datetime(2026, 3, 29, 3, 0, tzinfo=BERLIN)
+    assert after("30 2 * * *", datetime(2026, 3, 28, 12, 0, tzinfo=BERLIN)) == datetime(
+        2026, 3, 29, 3, 0, tzinfo=BERLIN
+    )
     # fall back: 02:30 happens twice on 2026-10-25; the job runs once, then the next day
     first = after("30 2 * * *", datetime(2026, 10, 25, 0, 0, tzinfo=BERLIN))
     second = after("30 2 * * *", first)
@@ -67,8 +72,21 @@ def test_the_local_zone_comes_from_tz(monkeypatch: pytest.MonkeyPatch) -> None:
     assert local_zone() is not None  # falls back, never raises
 
 
-@pytest.mark.parametrize("expr", ["* * *", "61 * * * *", "* 24 * * *", "*/0 * * * *", "5-1 * * * *",
-                                  "* * * foo *", "* * 0 * *", "1,,2 * * * *", "0 0 31 2 *", "@reboot"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "* * *",
+        "61 * * * *",
+        "* 24 * * *",
+        "*/0 * * * *",
+        "5-1 * * * *",
+        "* * * foo *",
+        "* * 0 * *",
+        "1,,2 * * * *",
+        "0 0 31 2 *",
+        "@reboot",
+    ],
+)
 def test_invalid_expressions_say_so(expr: str) -> None:
     with pytest.raises(ValueError, match="cron expression"):
         check_cron(expr)

@@ -34,8 +34,10 @@ pytestmark = pytest.mark.timeout(200)
 
 FILTERED = "filtered/minilm"
 DATASET = "org/view-data"
-FILTER = {"allow_patterns": ["*.json", "*.safetensors", "*.txt", "1_Pooling/*"],
-          "ignore_patterns": ["data_config.json", "special_tokens_map.json"]}
+FILTER = {
+    "allow_patterns": ["*.json", "*.safetensors", "*.txt", "1_Pooling/*"],
+    "ignore_patterns": ["data_config.json", "special_tokens_map.json"],
+}
 HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
@@ -73,22 +75,33 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         v1 = add_minilm(up)
         up.tag(MINILM, "v1.0", v1)
         config = json.loads((minilm_dir() / "config.json").read_text())
-        main = up.commit(MINILM, {
-            "README.md": b"# all-MiniLM-L6-v2\n\nthe newer card\n",
-            "config.json": json.dumps({**config, "hubmirror_revision": "main"}, indent=2).encode()})
+        main = up.commit(
+            MINILM,
+            {
+                "README.md": b"# all-MiniLM-L6-v2\n\nthe newer card\n",
+                "config.json": json.dumps({**config, "hubmirror_revision": "main"}, indent=2).encode(),
+            },
+        )
         filtered = add_minilm(up, FILTERED)
         up.lfs_threshold = 2048
         data = {**make_small_files(10, seed=7), "blobs/part.bin": os.urandom(10_000)}
         dataset = up.commit(DATASET, data, repo_type="dataset")
-        files = {("model", MINILM, v1): _upfiles(up, "model", MINILM, v1),
-                 ("model", MINILM, main): _upfiles(up, "model", MINILM, main),
-                 ("model", FILTERED, filtered): _upfiles(up, "model", FILTERED, filtered),
-                 ("dataset", DATASET, dataset): _upfiles(up, "dataset", DATASET, dataset)}
-        cfg = write_config(tmp / "hubmirror.yaml", up.url, home, [
-            {"repo": MINILM, "revisions": ["main", "v1.0"]},
-            {"repo": FILTERED, **FILTER},
-            {"repo": DATASET, "type": "dataset"},
-        ])
+        files = {
+            ("model", MINILM, v1): _upfiles(up, "model", MINILM, v1),
+            ("model", MINILM, main): _upfiles(up, "model", MINILM, main),
+            ("model", FILTERED, filtered): _upfiles(up, "model", FILTERED, filtered),
+            ("dataset", DATASET, dataset): _upfiles(up, "dataset", DATASET, dataset),
+        }
+        cfg = write_config(
+            tmp / "hubmirror.yaml",
+            up.url,
+            home,
+            [
+                {"repo": MINILM, "revisions": ["main", "v1.0"]},
+                {"repo": FILTERED, **FILTER},
+                {"repo": DATASET, "type": "dataset"},
+            ],
+        )
         r = run_cli("-c", str(cfg), "sync", timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
     yield Site(home, home / "hf" / "hub", main, v1, filtered, dataset, files, data)
@@ -124,8 +137,11 @@ def _tree(root: Path) -> dict[str, tuple]:
 @pytest.mark.parametrize("key", ["main", "v1", "filtered", "dataset"])
 def test_view_layout_is_exactly_huggingface_hubs(site: Site, key: str) -> None:
     repo_type, repo, commit = {
-        "main": ("model", MINILM, site.main), "v1": ("model", MINILM, site.v1),
-        "filtered": ("model", FILTERED, site.filtered), "dataset": ("dataset", DATASET, site.dataset)}[key]
+        "main": ("model", MINILM, site.main),
+        "v1": ("model", MINILM, site.v1),
+        "filtered": ("model", FILTERED, site.filtered),
+        "dataset": ("dataset", DATASET, site.dataset),
+    }[key]
     upstream = site.files[(repo_type, repo, commit)]
     if key == "filtered":
         kept = {p for p in upstream if re.fullmatch(r"[^/]*\.(json|safetensors|txt)|1_Pooling/.*", p)}
@@ -187,8 +203,13 @@ def test_deleted_view_is_rebuilt_identically(site: Site) -> None:
     assert "3 repos, 4 snapshots; blobs are hardlinks to the store" in r.stderr
     assert _tree(site.view) == before
     again = run_cli("--home", str(site.home), "hf-cache", "--json", timeout=60)  # idempotent
-    assert json.loads(again.stdout) == {"path": str(site.view), "repos": 3, "snapshots": 4,
-                                        "link_mode": "hardlink", "problems": []}
+    assert json.loads(again.stdout) == {
+        "path": str(site.view),
+        "repos": 3,
+        "snapshots": 4,
+        "link_mode": "hardlink",
+        "problems": [],
+    }
     assert _tree(site.view) == before
 
 
@@ -204,8 +225,7 @@ def test_view_in_another_directory_on_the_same_filesystem_hard_links(site: Site,
 def _other_filesystem() -> Path | None:
     tmp_dev = os.stat(tempfile.gettempdir()).st_dev
     for candidate in ("/dev/shm", f"/run/user/{os.getuid()}", "/run/shm"):
-        if (os.path.isdir(candidate) and os.access(candidate, os.W_OK)
-                and os.stat(candidate).st_dev != tmp_dev):
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK) and os.stat(candidate).st_dev != tmp_dev:
             return Path(candidate)
     return None
 
@@ -218,8 +238,13 @@ def test_view_on_another_filesystem_symlinks_blobs_and_says_so(site: Site) -> No
     try:
         r = run_cli("--home", str(site.home), "hf-cache", "--dir", str(other), "--json", timeout=60)
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout) == {"path": str(other), "repos": 3, "snapshots": 4,
-                                        "link_mode": "symlink", "problems": []}
+        assert json.loads(r.stdout) == {
+            "path": str(other),
+            "repos": 3,
+            "snapshots": 4,
+            "link_mode": "symlink",
+            "problems": [],
+        }
         text = run_cli("--home", str(site.home), "hf-cache", "--dir", str(other), timeout=60)
         assert "blobs are symlinks to the store" in text.stderr
         for (repo_type, repo, commit), files in site.files.items():
@@ -285,19 +310,32 @@ LOADER = textwrap.dedent("""
 def test_unmodified_libraries_load_offline_from_the_view(site: Site, tmp_path: Path) -> None:
     env_out = run_cli("--home", str(site.home), "env", timeout=60)
     assert env_out.returncode == 0, env_out.stderr
-    exports = dict(shlex.split(line)[1].split("=", 1) for line in env_out.stdout.splitlines()
-                   if line.startswith("export "))
+    exports = dict(
+        shlex.split(line)[1].split("=", 1) for line in env_out.stdout.splitlines() if line.startswith("export ")
+    )
     assert exports["HF_HUB_CACHE"] == str(site.view) and exports["HF_HUB_OFFLINE"] == "1"
     resolved = run_cli("--home", str(site.home), "resolve", MINILM, timeout=60).stdout.strip()
-    resolved_v1 = run_cli("--home", str(site.home), "resolve", MINILM, "-r", "v1.0",
-                          timeout=60).stdout.strip()
-    args = {"original": str(minilm_dir()), "resolved": resolved, "resolved_v1": resolved_v1, "repo": MINILM,
-            "v1_sha": site.v1, "filtered": FILTERED, "dataset": DATASET}
+    resolved_v1 = run_cli("--home", str(site.home), "resolve", MINILM, "-r", "v1.0", timeout=60).stdout.strip()
+    args = {
+        "original": str(minilm_dir()),
+        "resolved": resolved,
+        "resolved_v1": resolved_v1,
+        "repo": MINILM,
+        "v1_sha": site.v1,
+        "filtered": FILTERED,
+        "dataset": DATASET,
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_", "HUGGING"))}
-    env.update(exports, HF_HOME=str(tmp_path / "hf-home"), TRANSFORMERS_VERBOSITY="error",
-               TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_PROGRESS_BARS="1")
-    r = subprocess.run([sys.executable, "-c", LOADER, json.dumps(args)], capture_output=True, text=True,
-                       env=env, timeout=170)
+    env.update(
+        exports,
+        HF_HOME=str(tmp_path / "hf-home"),
+        TRANSFORMERS_VERBOSITY="error",
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", LOADER, json.dumps(args)], capture_output=True, text=True, env=env, timeout=170
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     for label in ("by_path", "by_path_v1", "by_name", "by_name_v1", "by_sha", "filtered"):
@@ -352,8 +390,7 @@ def test_readers_never_see_a_partial_snapshot(upstream: HubServer, make_config, 
         expected[sha] = set(_upfiles(upstream, "model", repo, sha))
         shas.append(sha)
     # ~900 requests: above the default request budget per 5 minutes, which would pause the sync
-    cfg = make_config([{"repo": repo, "revisions": ["t0", "t1", "t2"]}],
-                      upstream={"max_requests_per_5min": 100_000})
+    cfg = make_config([{"repo": repo, "revisions": ["t0", "t1", "t2"]}], upstream={"max_requests_per_5min": 100_000})
     snaps = _repo_dir(home / "hf" / "hub", "model", repo) / "snapshots"
     seen: dict[str, int] = {}  # snapshot → how many listings showed it
     problems: list[str] = []
@@ -369,11 +406,13 @@ def test_readers_never_see_a_partial_snapshot(upstream: HubServer, make_config, 
                 if name.startswith("."):
                     continue  # a snapshot being built
                 if name not in seen:  # check it the moment it appears: it only ever gains files later
-                    got = {os.path.relpath(os.path.join(d, f), snaps / name)
-                           for d, _, fs in os.walk(snaps / name) for f in fs}
+                    got = {
+                        os.path.relpath(os.path.join(d, f), snaps / name)
+                        for d, _, fs in os.walk(snaps / name)
+                        for f in fs
+                    }
                     if got != expected.get(name):
-                        problems.append(f"snapshot {name} seen with {len(got)} of "
-                                        f"{len(expected[name])} files")
+                        problems.append(f"snapshot {name} seen with {len(got)} of {len(expected[name])} files")
                 seen[name] = seen.get(name, 0) + 1
             time.sleep(0.0002)  # let the upstream's threads (in this process) have the GIL
 

@@ -40,11 +40,18 @@ def info(**extra) -> httpx2.Response:
     return httpx2.Response(200, json={"id": "org/m", "sha": SHA, **extra})
 
 
-@pytest.mark.parametrize(("body", "private", "gated"), [
-    ({}, False, None), ({"private": True}, True, None), ({"gated": "auto"}, False, "auto"),
-    ({"gated": "manual", "private": False}, False, "manual"), ({"gated": False}, False, None),
-    ({"gated": "something-new"}, False, "manual"), ({"private": "yes"}, True, None),
-])
+@pytest.mark.parametrize(
+    ("body", "private", "gated"),
+    [
+        ({}, False, None),
+        ({"private": True}, True, None),
+        ({"gated": "auto"}, False, "auto"),
+        ({"gated": "manual", "private": False}, False, "manual"),
+        ({"gated": False}, False, None),
+        ({"gated": "something-new"}, False, "manual"),
+        ({"private": "yes"}, True, None),
+    ],
+)
 def test_revision_info_reads_the_flags_failing_closed(body: dict, private: bool, gated: str | None) -> None:
     with client(lambda r: info(**body)) as c:
         got = c.revision_info("model", "org/m", "main")
@@ -78,8 +85,10 @@ def test_a_rename_redirect_names_the_canonical_repo() -> None:
 
 @pytest.mark.parametrize("bad", ["../../etc", "a/b/c", "x" * 200, "name with space", "org/..", "-x/y"])
 def test_a_hostile_canonical_name_is_refused(bad: str) -> None:
-    with client(lambda r: httpx2.Response(200, json={"id": bad, "sha": SHA})) as c, \
-            pytest.raises(UpstreamProtocolError):
+    with (
+        client(lambda r: httpx2.Response(200, json={"id": bad, "sha": SHA})) as c,
+        pytest.raises(UpstreamProtocolError),
+    ):
         c.revision_info("model", "org/m", "main")
 
 
@@ -91,8 +100,10 @@ def test_retries_5xx_then_succeeds_and_counts_requests() -> None:
 
 
 def test_gives_up_after_max_retries_with_the_last_status() -> None:
-    with client(lambda r: httpx2.Response(500), max_retries=2) as c, \
-            pytest.raises(UpstreamUnavailableError, match="HTTP 500, after 3 attempts"):
+    with (
+        client(lambda r: httpx2.Response(500), max_retries=2) as c,
+        pytest.raises(UpstreamUnavailableError, match="HTTP 500, after 3 attempts"),
+    ):
         c.revision_info("model", "org/m", "main")
 
 
@@ -137,33 +148,53 @@ def test_dns_failures_are_named() -> None:
 def test_a_stop_ends_a_retry_wait_at_once() -> None:
     stop = threading.Event()
     stop.set()
-    with client(lambda r: httpx2.Response(503, headers={"retry-after": "30"}), stop=stop) as c, \
-            pytest.raises(Interrupted):
+    with (
+        client(lambda r: httpx2.Response(503, headers={"retry-after": "30"}), stop=stop) as c,
+        pytest.raises(Interrupted),
+    ):
         c.revision_info("model", "org/m", "main")
 
 
-@pytest.mark.parametrize(("status", "code", "error"), [
-    (401, "RepoNotFound", RepoNotFoundError), (404, "RepoNotFound", RepoNotFoundError),
-    (401, None, RepoNotFoundError), (404, "RevisionNotFound", RevisionNotFoundError),
-    (404, "EntryNotFound", EntryNotFoundError), (403, "GatedRepo", GatedRepoError),
-    (403, None, AccessDeniedError), (404, None, RepoNotFoundError),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (401, "RepoNotFound", RepoNotFoundError),
+        (404, "RepoNotFound", RepoNotFoundError),
+        (401, None, RepoNotFoundError),
+        (404, "RevisionNotFound", RevisionNotFoundError),
+        (404, "EntryNotFound", EntryNotFoundError),
+        (403, "GatedRepo", GatedRepoError),
+        (403, None, AccessDeniedError),
+        (404, None, RepoNotFoundError),
+    ],
+)
 def test_error_answers_become_our_classes(status: int, code: str | None, error: type[Exception]) -> None:
     headers = {"x-error-code": code} if code else {}
-    with client(lambda r: httpx2.Response(status, headers=headers, json={"error": "no"})) as c, \
-            pytest.raises(error):
+    with client(lambda r: httpx2.Response(status, headers=headers, json={"error": "no"})) as c, pytest.raises(error):
         c.revision_info("model", "org/m", "main")
 
 
 def test_tree_listing_follows_pages_and_checks_every_entry() -> None:
     pages = {
         "/api/models/org/m/tree/main": (
-            [{"type": "file", "path": "a.txt", "size": 1, "oid": "b" * 40},
-             {"type": "directory", "path": "d", "oid": "c" * 40}],
-            {"link": f'<{ENDPOINT}/api/models/org/m/tree/main?cursor=2>; rel="next"'}),
+            [
+                {"type": "file", "path": "a.txt", "size": 1, "oid": "b" * 40},
+                {"type": "directory", "path": "d", "oid": "c" * 40},
+            ],
+            {"link": f'<{ENDPOINT}/api/models/org/m/tree/main?cursor=2>; rel="next"'},
+        ),
         "/api/models/org/m/tree/main?cursor=2": (
-            [{"type": "file", "path": "d/w.bin", "size": 9, "oid": "d" * 40,
-              "lfs": {"oid": "e" * 64, "size": 9, "pointerSize": 130}}], {}),
+            [
+                {
+                    "type": "file",
+                    "path": "d/w.bin",
+                    "size": 9,
+                    "oid": "d" * 40,
+                    "lfs": {"oid": "e" * 64, "size": 9, "pointerSize": 130},
+                }
+            ],
+            {},
+        ),
     }
 
     def handler(request: httpx2.Request) -> httpx2.Response:
@@ -176,16 +207,22 @@ def test_tree_listing_follows_pages_and_checks_every_entry() -> None:
     assert [(e.path, e.is_lfs) for e in entries] == [("a.txt", False), ("d/w.bin", True)]
 
 
-@pytest.mark.parametrize("entry", [
-    {"type": "file", "path": "x", "size": -1, "oid": "b" * 40},
-    {"type": "file", "path": "x", "size": 1, "oid": "../../etc/passwd"},
-    {"type": "file", "path": "x", "size": 1, "oid": "b" * 40, "lfs": {"oid": "not-hex"}},
-    {"type": "file", "path": "x", "size": "big", "oid": "b" * 40},
-    ["not", "an", "object"], {"type": "file", "size": 1},
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"type": "file", "path": "x", "size": -1, "oid": "b" * 40},
+        {"type": "file", "path": "x", "size": 1, "oid": "../../etc/passwd"},
+        {"type": "file", "path": "x", "size": 1, "oid": "b" * 40, "lfs": {"oid": "not-hex"}},
+        {"type": "file", "path": "x", "size": "big", "oid": "b" * 40},
+        ["not", "an", "object"],
+        {"type": "file", "size": 1},
+    ],
+)
 def test_malformed_tree_entries_are_protocol_errors(entry: object) -> None:
-    with client(lambda r: httpx2.Response(200, content=json.dumps([entry]).encode())) as c, \
-            pytest.raises(UpstreamProtocolError):
+    with (
+        client(lambda r: httpx2.Response(200, content=json.dumps([entry]).encode())) as c,
+        pytest.raises(UpstreamProtocolError),
+    ):
         c.list_tree("model", "org/m", "main")
 
 

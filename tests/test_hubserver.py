@@ -75,12 +75,17 @@ def run_hf(hub: HubServer, tmp_path: Path, code: str, timeout: float = 50) -> di
     """Run ``code`` with the real huggingface_hub pointed at ``hub``; it must print one JSON line last."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     env.update(
-        HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hfhome"),
-        HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_ENDPOINT=hub.url,
+        HF_HUB_CACHE=str(tmp_path / "cache"),
+        HF_HOME=str(tmp_path / "hfhome"),
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
         HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
     )
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -88,11 +93,15 @@ def run_hf(hub: HubServer, tmp_path: Path, code: str, timeout: float = 50) -> di
 # ============================================================================================ oracle tests
 def test_snapshot_download_minilm_is_byte_identical(hub, tmp_path):
     hub.reset_log()
-    out = run_hf(hub, tmp_path, f"""
+    out = run_hf(
+        hub,
+        tmp_path,
+        f"""
         import json
         from huggingface_hub import snapshot_download
         print(json.dumps({{"path": snapshot_download({MINILM!r})}}))
-    """)
+    """,
+    )
     snap = Path(out["path"])
     assert snap.name == hub.minilm_sha
     expected = sorted(p.relative_to(minilm_dir()).as_posix() for p in minilm_dir().rglob("*") if p.is_file())
@@ -118,12 +127,16 @@ def test_client_recovers_from_drop_and_503(hub, tmp_path):
     dropped_at = 25 * 1024 * 1024  # the client writes in 10 MiB chunks, so it resumes at 20 MiB
     hub.faults.once("drop", path_contains="/blobs/", after_bytes=dropped_at)
     hub.faults.once("503", path_contains="/resolve/main/config.json")
-    out = run_hf(hub, tmp_path, f"""
+    out = run_hf(
+        hub,
+        tmp_path,
+        f"""
         import json
         from huggingface_hub import hf_hub_download
         print(json.dumps({{"w": hf_hub_download({MINILM!r}, "model.safetensors"),
                           "c": hf_hub_download({MINILM!r}, "config.json")}}))
-    """)
+    """,
+    )
     assert filecmp.cmp(out["w"], minilm_dir() / "model.safetensors", shallow=False)
     assert filecmp.cmp(out["c"], minilm_dir() / "config.json", shallow=False)
     cdn = [r for r in hub.requests if r.origin == "cdn" and r.method == "GET"]
@@ -133,7 +146,10 @@ def test_client_recovers_from_drop_and_503(hub, tmp_path):
 
 
 def test_hf_hub_download_dataset_and_revisions(hub, tmp_path):
-    out = run_hf(hub, tmp_path, f"""
+    out = run_hf(
+        hub,
+        tmp_path,
+        f"""
         import json
         from huggingface_hub import hf_hub_download
         r = {{}}
@@ -143,7 +159,8 @@ def test_hf_hub_download_dataset_and_revisions(hub, tmp_path):
                                        revision="refs/pr/1"), "rb").read().hex()
         r["tag"] = open(hf_hub_download({DATASET!r}, "README.md", repo_type="dataset", revision="v1"), "rb").read().hex()
         print(json.dumps(r))
-    """)
+    """,
+    )
     for name, content in DS_FILES.items():
         assert bytes.fromhex(out[name]) == content
     assert bytes.fromhex(out["pr"]) == b"pr,version\n"
@@ -156,7 +173,10 @@ def test_list_repo_tree_paginates(hub, tmp_path):
     files = make_small_files(60, seed=1)
     dirs = {"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)}
     hub.reset_log()
-    out = run_hf(hub, tmp_path, """
+    out = run_hf(
+        hub,
+        tmp_path,
+        """
         import json
         from huggingface_hub import HfApi
         api = HfApi()
@@ -170,7 +190,8 @@ def test_list_repo_tree_paginates(hub, tmp_path):
         print(json.dumps({"tree": tree, "top": top, "expanded": expanded, "info": info, "lfs": lfs,
                           "branches": [b.name for b in refs.branches], "tags": [t.name for t in refs.tags],
                           "prs": [p.ref for p in refs.pull_requests]}))
-    """)
+    """,
+    )
     paths = {p for p, _ in out["tree"]}
     assert len(out["tree"]) == len(files) + len(dirs) and paths == set(files) | dirs
     assert {p for p, kind in out["tree"] if kind == "RepoFolder"} == dirs
@@ -180,14 +201,20 @@ def test_list_repo_tree_paginates(hub, tmp_path):
     assert {p for p, _ in out["info"]} <= {"dir1", "file_00000.txt"} and "nope.txt" not in dict(out["info"])
     parquet = DS_FILES["data/part-0.parquet"]
     pointer = lfs_pointer(hashlib.sha256(parquet).hexdigest(), len(parquet))
-    assert out["lfs"]["data/part-0.parquet"] == [git_blob_sha1(pointer), hashlib.sha256(parquet).hexdigest(),
-                                                 len(pointer)]
+    assert out["lfs"]["data/part-0.parquet"] == [
+        git_blob_sha1(pointer),
+        hashlib.sha256(parquet).hexdigest(),
+        len(pointer),
+    ]
     assert out["lfs"]["data/train.csv"] == [git_blob_sha1(DS_FILES["data/train.csv"]), None, None]
     assert out["branches"] == ["main"] and out["tags"] == ["v1"] and out["prs"] == ["refs/pr/1"]
 
 
 def test_client_error_classes(hub, tmp_path):
-    out = run_hf(hub, tmp_path, f"""
+    out = run_hf(
+        hub,
+        tmp_path,
+        f"""
         import json
         from huggingface_hub import hf_hub_download, HfApi
         def cls(fn):
@@ -209,7 +236,8 @@ def test_client_error_classes(hub, tmp_path):
             "bad_token": cls(lambda: api.model_info({MINILM!r}, token="hf_wrong")),
             "renamed": [hf_hub_download("org/old-name", "config.json"), api.model_info("org/old-name").id],
         }}))
-    """)
+    """,
+    )
     assert out["repo"][0] == "RepositoryNotFoundError" and out["repo_info"][0] == "RepositoryNotFoundError"
     assert out["rev"][0] == "RevisionNotFoundError"
     assert "EntryNotFoundError" in out["entry"]
@@ -309,7 +337,9 @@ def test_repo_info_tree_and_paths_info(hub, client):
     assert info["id"] == MINILM and info["sha"] == hub.minilm_sha and info["private"] is False
     sib = {s["rfilename"]: s for s in info["siblings"]}
     assert sib["model.safetensors"]["lfs"]["sha256"] == hub.file_entry(MINILM, "model.safetensors").blob.sha256
-    assert "lfs" not in sib["config.json"] and sib["config.json"]["size"] == (minilm_dir() / "config.json").stat().st_size
+    assert (
+        "lfs" not in sib["config.json"] and sib["config.json"]["size"] == (minilm_dir() / "config.json").stat().st_size
+    )
     sha = hub.head(DATASET, branch="refs/pr/1", repo_type="dataset")
     assert client.get(f"{hub.url}/api/datasets/{DATASET}/revision/refs%2Fpr%2F1").json()["sha"] == sha
     assert client.get(f"{hub.url}/api/datasets/{DATASET}/revision/{sha}").json()["sha"] == sha
@@ -325,8 +355,10 @@ def test_repo_info_tree_and_paths_info(hub, client):
     assert pages > 5 and len({e["path"] for e in seen}) == len(seen)
     r = client.get(f"{hub.url}/api/models/org/many/tree/main/nope%2Fdir")
     assert r.status_code == 404 and r.headers["x-error-code"] == "EntryNotFound"
-    r = client.post(f"{hub.url}/api/datasets/{DATASET}/paths-info/main",
-                    data={"paths": ["data/train.csv", "data", "missing"], "expand": "false"})
+    r = client.post(
+        f"{hub.url}/api/datasets/{DATASET}/paths-info/main",
+        data={"paths": ["data/train.csv", "data", "missing"], "expand": "false"},
+    )
     assert [(e["path"], e["type"]) for e in r.json()] == [("data/train.csv", "file"), ("data", "directory")]
 
 

@@ -59,11 +59,17 @@ def run_hf(hub: HubServer, tmp_path: Path, code: str, token: str = TOKEN, timeou
     """Run ``code`` with the real huggingface_hub pointed at ``hub`` (HF_TOKEN set); it prints one JSON line last."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     env.update(
-        HF_ENDPOINT=hub.url, HF_TOKEN=token, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hfhome"),
-        HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_ENDPOINT=hub.url,
+        HF_TOKEN=token,
+        HF_HUB_CACHE=str(tmp_path / "cache"),
+        HF_HOME=str(tmp_path / "hfhome"),
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
     )
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -100,7 +106,10 @@ def test_client_upload_round_trip(hub, tmp_path):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(data)
     hub.reset_log()
-    out = run_hf(hub, tmp_path, f"""
+    out = run_hf(
+        hub,
+        tmp_path,
+        f"""
         import json
         from huggingface_hub import HfApi, snapshot_download, CommitOperationAdd
         from huggingface_hub.errors import HfHubHTTPError
@@ -132,7 +141,8 @@ def test_client_upload_round_trip(hub, tmp_path):
         r["snap"] = snapshot_download("org/up")
         r["history"] = [c.commit_id for c in api.list_repo_commits("org/up")]
         print(json.dumps(r))
-    """)
+    """,
+    )
     assert out["url"] == out["again"] == f"{hub.url}/org/up" and out["conflict"] == 409
     assert out["ds"] == f"{hub.url}/datasets/org/ds-w" and hub.store.require("dataset", "org/ds-w").private
     assert hub.file_entry("org/ds-w", "d/x.parquet", repo_type="dataset").lfs
@@ -184,12 +194,16 @@ def test_client_multipart_upload(hub, tmp_path):
     src = tmp_path / "model.safetensors"
     src.write_bytes(data)
     hub.reset_log()
-    out = run_hf(hub, tmp_path, f"""
+    out = run_hf(
+        hub,
+        tmp_path,
+        f"""
         import json
         from huggingface_hub import HfApi
         c = HfApi().upload_file(path_or_fileobj={str(src)!r}, path_in_repo="w/model.safetensors", repo_id="org/mp")
         print(json.dumps({{"oid": c.oid}}))
-    """)
+    """,
+    )
     oid = hashlib.sha256(data).hexdigest()
     chunk = hub.multipart_chunk_size
     parts = [r for r in hub.requests if r.method == "PUT"]
@@ -214,12 +228,16 @@ def test_client_recovers_from_faults_on_write_endpoints(hub, tmp_path):
     hub.reset_log()
     src = tmp_path / "w.bin"
     src.write_bytes(data)
-    out = run_hf(hub, tmp_path, f"""
+    out = run_hf(
+        hub,
+        tmp_path,
+        f"""
         import json
         from huggingface_hub import HfApi
         c = HfApi().upload_file(path_or_fileobj={str(src)!r}, path_in_repo="w.bin", repo_id="org/faulty")
         print(json.dumps({{"oid": c.oid}}))
-    """)
+    """,
+    )
     assert hub.faults.injected - before == 3
     assert [r.status for r in hub.requests if r.method == "PUT"] == [500, 200]
     assert [r.status for r in hub.requests if "/preupload/" in r.path] == [503, 200]
@@ -229,7 +247,10 @@ def test_client_recovers_from_faults_on_write_endpoints(hub, tmp_path):
 
 def test_client_refused_without_valid_token(hub, tmp_path):
     hub.create_repo("org/locked")
-    out = run_hf(hub, tmp_path, """
+    out = run_hf(
+        hub,
+        tmp_path,
+        """
         import json
         from huggingface_hub import HfApi
         from huggingface_hub.errors import HfHubHTTPError
@@ -243,7 +264,9 @@ def test_client_refused_without_valid_token(hub, tmp_path):
         print(json.dumps({"create": status(lambda: api.create_repo("org/nope")),
                           "upload": status(lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt",
                                                                    repo_id="org/locked"))}))
-    """, token="hf_wrong_token")
+    """,
+        token="hf_wrong_token",
+    )
     assert out == {"create": 401, "upload": 401}
     assert hub.store.get("model", "tester/nope") is None and hub.store.get("model", "org/nope") is None
     assert "x.txt" not in hub.store.require("model", "org/locked").resolve("main").files
@@ -255,8 +278,13 @@ def test_lfs_put_checks_bytes_by_hand(hub, client):
     data = b"the real bytes " * 1000
     oid, size = hashlib.sha256(data).hexdigest(), len(data)
     batch_url = f"{hub.url}/org/hand.git/info/lfs/objects/batch"
-    batch = {"operation": "upload", "transfers": ["basic", "multipart"], "hash_algo": "sha256",
-             "objects": [{"oid": oid, "size": size}], "ref": {"name": "main"}}
+    batch = {
+        "operation": "upload",
+        "transfers": ["basic", "multipart"],
+        "hash_algo": "sha256",
+        "objects": [{"oid": oid, "size": size}],
+        "ref": {"name": "main"},
+    }
     r = client.post(batch_url, json=batch, headers={**LFS_HEADERS, **AUTH})
     assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.git-lfs+json"
     obj = r.json()["objects"][0]
@@ -279,8 +307,11 @@ def test_lfs_put_checks_bytes_by_hand(hub, client):
     assert check(oid, size) == 404 and hub.uploads == []
     commit_url = f"{hub.url}/api/models/org/hand/commit/main"
     lfs_line = ("lfsFile", {"path": "w.bin", "algo": "sha256", "oid": oid, "size": size})
-    r = client.post(commit_url, content=ndjson(("header", {"summary": "s", "description": ""}), lfs_line),
-                    headers={"Content-Type": "application/x-ndjson", **AUTH})
+    r = client.post(
+        commit_url,
+        content=ndjson(("header", {"summary": "s", "description": ""}), lfs_line),
+        headers={"Content-Type": "application/x-ndjson", **AUTH},
+    )
     assert r.status_code == 400 and "does not exist" in r.json()["error"]
     hub.faults.once("reset", path_contains="/upload/")  # the connection dies before the body is read
     with pytest.raises(httpx2.TransportError):
@@ -289,7 +320,7 @@ def test_lfs_put_checks_bytes_by_hand(hub, client):
 
     def body():  # no length: chunked transfer encoding, streamed by the server
         for i in range(0, size, 1000):
-            yield data[i:i + 1000]
+            yield data[i : i + 1000]
 
     r = client.put(put, content=body())
     assert r.status_code == 200 and hub.requests[-1].headers.get("transfer-encoding") == "chunked"
@@ -297,9 +328,13 @@ def test_lfs_put_checks_bytes_by_hand(hub, client):
     assert check(oid, size) == 200 and check(oid, size + 1) == 404
     r = client.post(batch_url, json=batch, headers={**LFS_HEADERS, **AUTH})
     assert "actions" not in r.json()["objects"][0]  # already stored: nothing to do
-    r = client.post(commit_url, content=ndjson(("header", {"summary": "s"}), lfs_line,
-                                               ("lfsFile", {"path": "copy.bin", "algo": "sha256", "oid": oid})),
-                    headers={"Content-Type": "application/x-ndjson", **AUTH})
+    r = client.post(
+        commit_url,
+        content=ndjson(
+            ("header", {"summary": "s"}), lfs_line, ("lfsFile", {"path": "copy.bin", "algo": "sha256", "oid": oid})
+        ),
+        headers={"Content-Type": "application/x-ndjson", **AUTH},
+    )
     assert r.status_code == 200 and r.json()["commitOid"] == hub.head("org/hand")
     assert r.json()["commitUrl"] == f"{hub.url}/org/hand/commit/{hub.head('org/hand')}"
     assert hub.file_entry("org/hand", "copy.bin").lfs and hub.file_bytes("org/hand", "copy.bin") == data
@@ -316,8 +351,11 @@ def test_lfs_put_is_streamed_not_buffered(hub, client):
     for _ in range(count):
         digest.update(piece)
     oid, size = digest.hexdigest(), len(piece) * count
-    r = client.post(f"{hub.url}/org/stream.git/info/lfs/objects/batch", headers={**LFS_HEADERS, **AUTH},
-                    json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]})
+    r = client.post(
+        f"{hub.url}/org/stream.git/info/lfs/objects/batch",
+        headers={**LFS_HEADERS, **AUTH},
+        json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]},
+    )
     href = r.json()["objects"][0]["actions"]["upload"]["href"]
     tracemalloc.start()
     try:
@@ -334,9 +372,16 @@ def test_multipart_by_hand(hub, client):
     hub.multipart_threshold = 10
     data = bytes(range(256)) * 9000  # 2,304,000 bytes: 3 parts
     oid = hashlib.sha256(data).hexdigest()
-    r = client.post(f"{hub.url}/org/mp-hand.git/info/lfs/objects/batch", headers={**LFS_HEADERS, **AUTH},
-                    json={"operation": "upload", "transfers": ["basic", "multipart"], "hash_algo": "sha256",
-                          "objects": [{"oid": oid, "size": len(data)}]})
+    r = client.post(
+        f"{hub.url}/org/mp-hand.git/info/lfs/objects/batch",
+        headers={**LFS_HEADERS, **AUTH},
+        json={
+            "operation": "upload",
+            "transfers": ["basic", "multipart"],
+            "hash_algo": "sha256",
+            "objects": [{"oid": oid, "size": len(data)}],
+        },
+    )
     upload = r.json()["objects"][0]["actions"]["upload"]
     header, done = upload["header"], upload["href"]
     chunk = int(header["chunk_size"])
@@ -344,7 +389,7 @@ def test_multipart_by_hand(hub, client):
     assert all(header[k].startswith(f"{hub.cdn_url}/upload/{oid}/") for k in "123")
     etags = []
     for i in range(3):
-        piece = data[i * chunk:(i + 1) * chunk]
+        piece = data[i * chunk : (i + 1) * chunk]
         r = client.put(header[str(i + 1)], content=piece if i != 1 else b"x" * len(piece))  # part 2 is wrong
         assert r.status_code == 200 and r.headers["etag"]
         etags.append(r.headers["etag"])
@@ -395,8 +440,13 @@ def test_commit_errors_by_hand(hub, client):
     hub.lfs_threshold = 10 * 1024 * 1024
     assert hub.head("org/errs") == head and not [c for c in hub.commits_made if c["repo"] == "org/errs"]
 
-    r = post(add, ("deletedFolder", {"path": "dir"}), ("deletedFile", {"path": "keep.txt"}),
-             header={"summary": "ok", "description": "body text", "parentCommit": head[:7]}, rev="refs%2Fheads%2Fmain")
+    r = post(
+        add,
+        ("deletedFolder", {"path": "dir"}),
+        ("deletedFile", {"path": "keep.txt"}),
+        header={"summary": "ok", "description": "body text", "parentCommit": head[:7]},
+        rev="refs%2Fheads%2Fmain",
+    )
     assert r.status_code == 200
     sha = r.json()["commitOid"]
     assert hub.head("org/errs") == sha and hub.file_bytes("org/errs", "new.txt") == b"new\n"
@@ -438,8 +488,9 @@ def test_preupload_by_hand(hub, client):
     assert r.status_code == 404 and r.headers["x-error-code"] == "RevisionNotFound"
     r = client.post(url, json={"files": [{"path": "../x", "sample": "", "size": 1}]}, headers=AUTH)
     assert r.status_code == 400
-    assert client.post(f"{hub.url}/api/validate-yaml", json={"content": "x", "repoType": "model"},
-                       headers=AUTH).json() == {"errors": [], "warnings": []}
+    assert client.post(
+        f"{hub.url}/api/validate-yaml", json={"content": "x", "repoType": "model"}, headers=AUTH
+    ).json() == {"errors": [], "warnings": []}
 
 
 def test_write_auth_by_hand(hub, client, tmp_path):
@@ -464,21 +515,31 @@ def test_write_auth_by_hand(hub, client, tmp_path):
     r = client.post(f"{hub.url}/api/models/org/private-w/preupload/main", json={"files": []}, headers=AUTH)
     assert r.status_code == 200
 
-    r = client.post(f"{hub.url}/api/repos/create", json={"name": "mine", "organization": None,
-                                                         "visibility": "private"}, headers=AUTH)
+    r = client.post(
+        f"{hub.url}/api/repos/create",
+        json={"name": "mine", "organization": None, "visibility": "private"},
+        headers=AUTH,
+    )
     assert r.status_code == 200 and r.json()["url"] == f"{hub.url}/tester/mine"
     assert hub.store.require("model", "tester/mine").private and hub.head("tester/mine")
     r = client.post(f"{hub.url}/api/repos/create", json={"name": "mine", "organization": None}, headers=AUTH)
     assert r.status_code == 409 and r.json()["url"] == f"{hub.url}/tester/mine"
-    for bad in ({"name": "a/b", "organization": "org"}, {"name": "x", "organization": "org", "type": "kernel"},
-                {"organization": "org"}, {"name": "x--y", "organization": "org"}):
+    for bad in (
+        {"name": "a/b", "organization": "org"},
+        {"name": "x", "organization": "org", "type": "kernel"},
+        {"organization": "org"},
+        {"name": "x--y", "organization": "org"},
+    ):
         assert client.post(f"{hub.url}/api/repos/create", json=bad, headers=AUTH).status_code == 400, bad
 
     with HubServer(tmp_path / "open") as open_hub:  # token=None: any bearer may write, none may not
         create = f"{open_hub.url}/api/repos/create"
         assert client.post(create, json={"name": "r", "organization": "o"}).status_code == 401
-        r = client.post(create, json={"name": "r", "organization": "o", "type": "space"},
-                        headers={"Authorization": "Bearer anything"})
+        r = client.post(
+            create,
+            json={"name": "r", "organization": "o", "type": "space"},
+            headers={"Authorization": "Bearer anything"},
+        )
         assert r.status_code == 200 and r.json()["url"] == f"{open_hub.url}/spaces/o/r"
 
 
@@ -491,8 +552,11 @@ def test_concurrent_commits_advance_the_branch(hub):
         with httpx2.Client(timeout=10) as c:
             for j in range(3):
                 line = ("file", {"path": f"w{i}/f{j}.txt", "content": b64(b"%d-%d" % (i, j)), "encoding": "base64"})
-                r = c.post(f"{hub.url}/api/models/org/busy/commit/main", headers={**AUTH},
-                           content=ndjson(("header", {"summary": f"w{i} f{j}"}), line))
+                r = c.post(
+                    f"{hub.url}/api/models/org/busy/commit/main",
+                    headers={**AUTH},
+                    content=ndjson(("header", {"summary": f"w{i} f{j}"}), line),
+                )
                 results.append(r.status_code)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]

@@ -59,8 +59,7 @@ class Cache:
 
 def _files(up: HubServer, repo_type: str, repo: str, sha: str) -> dict[str, UpFile]:
     commit = up.store.require(repo_type, repo).commits[sha]
-    return {p: UpFile(up.store.blobs.path(e.blob.sha256).read_bytes(), e.lfs)
-            for p, e in commit.files.items()}
+    return {p: UpFile(up.store.blobs.path(e.blob.sha256).read_bytes(), e.lfs) for p, e in commit.files.items()}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -74,13 +73,21 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cache]:
     tmp = tmp_path_factory.mktemp("import")
     with HubServer(tmp / "upstream") as up:
         up.lfs_threshold = 2048
-        m1 = up.commit(MODEL, {"config.json": b'{"hidden": 8}\n', "weights.bin": os.urandom(12_000),
-                               "sub/a.txt": b"shared text\n", "tokenizer.json": b'{"v": 1}\n'})
+        m1 = up.commit(
+            MODEL,
+            {
+                "config.json": b'{"hidden": 8}\n',
+                "weights.bin": os.urandom(12_000),
+                "sub/a.txt": b"shared text\n",
+                "tokenizer.json": b'{"v": 1}\n',
+            },
+        )
         up.tag(MODEL, "v1", m1)
-        m2 = up.commit(MODEL, {"config.json": b'{"hidden": 16}\n', "sub/b.txt": b"only in main\n",
-                               "weights2.bin": os.urandom(5000)})
-        d1 = up.commit(DATASET, {"data/x.csv": b"a,b\n1,2\n", "part.bin": os.urandom(7000)},
-                       repo_type="dataset")
+        m2 = up.commit(
+            MODEL,
+            {"config.json": b'{"hidden": 16}\n', "sub/b.txt": b"only in main\n", "weights2.bin": os.urandom(5000)},
+        )
+        d1 = up.commit(DATASET, {"data/x.csv": b"a,b\n1,2\n", "part.bin": os.urandom(7000)}, repo_type="dataset")
         up.tag(DATASET, "v1", d1, repo_type="dataset")
         d2 = up.commit(DATASET, {"data/x.csv": b"a,b\n1,2\n3,4\n"}, repo_type="dataset")
         hub_cache = tmp / "hf-cache"
@@ -90,16 +97,31 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cache]:
                 for revision in ("main", "v1"):
                     print(snapshot_download(repo, repo_type=kind, revision=revision))
         """)
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_env(
-            HF_ENDPOINT=up.url, HF_HUB_CACHE=str(hub_cache), HF_HOME=str(tmp / "hf-home"),
-            HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
-            HF_HUB_DISABLE_IMPLICIT_TOKEN="1"))
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(
+                HF_ENDPOINT=up.url,
+                HF_HUB_CACHE=str(hub_cache),
+                HF_HOME=str(tmp / "hf-home"),
+                HF_HUB_DISABLE_XET="1",
+                HF_HUB_DISABLE_TELEMETRY="1",
+                HF_HUB_DISABLE_PROGRESS_BARS="1",
+                HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
+            ),
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         files = {("model", MODEL, m): _files(up, "model", MODEL, m) for m in (m1, m2)}
         files |= {("dataset", DATASET, d): _files(up, "dataset", DATASET, d) for d in (d1, d2)}
         assert any(f.lfs for f in files[("model", MODEL, m1)].values())
-        yield Cache(up, hub_cache, {("model", MODEL): {"main": m2, "v1": m1},
-                                    ("dataset", DATASET): {"main": d2, "v1": d1}}, files)
+        yield Cache(
+            up,
+            hub_cache,
+            {("model", MODEL): {"main": m2, "v1": m1}, ("dataset", DATASET): {"main": d2, "v1": d1}},
+            files,
+        )
 
 
 def _import(home: Path, cache_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -108,8 +130,10 @@ def _import(home: Path, cache_dir: Path, *extra: str) -> subprocess.CompletedPro
 
 def _dump(home: Path) -> dict[str, list[tuple]]:
     with sqlite3.connect(home / "index.sqlite") as db:
-        return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
-                for t in ("repos", "commits", "files", "refs", "blobs", "aliases")}
+        return {
+            t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+            for t in ("repos", "commits", "files", "refs", "blobs", "aliases")
+        }
 
 
 def _copy(cache: Cache, dest: Path) -> Path:
@@ -117,8 +141,9 @@ def _copy(cache: Cache, dest: Path) -> Path:
     return dest
 
 
-def _expected_bytes(cache: Cache, skip: set[tuple[str, str, str]] = frozenset(),
-                    have: set[str] = frozenset()) -> tuple[int, int, int]:
+def _expected_bytes(
+    cache: Cache, skip: set[tuple[str, str, str]] = frozenset(), have: set[str] = frozenset()
+) -> tuple[int, int, int]:
     """(new files, new bytes, bytes already present) for importing every commit not in ``skip``."""
     seen, new_files, new_bytes, saved = set(have), 0, 0, 0
     for key in sorted(cache.files):  # order does not matter for the totals
@@ -140,20 +165,29 @@ def test_import_brings_everything_in_and_is_idempotent(cache: Cache, tmp_path: P
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     new_files, new_bytes, saved = _expected_bytes(cache)
-    assert report == {"commits_imported": 4, "commits_present": 0, "files_imported": new_files,
-                      "bytes_imported": new_bytes, "bytes_saved": saved, "refs": 4, "skipped": []}
+    assert report == {
+        "commits_imported": 4,
+        "commits_present": 0,
+        "files_imported": new_files,
+        "bytes_imported": new_bytes,
+        "bytes_saved": saved,
+        "refs": 4,
+        "skipped": [],
+    }
     # index rows: every file with the oid, sha256, size and LFS flag the Hub has
     with sqlite3.connect(home / "index.sqlite") as db:
         for (repo_type, repo, sha), files in cache.files.items():
             rows = db.execute(
                 "SELECT f.path, f.size, f.sha256, f.git_oid, f.lfs FROM files f "
                 "JOIN repos r ON r.id = f.repo_id WHERE r.type = ? AND r.name = ? AND f.commit_sha = ? "
-                "ORDER BY f.path", (repo_type, repo, sha)).fetchall()
+                "ORDER BY f.path",
+                (repo_type, repo, sha),
+            ).fetchall()
             assert rows == [(p, len(f.data), f.sha256, f.oid, int(f.lfs)) for p, f in sorted(files.items())]
-        refs = db.execute("SELECT r.type, r.name, x.name, x.commit_sha FROM refs x "
-                          "JOIN repos r ON r.id = x.repo_id").fetchall()
-        assert sorted(refs) == sorted((t, n, ref, sha) for (t, n), m in cache.commits.items()
-                                      for ref, sha in m.items())
+        refs = db.execute(
+            "SELECT r.type, r.name, x.name, x.commit_sha FROM refs x JOIN repos r ON r.id = x.repo_id"
+        ).fetchall()
+        assert sorted(refs) == sorted((t, n, ref, sha) for (t, n), m in cache.commits.items() for ref, sha in m.items())
         blobs = db.execute("SELECT sha256, size FROM blobs").fetchall()
     for sha256, size in blobs:  # the store holds exactly the verified bytes, read-only
         blob = home / "blobs" / "sha256" / sha256[:2] / sha256
@@ -172,8 +206,15 @@ def test_import_brings_everything_in_and_is_idempotent(cache: Cache, tmp_path: P
     before = _dump(home)
     again = _import(home, cache.path, "--json")
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == {"commits_imported": 0, "commits_present": 4, "files_imported": 0,
-                                        "bytes_imported": 0, "bytes_saved": 0, "refs": 0, "skipped": []}
+    assert json.loads(again.stdout) == {
+        "commits_imported": 0,
+        "commits_present": 4,
+        "files_imported": 0,
+        "bytes_imported": 0,
+        "bytes_saved": 0,
+        "refs": 0,
+        "skipped": [],
+    }
     assert _dump(home) == before
     text = _import(home, cache.path)
     assert text.returncode == 0
@@ -230,8 +271,9 @@ def test_corrupt_blob_and_dangling_link_are_skipped_by_name(cache: Cache, tmp_pa
         sha = cache.commits[("model", MODEL)][ref]
         got = run_cli("--home", str(home), "resolve", MODEL, "-r", ref, timeout=60)
         snap = Path(got.stdout.strip())
-        assert {p.relative_to(snap).as_posix(): p.read_bytes() for p in snap.rglob("*") if p.is_file()} == \
-            {p: f.data for p, f in cache.files[("model", MODEL, sha)].items()}
+        assert {p.relative_to(snap).as_posix(): p.read_bytes() for p in snap.rglob("*") if p.is_file()} == {
+            p: f.data for p, f in cache.files[("model", MODEL, sha)].items()
+        }
     again = _import(home, cache.path, "--json")
     again_report = json.loads(again.stdout)
     assert again_report["commits_present"] == 4 and again_report["files_imported"] == 0

@@ -17,16 +17,16 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "hubmirror"
 
 LAYERS = [
-    {"version", "errors", "models"},                                  # records and the error tree
+    {"version", "errors", "models"},  # records and the error tree
     {"paths", "hashing", "failpoints", "patterns", "units", "cron"},  # pure helpers
-    {"config"},                                                       # config and lock file
-    {"hub", "store", "index"},                                        # the three backends: never each other
-    {"home", "view"},                                                 # store + index opened; the HF-cache view
-    {"sync", "resolve", "push"},                                      # what the product does
-    {"mirror", "serve"},                                              # the facade; the Hub API server
-    {"schedule"},                                                     # scheduled sync and `hubmirror run`
-    {"cli"},                                                          # the command line
-    {"__init__", "__main__"},                                         # the public surface
+    {"config"},  # config and lock file
+    {"hub", "store", "index"},  # the three backends: never each other
+    {"home", "view"},  # store + index opened; the HF-cache view
+    {"sync", "resolve", "push"},  # what the product does
+    {"mirror", "serve"},  # the facade; the Hub API server
+    {"schedule"},  # scheduled sync and `hubmirror run`
+    {"cli"},  # the command line
+    {"__init__", "__main__"},  # the public surface
 ]
 # Same-layer imports that are part of the design. push → sync: a push mirrors the commit it made by syncing
 # it (the speed issue replaces this with publishing from the diff).
@@ -107,7 +107,7 @@ def _imports(module: str) -> tuple[list[str], list[str], list[str]]:
                     external.append(name.split(".")[0])
                 continue
             base = package.split(".")
-            base = base[:len(base) - (node.level - 1)]
+            base = base[: len(base) - (node.level - 1)]
             target = ".".join(base + ([node.module] if node.module else []))
             internal.extend(_targets(target, node))
     return internal, external, absolute
@@ -147,14 +147,14 @@ def test_parts_import_downward_only_and_never_private_modules_of_other_parts() -
             if any(piece.startswith("_") for piece in target.split(".")[2:]):
                 problems.append(f"{_file(module)} reaches into {target}: import from hubmirror.{other}")
             if _layer(other) > _layer(me) or (_layer(other) == _layer(me) and (me, other) not in ALLOWED_SIDEWAYS):
-                problems.append(f"{_file(module)}: {me} (layer {_layer(me)}) imports {other} "
-                                f"(layer {_layer(other)})")
+                problems.append(f"{_file(module)}: {me} (layer {_layer(me)}) imports {other} (layer {_layer(other)})")
     assert not problems, "\n".join(problems)
 
 
 def test_no_absolute_self_imports() -> None:
-    problems = [f"{_file(m)} imports {name} absolutely; import it relatively"
-                for m in MODULES for name in _imports(m)[2]]
+    problems = [
+        f"{_file(m)} imports {name} absolutely; import it relatively" for m in MODULES for name in _imports(m)[2]
+    ]
     assert not problems, "\n".join(problems)
 
 
@@ -170,7 +170,7 @@ def test_no_import_cycles() -> None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if seen.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in seen and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -190,8 +190,7 @@ def test_each_third_party_library_has_one_owner() -> None:
             owners = OWNERS.get(name)
             if owners is None:
                 continue
-            if not any(where == owner or (owner.endswith("/*") and where.startswith(owner[:-1]))
-                       for owner in owners):
+            if not any(where == owner or (owner.endswith("/*") and where.startswith(owner[:-1])) for owner in owners):
                 problems.append(f"{where} imports {name}, owned by {sorted(owners)}")
     assert not problems, "\n".join(problems)
 

@@ -62,7 +62,7 @@ def test_a_damaged_index_is_one_line_exit_10_for_every_command(synced: tuple[Pat
     if damage == "random-bytes":
         index.write_bytes(os.urandom(len(data)))
     elif damage == "truncated":
-        index.write_bytes(data[:4096 + 100])  # the header survives, the tables do not
+        index.write_bytes(data[: 4096 + 100])  # the header survives, the tables do not
     elif damage == "zero-length":
         index.write_bytes(b"")
     else:
@@ -96,7 +96,8 @@ def test_a_newer_layout_is_refused_with_an_upgrade_hint(synced: tuple[Path, Path
 
 # ============================================================================ disk full
 def test_enospc_while_flushing_a_blob_is_one_line_and_the_other_repos_go_on(
-        upstream: HubServer, tmp_path: Path) -> None:
+    upstream: HubServer, tmp_path: Path
+) -> None:
     """The kernel says ENOSPC when the buffered bytes are flushed (and again when the file is closed):
     /dev/full stands in for a full disk at exactly that point, for one blob of one repo."""
     small = b"six kilobytes of text\n" * 280  # fits Python's write buffer: the first write() succeeds
@@ -121,7 +122,8 @@ def test_enospc_while_flushing_a_blob_is_one_line_and_the_other_repos_go_on(
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
 def test_a_really_full_filesystem_fails_each_repo_in_one_line_and_the_next_run_completes(
-        upstream: HubServer, tmp_path: Path) -> None:
+    upstream: HubServer, tmp_path: Path
+) -> None:
     """A home on a 2 MB tmpfs (in a private mount namespace, so nothing leaks if the test dies)."""
     upstream.commit("org/big", {"weights.bin": os.urandom(3_000_000)})
     upstream.commit("org/small", make_small_files(3, seed=5))
@@ -130,10 +132,13 @@ def test_a_really_full_filesystem_fails_each_repo_in_one_line_and_the_next_run_c
     home = mount / "home"
     cfg = write_config(tmp_path / "hubmirror.yaml", upstream.url, home, [{"repo": "org/big"}, {"repo": "org/small"}])
     sync = f"{sys.executable} -m hubmirror -c {cfg} sync"
-    script = (f"mount -t tmpfs -o size=2m tmpfs {mount} && {sync}; echo EXIT=$?; "
-              f"mount -o remount,size=16m {mount} && {sync}; echo EXIT=$?")  # space freed: the next run
-    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
-                          env=clean_env(), timeout=120)
+    script = (
+        f"mount -t tmpfs -o size=2m tmpfs {mount} && {sync}; echo EXIT=$?; "
+        f"mount -o remount,size=16m {mount} && {sync}; echo EXIT=$?"
+    )  # space freed: the next run
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=clean_env(), timeout=120
+    )
     if "EXIT=" not in proc.stdout:
         pytest.skip(f"cannot mount a tmpfs in a user namespace here: {proc.stderr[-300:]}")
     first_out, rest, last = proc.stdout.split("EXIT=")
@@ -155,10 +160,8 @@ def test_absurd_schedule_flags_are_usage_errors(synced: tuple[Path, Path], flag:
 
 
 @pytest.mark.parametrize(("key", "value"), [("timeout", "1e300"), ("timeout", "400d")])
-def test_absurd_config_durations_are_config_errors(upstream: HubServer, tmp_path: Path, key: str,
-                                                   value: str) -> None:
-    cfg = write_config(tmp_path / "c.yaml", upstream.url, tmp_path / "home", [{"repo": "org/a"}],
-                       upstream={key: value})
+def test_absurd_config_durations_are_config_errors(upstream: HubServer, tmp_path: Path, key: str, value: str) -> None:
+    cfg = write_config(tmp_path / "c.yaml", upstream.url, tmp_path / "home", [{"repo": "org/a"}], upstream={key: value})
     one_line(run_cli("-c", str(cfg), "sync"), 3, str(cfg), f"upstream.{key}")
 
 
@@ -180,20 +183,25 @@ def test_hf_cache_into_a_file_is_a_usage_error(synced: tuple[Path, Path], tmp_pa
     assert "is not a directory" in result.stderr and target.read_text() == "not a directory"
 
 
-@pytest.mark.parametrize(("section", "command", "fragment"), [
-    ({}, ["watch"], "no watch: entries"),
-    ({}, ["run"], "nothing to run"),
-    ({}, ["sync", "--scheduled"], "neither sync.every nor sync.cron"),
-])
-def test_config_problems_of_long_running_commands_exit_3(upstream: HubServer, tmp_path: Path, section: dict,
-                                                          command: list[str], fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("section", "command", "fragment"),
+    [
+        ({}, ["watch"], "no watch: entries"),
+        ({}, ["run"], "nothing to run"),
+        ({}, ["sync", "--scheduled"], "neither sync.every nor sync.cron"),
+    ],
+)
+def test_config_problems_of_long_running_commands_exit_3(
+    upstream: HubServer, tmp_path: Path, section: dict, command: list[str], fragment: str
+) -> None:
     cfg = write_config(tmp_path / "c.yaml", upstream.url, tmp_path / "home", [{"repo": "org/a"}], **section)
     one_line(run_cli("-c", str(cfg), *command, timeout=30), 3, str(cfg), fragment)
 
 
 # ============================================================================ special files in a pushed folder
 def test_fifo_socket_and_device_in_a_pushed_folder_are_skipped_with_a_warning(
-        upstream: HubServer, tmp_path: Path) -> None:
+    upstream: HubServer, tmp_path: Path
+) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text('{"a": 1}\n')
@@ -203,18 +211,18 @@ def test_fifo_socket_and_device_in_a_pushed_folder_are_skipped_with_a_warning(
     sock.bind(str(folder / "control.sock"))
     (folder / "null").symlink_to("/dev/null")  # a device, reached by a link
     try:
-        cfg = write_config(tmp_path / "c.yaml", upstream.url, tmp_path / "home", [],
-                           upstream={"token": "t"})
-        result = run_cli("-c", str(cfg), "push", str(folder), "--repo", "me/special", "--create", "--json",
-                         timeout=60)
+        cfg = write_config(tmp_path / "c.yaml", upstream.url, tmp_path / "home", [], upstream={"token": "t"})
+        result = run_cli("-c", str(cfg), "push", str(folder), "--repo", "me/special", "--create", "--json", timeout=60)
     finally:
         sock.close()
     assert result.returncode == 0, result.stderr
     assert "pipe" in result.stderr and "named pipe" in result.stderr
     assert "control.sock" in result.stderr and "socket" in result.stderr
     assert "'null'" in result.stderr
-    assert sorted(upstream.file_entry("me/special", p).path for p in ("config.json", "README.md")) == \
-        ["README.md", "config.json"]
+    assert sorted(upstream.file_entry("me/special", p).path for p in ("config.json", "README.md")) == [
+        "README.md",
+        "config.json",
+    ]
     pushed = json.loads(result.stdout)
     assert pushed["files_uploaded"] == 2
 

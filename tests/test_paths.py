@@ -7,10 +7,26 @@ from hubmirror.hashing import git_blob_sha1, lfs_pointer
 from hubmirror.paths import blob_relpath, join_within, safe_relpath, sha256_from_blob_path
 
 
-@pytest.mark.parametrize("bad", [
-    "", "../x", "a/../../x", "/etc/passwd", "a\\b", "..\\x", "a\x00b", "C:/x", "c:x", "a//b", "./a",
-    "a/./b", "a/", "x" * 5000, "a/\nb",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "../x",
+        "a/../../x",
+        "/etc/passwd",
+        "a\\b",
+        "..\\x",
+        "a\x00b",
+        "C:/x",
+        "c:x",
+        "a//b",
+        "./a",
+        "a/./b",
+        "a/",
+        "x" * 5000,
+        "a/\nb",
+    ],
+)
 def test_safe_relpath_refuses(bad: str) -> None:
     with pytest.raises(UnsafePathError):
         safe_relpath(bad)

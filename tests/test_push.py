@@ -56,8 +56,11 @@ def write_tree(folder: Path, files: dict[str, bytes | str]) -> Path:
 
 
 def local_tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.is_symlink()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def remote_tree(server: HubServer, repo: str, revision: str = "main") -> dict[str, bytes]:
@@ -91,8 +94,9 @@ def commit_paths(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 # =================================================================================================== the real model
-def test_minilm_first_push_change_one_file_unchanged_and_resolve(upstream: HubServer, cfg: Path, minilm: Path,
-                                                                 home: Path) -> None:
+def test_minilm_first_push_change_one_file_unchanged_and_resolve(
+    upstream: HubServer, cfg: Path, minilm: Path, home: Path
+) -> None:
     local = local_tree(minilm)
     assert len(local[WEIGHTS]) > 90_000_000
 
@@ -145,8 +149,9 @@ def test_minilm_first_push_change_one_file_unchanged_and_resolve(upstream: HubSe
     assert weights.returncode == 0 and Path(weights.stdout.strip()).stat().st_size == len(local[WEIGHTS])
 
 
-def test_hash_cache_counts_reads_per_file(upstream: HubServer, minilm: Path, home: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hash_cache_counts_reads_per_file(
+    upstream: HubServer, minilm: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In-process with hash_file wrapped: the 90 MB file is read once, on the first push only."""
     calls: Counter[str] = Counter()
     real = pusher_mod.hash_file
@@ -185,14 +190,29 @@ def test_hash_cache_counts_reads_per_file(upstream: HubServer, minilm: Path, hom
 
 
 # =================================================================================================== deletions
-def test_delete_remote_only_with_the_flag_and_never_gitattributes(upstream: HubServer, cfg: Path,
-                                                                   tmp_path: Path) -> None:
-    folder = write_tree(tmp_path / "model", {
-        ".gitattributes": "*.bin filter=lfs diff=lfs merge=lfs -text\n", "README.md": GOOD_CARD,
-        "a.txt": "a\n", "b.txt": "b\n", "sub/c.txt": "c\n", "sub/keep.txt": "keep\n"})
+def test_delete_remote_only_with_the_flag_and_never_gitattributes(
+    upstream: HubServer, cfg: Path, tmp_path: Path
+) -> None:
+    folder = write_tree(
+        tmp_path / "model",
+        {
+            ".gitattributes": "*.bin filter=lfs diff=lfs merge=lfs -text\n",
+            "README.md": GOOD_CARD,
+            "a.txt": "a\n",
+            "b.txt": "b\n",
+            "sub/c.txt": "c\n",
+            "sub/keep.txt": "keep\n",
+        },
+    )
     assert push_json(cfg, folder, "me/del", "--create")["status"] == "pushed"
-    assert set(remote_tree(upstream, "me/del")) == {".gitattributes", "README.md", "a.txt", "b.txt", "sub/c.txt",
-                                                    "sub/keep.txt"}
+    assert set(remote_tree(upstream, "me/del")) == {
+        ".gitattributes",
+        "README.md",
+        "a.txt",
+        "b.txt",
+        "sub/c.txt",
+        "sub/keep.txt",
+    }
     for rel in ("b.txt", "sub/c.txt", ".gitattributes"):
         (folder / rel).unlink()
 
@@ -214,10 +234,12 @@ def test_delete_remote_only_with_the_flag_and_never_gitattributes(upstream: HubS
 
 
 # =================================================================================================== upstream moved
-def test_upstream_moved_between_diff_and_commit_412_then_rediff(upstream: HubServer, tmp_path: Path, home: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = write_tree(tmp_path / "model", {"README.md": GOOD_CARD, "a.txt": "ours v1\n",
-                                             "weights.bin": os.urandom(4096)})
+def test_upstream_moved_between_diff_and_commit_412_then_rediff(
+    upstream: HubServer, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_tree(
+        tmp_path / "model", {"README.md": GOOD_CARD, "a.txt": "ours v1\n", "weights.bin": os.urandom(4096)}
+    )
     with Mirror(home) as mirror, UpstreamClient(upstream.url, TOKEN, max_retries=1) as client:
         assert mirror.pusher(client).push(folder, "me/moved", create=True).status == "pushed"
     (folder / "a.txt").write_text("ours v2\n")
@@ -251,8 +273,9 @@ def test_upstream_moved_between_diff_and_commit_412_then_rediff(upstream: HubSer
         assert {f.path for f in mirror.index.files(repo, result.commit)} >= {"theirs.txt", "a.txt"}
 
 
-def test_file_changed_between_hash_and_commit_is_not_committed(upstream: HubServer, tmp_path: Path, home: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_changed_between_hash_and_commit_is_not_committed(
+    upstream: HubServer, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What was diffed is what is committed: a file rewritten mid-push fails the push, nothing is lost."""
     folder = write_tree(tmp_path / "model", {"README.md": GOOD_CARD, "a.txt": "v1\n"})
     real_modes = HubWriter.upload_modes
@@ -272,8 +295,7 @@ def test_file_changed_between_hash_and_commit_is_not_committed(upstream: HubServ
     assert remote_tree(upstream, "me/racy")["a.txt"] == b"v2, written while pushing\n"
 
 
-def test_stale_folder_does_not_clobber_files_committed_upstream(upstream: HubServer, cfg: Path,
-                                                                tmp_path: Path) -> None:
+def test_stale_folder_does_not_clobber_files_committed_upstream(upstream: HubServer, cfg: Path, tmp_path: Path) -> None:
     folder = write_tree(tmp_path / "model", {"README.md": GOOD_CARD, "a.txt": "v1\n"})
     push_json(cfg, folder, "me/stale", "--create")
     upstream.commit("me/stale", {"theirs.txt": b"theirs\n"}, message="someone else")
@@ -303,8 +325,9 @@ def test_wrong_token_401_and_no_token(tmp_path: Path, home: Path) -> None:
         folder = write_tree(tmp_path / "model", {"README.md": GOOD_CARD, "a.txt": "a\n"})
         before = local_tree(folder)
 
-        wrong = write_config(tmp_path / "wrong.yaml", server.url, home, PLACEHOLDER,
-                             upstream={"token": "hf_wrong", "max_retries": 0})
+        wrong = write_config(
+            tmp_path / "wrong.yaml", server.url, home, PLACEHOLDER, upstream={"token": "hf_wrong", "max_retries": 0}
+        )
         proc = push(wrong, folder, "me/locked")
         assert proc.returncode == 5, proc.stderr
         assert "me/locked" in proc.stderr and "upstream.token" in proc.stderr and "401" in proc.stderr
@@ -334,8 +357,9 @@ def test_no_token_on_a_public_repo_asks_for_a_write_token(upstream: HubServer, t
 
 
 @pytest.mark.parametrize("where", ["preupload", "commit"])
-def test_403_from_the_write_side(upstream: HubServer, cfg: Path, tmp_path: Path, where: str,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_403_from_the_write_side(
+    upstream: HubServer, cfg: Path, tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upstream.create_repo("me/readonly")
     head = upstream.head("me/readonly")
     folder = write_tree(tmp_path / "model", {"README.md": GOOD_CARD, "a.txt": "a\n"})
@@ -356,8 +380,9 @@ def test_403_from_the_write_side(upstream: HubServer, cfg: Path, tmp_path: Path,
     assert push_json(cfg, folder, "me/readonly")["status"] == "pushed"
 
 
-def test_404_revision_and_repo_gone_before_commit(upstream: HubServer, cfg: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_404_revision_and_repo_gone_before_commit(
+    upstream: HubServer, cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upstream.create_repo("me/gone")
     folder = write_tree(tmp_path / "model", {"README.md": GOOD_CARD, "a.txt": "a\n"})
     proc = push(cfg, folder, "me/gone", "--revision", "no-such-branch")
@@ -379,15 +404,30 @@ def test_404_revision_and_repo_gone_before_commit(upstream: HubServer, cfg: Path
 
 
 # =================================================================================================== what is skipped
-def test_links_leaving_the_folder_and_temp_files_are_not_uploaded(upstream: HubServer, cfg: Path,
-                                                                  tmp_path: Path) -> None:
-    secret_dir = write_tree(tmp_path / "secret", {"secret.txt": "TOP-SECRET-0f3a9 do not upload\n",
-                                                  "deep/also.txt": "TOP-SECRET-0f3a9 also\n"})
-    folder = write_tree(tmp_path / "model", {
-        "README.md": GOOD_CARD, "config.json": '{"a": 1}\n',
-        "x.tmp": "tmp", "y.incomplete": "partial", "z.lock": "", "sub/w.tmp": "tmp", "sub/real.txt": "real\n",
-        ".git/HEAD": "ref: refs/heads/main\n", ".git/objects/ab/cdef": "obj", "model.bin.lock": "l",
-        "vendored/.git": "gitdir: ../.git/modules/vendored\n", "vendored/code.py": "x = 1\n"})
+def test_links_leaving_the_folder_and_temp_files_are_not_uploaded(
+    upstream: HubServer, cfg: Path, tmp_path: Path
+) -> None:
+    secret_dir = write_tree(
+        tmp_path / "secret",
+        {"secret.txt": "TOP-SECRET-0f3a9 do not upload\n", "deep/also.txt": "TOP-SECRET-0f3a9 also\n"},
+    )
+    folder = write_tree(
+        tmp_path / "model",
+        {
+            "README.md": GOOD_CARD,
+            "config.json": '{"a": 1}\n',
+            "x.tmp": "tmp",
+            "y.incomplete": "partial",
+            "z.lock": "",
+            "sub/w.tmp": "tmp",
+            "sub/real.txt": "real\n",
+            ".git/HEAD": "ref: refs/heads/main\n",
+            ".git/objects/ab/cdef": "obj",
+            "model.bin.lock": "l",
+            "vendored/.git": "gitdir: ../.git/modules/vendored\n",
+            "vendored/code.py": "x = 1\n",
+        },
+    )
     (folder / "leak.txt").symlink_to(secret_dir / "secret.txt")
     (folder / "leakdir").symlink_to(secret_dir, target_is_directory=True)
     (folder / "alias.json").symlink_to("config.json")  # a link inside the folder is content
@@ -406,15 +446,19 @@ def test_links_leaving_the_folder_and_temp_files_are_not_uploaded(upstream: HubS
 
 
 # =================================================================================================== model card
-@pytest.mark.parametrize("readme, expected", [
-    (None, ["language", "license", "tags"]),
-    ("# Just a title\n", ["no YAML metadata header"]),
-    ("---\nlicense: [unclosed\n---\n# x\n", ["invalid"]),
-    ("---\nlanguage: en\ntags: [a]\n---\n# x\n", ["lacks license"]),
-    (GOOD_CARD, []),
-])
-def test_model_card_warnings(upstream: HubServer, cfg: Path, tmp_path: Path, readme: str | None,
-                             expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    "readme, expected",
+    [
+        (None, ["language", "license", "tags"]),
+        ("# Just a title\n", ["no YAML metadata header"]),
+        ("---\nlicense: [unclosed\n---\n# x\n", ["invalid"]),
+        ("---\nlanguage: en\ntags: [a]\n---\n# x\n", ["lacks license"]),
+        (GOOD_CARD, []),
+    ],
+)
+def test_model_card_warnings(
+    upstream: HubServer, cfg: Path, tmp_path: Path, readme: str | None, expected: list[str]
+) -> None:
     files: dict[str, bytes | str] = {"config.json": "{}\n"}
     if readme is not None:
         files["README.md"] = readme
@@ -455,11 +499,11 @@ def test_add_model_card_when_neither_side_has_one(upstream: HubServer, cfg: Path
 # =================================================================================================== our own server
 def test_push_to_hubmirror_serve_as_upstream(tmp_path: Path, minilm: Path) -> None:
     home_a, home_b = tmp_path / "homeA", tmp_path / "homeB"
-    cfg_a = write_config(tmp_path / "a.yaml", "http://127.0.0.1:9", home_a, PLACEHOLDER,
-                         serve={"token": TOKEN})
+    cfg_a = write_config(tmp_path / "a.yaml", "http://127.0.0.1:9", home_a, PLACEHOLDER, serve={"token": TOKEN})
     with ServeProcess(cfg_a, tmp_path / "serve.log") as serve:
-        cfg_b = write_config(tmp_path / "b.yaml", serve.url, home_b, PLACEHOLDER,
-                             upstream={"token": TOKEN, "max_retries": 1})
+        cfg_b = write_config(
+            tmp_path / "b.yaml", serve.url, home_b, PLACEHOLDER, upstream={"token": TOKEN, "max_retries": 1}
+        )
         first = push_json(cfg_b, minilm, "me/minilm", "--create")
         assert first["status"] == "pushed" and first["lfs_uploaded"] == 1
         assert push_json(cfg_b, minilm, "me/minilm")["status"] == "up to date"
@@ -473,7 +517,10 @@ def test_push_to_hubmirror_serve_as_upstream(tmp_path: Path, minilm: Path) -> No
         assert proc.returncode == 0, proc.stderr
         got = Path(proc.stdout.strip())
         assert got.stat().st_size == len(data)
-        assert (got.read_bytes() == data) if len(data) < 1_000_000 else (
-            hashlib.sha256(got.read_bytes()).hexdigest() == sha256(data))
+        assert (
+            (got.read_bytes() == data)
+            if len(data) < 1_000_000
+            else (hashlib.sha256(got.read_bytes()).hexdigest() == sha256(data))
+        )
     proc = run_cli("--home", str(home_b), "resolve", "me/minilm", "config.json", timeout=60)
     assert proc.returncode == 0 and Path(proc.stdout.strip()).read_text() == '{"changed": true}\n'

@@ -66,11 +66,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         up.commit(OLD, renamed)
         up.rename_repo(OLD, NEW)
         renamed_sha = up.head(NEW)
-        cfg = write_config(tmp / "hubmirror.yaml", up.url, home, [
-            {"repo": MINILM, "revisions": ["main", "v1.0"]},
-            {"repo": DATASET, "type": "dataset"},
-            {"repo": OLD},
-        ])
+        cfg = write_config(
+            tmp / "hubmirror.yaml",
+            up.url,
+            home,
+            [
+                {"repo": MINILM, "revisions": ["main", "v1.0"]},
+                {"repo": DATASET, "type": "dataset"},
+                {"repo": OLD},
+            ],
+        )
         r = run_cli("-c", str(cfg), "sync", timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
     # upstream is stopped from here on
@@ -89,9 +94,14 @@ def _snap(site: Site, repo: str, commit: str, repo_type: str = "model") -> Path:
 @pytest.mark.parametrize("revision_kind", ["default", "branch", "tag", "full", "short7", "short12"])
 def test_cli_resolves_every_kind_of_revision(site: Site, revision_kind: str) -> None:
     commit = site.minilm_v1 if revision_kind in ("tag", "short7") else site.minilm_main
-    args = {"default": [], "branch": ["-r", "main"], "tag": ["--revision", "v1.0"],
-            "full": ["-r", site.minilm_main], "short7": ["-r", site.minilm_v1[:7]],
-            "short12": ["-r", site.minilm_main[:12]]}[revision_kind]
+    args = {
+        "default": [],
+        "branch": ["-r", "main"],
+        "tag": ["--revision", "v1.0"],
+        "full": ["-r", site.minilm_main],
+        "short7": ["-r", site.minilm_v1[:7]],
+        "short12": ["-r", site.minilm_main[:12]],
+    }[revision_kind]
     r = _resolve(site, MINILM, *args)
     assert r.returncode == 0, r.stderr
     path = Path(r.stdout.strip())
@@ -221,8 +231,13 @@ def test_python_api_from_hubmirror_home_without_config(site: Site, tmp_path: Pat
         print(json.dumps([str(hubmirror.snapshot_path({MINILM!r})),
                           str(hubmirror.file_path({MINILM!r}, "vocab.txt", revision="v1.0"))]))
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env=_env(HUBMIRROR_HOME=str(site.home)))
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(HUBMIRROR_HOME=str(site.home)),
+    )
     assert r.returncode == 0, r.stderr
     snap, vocab = json.loads(r.stdout)
     assert Path(snap) == _snap(site, MINILM, site.minilm_main)
@@ -300,8 +315,14 @@ def test_resolving_and_offline_loading_never_open_a_socket(site: Site) -> None:
         out["attempts"] = ATTEMPTS
         print(json.dumps(out))
     """)
-    env = _env(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(site.view), HF_HOME=str(site.home.parent / "hfhome"),
-               HF_HUB_DISABLE_TELEMETRY="1", TRANSFORMERS_VERBOSITY="error", TOKENIZERS_PARALLELISM="false")
+    env = _env(
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(site.view),
+        HF_HOME=str(site.home.parent / "hfhome"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TRANSFORMERS_VERBOSITY="error",
+        TOKENIZERS_PARALLELISM="false",
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=150, env=env)
     assert r.returncode == 0, r.stderr[-4000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -324,8 +345,9 @@ def test_cli_resolve_with_no_upstream_and_a_config_pointing_nowhere(site: Site, 
     assert r.returncode == 0 and Path(r.stdout.strip()) == _snap(site, MINILM, site.minilm_main)
 
 
-def test_repo_mirrored_before_its_rename_becomes_an_alias_in_the_view(upstream: HubServer, make_config,
-                                                                      home: Path) -> None:
+def test_repo_mirrored_before_its_rename_becomes_an_alias_in_the_view(
+    upstream: HubServer, make_config, home: Path
+) -> None:
     """Synced under the old name, renamed upstream, synced again: the old name now follows the new one."""
     first = upstream.commit(OLD, {"a.txt": b"one\n"})
     cfg = make_config([{"repo": OLD}])

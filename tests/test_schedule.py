@@ -40,6 +40,7 @@ SAFETENSORS = "model.safetensors"
 
 # ============================================================================================ helpers
 
+
 def status_json(home: Path, *, poll: bool = False) -> dict:
     """``hubmirror status --json``; with ``poll``, a store that a starting process has not created yet
     reads as empty (status never creates one)."""
@@ -100,7 +101,8 @@ def check_blobs_named_by_content(home: Path) -> int:
 
 # ======================================================================= 1. the interval, overlap, SIGTERM
 def test_sync_every_fires_on_its_interval_and_sigterm_exits_0(
-        upstream: HubServer, make_config, home: Path, procs: Procs) -> None:
+    upstream: HubServer, make_config, home: Path, procs: Procs
+) -> None:
     upstream.commit("org/small", make_small_files(10, 1))
     cfg = make_config([{"repo": "org/small"}])
     upstream.reset_log()
@@ -108,6 +110,7 @@ def test_sync_every_fires_on_its_interval_and_sigterm_exits_0(
 
     def revision_calls() -> list[float]:  # each run asks for the commit once
         return sorted(e.at for e in list(upstream.requests) if "/revision/" in e.path)
+
     wait_for(lambda: len(revision_calls()) >= 4, 15, "four scheduled runs", proc)
     code, took = procs.terminate(proc)
     out, err = procs.output(proc)
@@ -132,7 +135,8 @@ def test_sync_every_fires_on_its_interval_and_sigterm_exits_0(
 
 
 def test_a_run_longer_than_the_interval_skips_slots_and_never_overlaps(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A 1.25 s job on a 0.5 s schedule (the 2.5 s / 1 s case, at half the time)."""
     spans: list[tuple[float, float]] = []
     running = threading.Lock()
@@ -167,10 +171,12 @@ def test_next_sync_is_recorded_before_each_wait(tmp_path: Path) -> None:
     seen: list[str | None] = []
     stop = threading.Event()
     with Mirror(tmp_path / "home") as mirror:
+
         def job() -> None:
             seen.append(mirror.index.get_meta(NEXT_SYNC_KEY))
             if len(seen) == 2:
                 stop.set()
+
         before = time.time()
         assert run_scheduled(job, Schedule(every=0.3), mirror.store, mirror.index, stop) == 2
         assert mirror.index.get_meta(NEXT_SYNC_KEY) is None
@@ -181,7 +187,8 @@ def test_next_sync_is_recorded_before_each_wait(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_sigterm_during_a_big_download_keeps_the_partial_and_the_outbox(
-        upstream: HubServer, make_config, home: Path, procs: Procs) -> None:
+    upstream: HubServer, make_config, home: Path, procs: Procs
+) -> None:
     add_minilm(upstream)
     big = upstream.file_entry(MINILM, SAFETENSORS)
     sha = big.blob.sha256
@@ -191,12 +198,12 @@ def test_sigterm_during_a_big_download_keeps_the_partial_and_the_outbox(
         upstream.faults.once("drop", path_contains=sha, after_bytes=2_000_000)
     cfg = make_config([{"repo": MINILM}])
     with Mirror(home) as mirror, mirror.store.write_lock():
-        PushBook(mirror.index).enqueue(str(home.parent / "outgoing"), "org/outgoing", "model", "main",
-                                       time.time() + 3600)
+        PushBook(mirror.index).enqueue(
+            str(home.parent / "outgoing"), "org/outgoing", "model", "main", time.time() + 3600
+        )
     proc = procs.start("-c", str(cfg), "sync", "--every", "60s")
     partial = home / "tmp" / f"{sha}.partial"
-    wait_for(lambda: partial.exists() and partial.stat().st_size >= 22_000_000, 60,
-             "the big download under way", proc)
+    wait_for(lambda: partial.exists() and partial.stat().st_size >= 22_000_000, 60, "the big download under way", proc)
     code, took = procs.terminate(proc)
     _, err = procs.output(proc)
     assert code == 0, err
@@ -231,7 +238,8 @@ def test_sigterm_during_a_big_download_keeps_the_partial_and_the_outbox(
 
 
 def test_a_second_scheduled_sync_of_the_same_home_is_skipped_and_logged(
-        upstream: HubServer, make_config, home: Path, procs: Procs) -> None:
+    upstream: HubServer, make_config, home: Path, procs: Procs
+) -> None:
     upstream.commit("org/small", make_small_files(5, 2))
     cfg = make_config([{"repo": "org/small"}])
     Mirror(home).close()
@@ -239,15 +247,13 @@ def test_a_second_scheduled_sync_of_the_same_home_is_skipped_and_logged(
     other.acquire(timeout=5)  # another process's scheduled sync is running
     try:
         proc = procs.start("-c", str(cfg), "sync", "--every", "1s", "--json")
-        wait_for(lambda: procs.output(proc)[1].count("scheduled sync skipped") >= 2, 10,
-                 "two skipped slots", proc)
+        wait_for(lambda: procs.output(proc)[1].count("scheduled sync skipped") >= 2, 10, "two skipped slots", proc)
         assert sync_runs(home) == []
         assert upstream.count(origin="api") == 0
     finally:
         other.release()
     # once the other sync is done, the next slot runs
-    wait_for(lambda: any(r.outcome == "ok" for r in sync_runs(home)), 10, "a run after the lock is free",
-             proc)
+    wait_for(lambda: any(r.outcome == "ok" for r in sync_runs(home)), 10, "a run after the lock is free", proc)
     code, _ = procs.terminate(proc)
     out, err = procs.output(proc)
     assert code == 0, err
@@ -277,8 +283,11 @@ def test_a_valid_sync_cron_loads(make_config) -> None:
     assert schedule_for(load_config(make_config([{"repo": "org/a"}]))) is None
 
 
-@pytest.mark.parametrize("flags", [("--cron", "61 * * * *"), ("--cron", "* * *"), ("--every", "5x")],
-                         ids=["cron-range", "cron-fields", "every"])
+@pytest.mark.parametrize(
+    "flags",
+    [("--cron", "61 * * * *"), ("--cron", "* * *"), ("--every", "5x")],
+    ids=["cron-range", "cron-fields", "every"],
+)
 def test_bad_schedule_flags_are_usage_errors(make_config, flags: tuple[str, str]) -> None:
     cfg = make_config([{"repo": "org/a"}])
     result = run_cli("-c", str(cfg), "sync", *flags, timeout=30)
@@ -296,14 +305,17 @@ def _ts(*args: int) -> float:
     return datetime(*args).timestamp()  # local time, as cron means it
 
 
-@pytest.mark.parametrize(("expr", "after", "expected"), [
-    ("0 3 * * *", (2026, 11, 29, 9, 0, 0), (2026, 11, 30, 3, 0)),
-    ("0 3 * * *", (2026, 11, 29, 2, 59, 59), (2026, 11, 29, 3, 0)),
-    ("0 3 * * *", (2026, 11, 29, 3, 0, 0), (2026, 11, 30, 3, 0)),  # strictly after: 03:00 → tomorrow
-    ("0 3 * * *", (2026, 11, 29, 3, 0, 30), (2026, 11, 30, 3, 0)),  # a run that started at 03:00:30
-    ("*/20 * * * *", (2026, 11, 29, 9, 40, 1), (2026, 11, 29, 10, 0)),
-    ("@weekly", (2026, 11, 29, 0, 0, 0), (2026, 12, 6, 0, 0)),  # 2026-11-29 is a Sunday
-])
+@pytest.mark.parametrize(
+    ("expr", "after", "expected"),
+    [
+        ("0 3 * * *", (2026, 11, 29, 9, 0, 0), (2026, 11, 30, 3, 0)),
+        ("0 3 * * *", (2026, 11, 29, 2, 59, 59), (2026, 11, 29, 3, 0)),
+        ("0 3 * * *", (2026, 11, 29, 3, 0, 0), (2026, 11, 30, 3, 0)),  # strictly after: 03:00 → tomorrow
+        ("0 3 * * *", (2026, 11, 29, 3, 0, 30), (2026, 11, 30, 3, 0)),  # a run that started at 03:00:30
+        ("*/20 * * * *", (2026, 11, 29, 9, 40, 1), (2026, 11, 29, 10, 0)),
+        ("@weekly", (2026, 11, 29, 0, 0, 0), (2026, 12, 6, 0, 0)),  # 2026-11-29 is a Sunday
+    ],
+)
 def test_cron_schedule_next_times(expr: str, after: tuple[int, ...], expected: tuple[int, ...]) -> None:
     assert Schedule(cron=expr).next_after(_ts(*after)) == _ts(*expected)
 
@@ -315,7 +327,12 @@ def test_cron_schedule_walks_consecutive_slots() -> None:
         moment = schedule.next_after(moment)
         slots.append(datetime.fromtimestamp(moment))
     assert [(s.day, s.hour, s.minute) for s in slots] == [
-        (29, 6, 30), (29, 12, 30), (29, 18, 30), (30, 0, 30), (30, 6, 30)]
+        (29, 6, 30),
+        (29, 12, 30),
+        (29, 18, 30),
+        (30, 0, 30),
+        (30, 6, 30),
+    ]
 
 
 def test_every_schedule_next_time() -> None:
@@ -336,9 +353,11 @@ def test_jitter_stays_within_its_bounds() -> None:
     assert Schedule(every=60).next_after(0.0) == 60.0  # no jitter: exact
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"every": 60, "cron": "0 3 * * *"}, {"every": 0}, {"every": -1},
-                                    {"cron": "61 * * * *"}],
-                         ids=["neither", "both", "zero", "negative", "bad-cron"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"every": 60, "cron": "0 3 * * *"}, {"every": 0}, {"every": -1}, {"cron": "61 * * * *"}],
+    ids=["neither", "both", "zero", "negative", "bad-cron"],
+)
 def test_bad_schedules_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Schedule(**kwargs)
@@ -369,8 +388,7 @@ def test_rate_gate_pause_holds_counted_and_uncounted_requests() -> None:
     assert time.monotonic() - t0 >= 0.35
 
 
-def test_sync_keeps_to_the_request_budget_and_completes(
-        upstream: HubServer, make_config, home: Path) -> None:
+def test_sync_keeps_to_the_request_budget_and_completes(upstream: HubServer, make_config, home: Path) -> None:
     """Budget 5 per 2 s window (the 5-minute window, shortened) on a sync needing 12 API calls."""
     upstream.lfs_threshold = 2000  # some files go through the CDN
     repos = [f"org/budget-{i}" for i in range(6)]
@@ -397,8 +415,7 @@ def test_sync_keeps_to_the_request_budget_and_completes(
     assert took >= 4.0 - 0.1  # 12 requests at 5 per 2 s: windows starting at 0, 2 and 4 s
 
 
-def test_configured_budget_holds_requests_beyond_it(
-        upstream: HubServer, make_config, home: Path, procs: Procs) -> None:
+def test_configured_budget_holds_requests_beyond_it(upstream: HubServer, make_config, home: Path, procs: Procs) -> None:
     """``upstream.max_requests_per_5min: 15``: a sync needing 20 API calls waits after the 15th."""
     repos = [f"org/repo-{i}" for i in range(10)]
     for i, repo in enumerate(repos):
@@ -421,8 +438,7 @@ def test_configured_budget_holds_requests_beyond_it(
     assert status_json(home)["sync_runs"][0]["outcome"] == "interrupted"
 
 
-def test_a_429_pauses_every_worker_for_retry_after(
-        upstream: HubServer, make_config, home: Path) -> None:
+def test_a_429_pauses_every_worker_for_retry_after(upstream: HubServer, make_config, home: Path) -> None:
     files = make_small_files(300, 5)
     target = sorted(files)[150]
     upstream.commit("org/many", files)
@@ -453,8 +469,7 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-def test_run_history_outcomes_and_their_rendering_in_status(
-        upstream: HubServer, tmp_path: Path, home: Path) -> None:
+def test_run_history_outcomes_and_their_rendering_in_status(upstream: HubServer, tmp_path: Path, home: Path) -> None:
     upstream.commit("org/good", make_small_files(4, 6))
     cfg = tmp_path / "hubmirror.yaml"
     ok_only = [{"repo": "org/good"}]
@@ -465,9 +480,9 @@ def test_run_history_outcomes_and_their_rendering_in_status(
         write_config(cfg, endpoint, home, repos, upstream=fast)
         return run_cli("-c", str(cfg), "sync", "--json", timeout=60).returncode
 
-    assert sync(upstream.url, ok_only) == 0                    # run 1: ok
-    assert sync(upstream.url, with_missing) == 5               # run 2: partial (404)
-    assert sync(_closed_port_url(), with_missing) != 0         # run 3: failed (upstream down)
+    assert sync(upstream.url, ok_only) == 0  # run 1: ok
+    assert sync(upstream.url, with_missing) == 5  # run 2: partial (404)
+    assert sync(_closed_port_url(), with_missing) != 0  # run 3: failed (upstream down)
 
     data = status_json(home)
     runs = data["sync_runs"]
@@ -477,7 +492,8 @@ def test_run_history_outcomes_and_their_rendering_in_status(
     assert ok["repos_ok"] == 1 and ok["repos_failed"] == 0 and ok["finished_at"]
     assert partial["repos_ok"] == 1 and partial["repos_failed"] == 1
     assert [(e["repo"], e["revision"], e["error_type"]) for e in partial["errors"]] == [
-        ("org/missing", "main", "RepoNotFoundError")]
+        ("org/missing", "main", "RepoNotFoundError")
+    ]
     assert "not found upstream" in partial["errors"][0]["error"]
     assert failed["repos_ok"] == 0 and failed["repos_failed"] == 2
     assert {e["repo"] for e in failed["errors"]} == {"org/good", "org/missing"}
@@ -491,17 +507,15 @@ def test_run_history_outcomes_and_their_rendering_in_status(
     run_lines = [line for line in text.splitlines() if line.startswith("sync run ")]
     assert len(run_lines) == 3
     assert re.search(r": failed, 0 files fetched .*; failed: .*org/missing@main: .*could not be reached", run_lines[0])
-    assert re.search(r": partial, 0 files fetched .*; failed: org/missing@main: .*not found upstream",
-                     run_lines[1])
+    assert re.search(r": partial, 0 files fetched .*; failed: org/missing@main: .*not found upstream", run_lines[1])
     assert re.search(r": ok, 4 files fetched \([\d.]+ k?B\)", run_lines[2]) and "failed:" not in run_lines[2]
     assert "FAILING" not in text
 
-    assert sync(upstream.url, with_missing) == 5               # run 4: org/missing fails a third time
+    assert sync(upstream.url, with_missing) == 5  # run 4: org/missing fails a third time
     data = status_json(home)
     assert [r["outcome"] for r in data["sync_runs"][:3]] == ["partial", "failed", "partial"]
     flagged = data["failing_repos"]
-    assert [(f["type"], f["repo"], f["revision"], f["runs"]) for f in flagged] == [
-        ("model", "org/missing", "main", 3)]
+    assert [(f["type"], f["repo"], f["revision"], f["runs"]) for f in flagged] == [("model", "org/missing", "main", 3)]
     assert "not found upstream" in flagged[0]["error"]
     text = status_text(home)
     failing = [line for line in text.splitlines() if line.startswith("FAILING")]
@@ -511,12 +525,22 @@ def test_run_history_outcomes_and_their_rendering_in_status(
 
 
 def test_next_sync_shows_in_status_while_a_scheduled_sync_runs(
-        upstream: HubServer, make_config, home: Path, procs: Procs) -> None:
+    upstream: HubServer, make_config, home: Path, procs: Procs
+) -> None:
     upstream.commit("org/small", make_small_files(3, 7))
     cfg = make_config([{"repo": "org/small"}])
     proc = procs.start("-c", str(cfg), "sync", "--every", "60s")
-    data = wait_for(lambda: (d := status_json(home, poll=True))["next_sync"] and d["sync_runs"] and
-                    d["sync_runs"][0]["outcome"] == "ok" and d, 20, "a finished run and a next slot", proc)
+    data = wait_for(
+        lambda: (
+            (d := status_json(home, poll=True))["next_sync"]
+            and d["sync_runs"]
+            and d["sync_runs"][0]["outcome"] == "ok"
+            and d
+        ),
+        20,
+        "a finished run and a next slot",
+        proc,
+    )
     run_started = datetime.fromisoformat(data["sync_runs"][0]["started_at"]).timestamp()
     next_at = datetime.fromisoformat(data["next_sync"]).timestamp()
     assert 58 <= next_at - run_started <= 62
@@ -529,19 +553,29 @@ def test_next_sync_shows_in_status_while_a_scheduled_sync_runs(
 # ====================================================================================== 5. hubmirror run
 @pytest.mark.timeout(120)
 def test_hubmirror_run_syncs_serves_pushes_and_stops_on_sigterm(
-        upstream: HubServer, make_config, home: Path, tmp_path: Path, procs: Procs) -> None:
+    upstream: HubServer, make_config, home: Path, tmp_path: Path, procs: Procs
+) -> None:
     upstream.commit("org/small", make_small_files(5, 8))
     folder = tmp_path / "outgoing"
     folder.mkdir()
     port = free_port()
-    cfg = make_config([{"repo": "org/small"}], upstream={"token": "hf_test_token"}, sync={"every": "1s"},
-                      watch=[{"path": str(folder), "repo": "tester/pushed", "debounce": "0.3s"}],
-                      serve={"host": "127.0.0.1", "port": port})
+    cfg = make_config(
+        [{"repo": "org/small"}],
+        upstream={"token": "hf_test_token"},
+        sync={"every": "1s"},
+        watch=[{"path": str(folder), "repo": "tester/pushed", "debounce": "0.3s"}],
+        serve={"host": "127.0.0.1", "port": port},
+    )
     proc = procs.start("-c", str(cfg), "run")
 
     # the sync ran (and keeps running on its schedule)
-    wait_for(lambda: sum(1 for r in status_json(home, poll=True)["sync_runs"] if r["outcome"] == "ok") >= 2, 20,
-             "two scheduled sync runs", proc, interval=0.2)
+    wait_for(
+        lambda: sum(1 for r in status_json(home, poll=True)["sync_runs"] if r["outcome"] == "ok") >= 2,
+        20,
+        "two scheduled sync runs",
+        proc,
+        interval=0.2,
+    )
 
     # the server answers
     def models() -> list | None:
@@ -550,6 +584,7 @@ def test_hubmirror_run_syncs_serves_pushes_and_stops_on_sigterm(
         except httpx2.TransportError:
             return None
         return response.json() if response.status_code == 200 else None
+
     listed = wait_for(models, 20, "GET /api/models", proc, interval=0.2)
     assert "org/small" in json.dumps(listed)
 
@@ -562,6 +597,7 @@ def test_hubmirror_run_syncs_serves_pushes_and_stops_on_sigterm(
             return upstream.file_bytes("tester/pushed", "notes.txt") == content
         except Exception:
             return False
+
     wait_for(pushed, 30, "the watched folder pushed upstream", proc, interval=0.2)
 
     code, took = procs.terminate(proc, timeout=15)
@@ -581,7 +617,8 @@ def test_hubmirror_run_with_nothing_to_run_is_a_clear_error(make_config) -> None
 
 
 def test_a_part_that_dies_makes_hubmirror_run_fail(
-        upstream: HubServer, make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream: HubServer, make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crashed watcher must end ``run`` with an error (non-zero exit), or systemd would not restart it."""
     import hubmirror.schedule._service as service
     from hubmirror.errors import HubMirrorError
@@ -589,12 +626,16 @@ def test_a_part_that_dies_makes_hubmirror_run_fail(
     upstream.commit("org/small", make_small_files(3, 9))
     folder = tmp_path / "outgoing"
     folder.mkdir()
-    config = load_config(make_config([{"repo": "org/small"}], sync={"every": "60s"},
-                                      watch=[{"path": str(folder), "repo": "tester/pushed"}]))
+    config = load_config(
+        make_config(
+            [{"repo": "org/small"}], sync={"every": "60s"}, watch=[{"path": str(folder), "repo": "tester/pushed"}]
+        )
+    )
 
     def broken_watch(config, stop) -> None:
         time.sleep(0.3)
         raise OSError("inotify watch limit reached")
+
     monkeypatch.setattr(service, "_watch", broken_watch)
     stop = threading.Event()
     started = time.monotonic()
@@ -603,8 +644,9 @@ def test_a_part_that_dies_makes_hubmirror_run_fail(
     assert stop.is_set() and time.monotonic() - started < 10
 
 
-@pytest.mark.parametrize("flags", [("--every", "0s"), ("--every", "1s", "--cron", "0 3 * * *")],
-                         ids=["every-zero", "every-and-cron"])
+@pytest.mark.parametrize(
+    "flags", [("--every", "0s"), ("--every", "1s", "--cron", "0 3 * * *")], ids=["every-zero", "every-and-cron"]
+)
 def test_impossible_schedules_end_at_once(make_config, flags: tuple[str, ...]) -> None:
     """``--every 0s`` used to spin forever (ignoring SIGTERM); both are usage errors now."""
     cfg = make_config([{"repo": "org/a"}], upstream={"max_retries": 0})
@@ -650,8 +692,11 @@ def test_systemd_unit_starts_hubmirror_run() -> None:
 def test_cron_line_runs_a_valid_hubmirror_sync() -> None:
     from hubmirror.cron import check_cron
 
-    lines = [line for line in (REPO_ROOT / "config" / "hubmirror.cron").read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        line
+        for line in (REPO_ROOT / "config" / "hubmirror.cron").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert len(lines) == 1
     fields = lines[0].split(None, 5)
     check_cron(" ".join(fields[:5]))

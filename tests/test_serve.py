@@ -67,12 +67,17 @@ def assert_same_as_store(site: Site, got: dict[str, bytes], expected: dict[str, 
 
 
 # ============================================================================================ downloads
-def test_snapshot_download_of_all_files_is_byte_identical_to_the_store(site: Site, server: ServeProcess,
-                                                                        tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+def test_snapshot_download_of_all_files_is_byte_identical_to_the_store(
+    site: Site, server: ServeProcess, tmp_path: Path
+) -> None:
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import snapshot_download
         result = [snapshot_download({MINILM!r}), snapshot_download({DATASET!r}, repo_type="dataset")]
-    """)
+    """,
+    )
     assert r.ok, r
     model, data = (Path(p) for p in r.result)
     assert model.name == site.minilm_main and data.name == site.dataset_sha
@@ -83,25 +88,37 @@ def test_snapshot_download_of_all_files_is_byte_identical_to_the_store(site: Sit
 
 
 def test_snapshot_download_with_allow_patterns(site: Site, server: ServeProcess, tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import snapshot_download
         result = snapshot_download({MINILM!r}, allow_patterns=["*.json", "1_Pooling/*"])
-    """)
+    """,
+    )
     assert r.ok, r
-    expected = {p: b for p, b in site.files[(MINILM, site.minilm_main)].items()
-                if p.endswith(".json") or p.startswith("1_Pooling/")}
+    expected = {
+        p: b
+        for p, b in site.files[(MINILM, site.minilm_main)].items()
+        if p.endswith(".json") or p.startswith("1_Pooling/")
+    }
     assert "model.safetensors" not in expected and "1_Pooling/config.json" in expected
     assert_same_as_store(site, read_tree(Path(r.result)), expected)
 
 
 @pytest.mark.parametrize("revision", ["v1.0", TAG_WITH_SLASH, "full-sha"])
-def test_snapshot_download_of_a_tag_on_an_older_commit(site: Site, server: ServeProcess, tmp_path: Path,
-                                                       revision: str) -> None:
+def test_snapshot_download_of_a_tag_on_an_older_commit(
+    site: Site, server: ServeProcess, tmp_path: Path, revision: str
+) -> None:
     rev = site.minilm_v1 if revision == "full-sha" else revision
-    r = client(server, tmp_path, f"""
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import snapshot_download
         result = snapshot_download({MINILM!r}, revision={rev!r})
-    """)
+    """,
+    )
     assert r.ok, r
     snap = Path(r.result)
     assert snap.name == site.minilm_v1
@@ -111,21 +128,27 @@ def test_snapshot_download_of_a_tag_on_an_older_commit(site: Site, server: Serve
     assert_same_as_store(site, got, site.files[(MINILM, site.minilm_v1)])
 
 
-def test_hf_hub_download_of_a_regular_and_an_lfs_file(site: Site, server: ServeProcess,
-                                                       tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+def test_hf_hub_download_of_a_regular_and_an_lfs_file(site: Site, server: ServeProcess, tmp_path: Path) -> None:
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import hf_hub_download
         result = [hf_hub_download({MINILM!r}, "config.json"),
                   hf_hub_download({MINILM!r}, "model.safetensors"),
                   hf_hub_download({DATASET!r}, "data/train-00000.bin", repo_type="dataset"),
                   hf_hub_download({MINILM!r}, "README.md", revision="v1.0")]
-    """)
+    """,
+    )
     assert r.ok, r
     config, weights, shard, old_readme = (Path(p) for p in r.result)
     files = site.files[(MINILM, site.minilm_main)]
-    for path, expected in [(config, files["config.json"]), (weights, files["model.safetensors"]),
-                           (shard, site.files[(DATASET, site.dataset_sha)]["data/train-00000.bin"]),
-                           (old_readme, site.files[(MINILM, site.minilm_v1)]["README.md"])]:
+    for path, expected in [
+        (config, files["config.json"]),
+        (weights, files["model.safetensors"]),
+        (shard, site.files[(DATASET, site.dataset_sha)]["data/train-00000.bin"]),
+        (old_readme, site.files[(MINILM, site.minilm_v1)]["README.md"]),
+    ]:
         assert path.read_bytes() == expected == site.blob(expected).read_bytes()
     # the client names cache blobs by the etag: git sha1 for a regular file, sha256 for an LFS file
     assert config.resolve().name == git_sha1(files["config.json"])
@@ -134,7 +157,10 @@ def test_hf_hub_download_of_a_regular_and_an_lfs_file(site: Site, server: ServeP
 
 
 def test_model_info_with_files_metadata(site: Site, server: ServeProcess, tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import HfApi
         api = HfApi()
         def info(i):
@@ -145,13 +171,16 @@ def test_model_info_with_files_metadata(site: Site, server: ServeProcess, tmp_pa
         result = [info(api.model_info({MINILM!r}, files_metadata=True)),
                   info(api.model_info({MINILM!r}, revision="v1.0", files_metadata=True)),
                   info(api.dataset_info({DATASET!r}, files_metadata=True))]
-    """)
+    """,
+    )
     assert r.ok, r
     main, v1, data = r.result
     assert main["sha"] == site.minilm_main and v1["sha"] == site.minilm_v1 and data["sha"] == site.dataset_sha
-    for info, files in [(main, site.files[(MINILM, site.minilm_main)]),
-                        (v1, site.files[(MINILM, site.minilm_v1)]),
-                        (data, site.files[(DATASET, site.dataset_sha)])]:
+    for info, files in [
+        (main, site.files[(MINILM, site.minilm_main)]),
+        (v1, site.files[(MINILM, site.minilm_v1)]),
+        (data, site.files[(DATASET, site.dataset_sha)]),
+    ]:
         assert sorted(info["siblings"]) == sorted(files)
         for path, (size, blob_id, lfs_sha) in info["siblings"].items():
             assert size == len(files[path]), path
@@ -159,8 +188,9 @@ def test_model_info_with_files_metadata(site: Site, server: ServeProcess, tmp_pa
                 assert lfs_sha == sha256(files[path]), path
             else:
                 assert blob_id == git_sha1(files[path]), path
-    assert main["siblings"]["model.safetensors"][2] == sha256(site.files[(MINILM, site.minilm_main)]
-                                                             ["model.safetensors"])
+    assert main["siblings"]["model.safetensors"][2] == sha256(
+        site.files[(MINILM, site.minilm_main)]["model.safetensors"]
+    )
     assert data["siblings"]["data/train-00000.bin"][2] is not None  # LFS in the dataset too
     assert main["card"]["license"] == "apache-2.0" and main["pipeline_tag"] == "sentence-similarity"
     assert main["card"]["library_name"] == "sentence-transformers"
@@ -168,9 +198,13 @@ def test_model_info_with_files_metadata(site: Site, server: ServeProcess, tmp_pa
     assert data["card"]["license"] == "cc-by-4.0"
 
 
-def test_list_repo_tree_recursive_expanded_across_pages(site: Site, server: ServeProcess, tmp_path: Path,
-                                                        http: httpx2.Client) -> None:
-    r = client(server, tmp_path, f"""
+def test_list_repo_tree_recursive_expanded_across_pages(
+    site: Site, server: ServeProcess, tmp_path: Path, http: httpx2.Client
+) -> None:
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import HfApi
         api = HfApi()
         def entries(repo, **kw):
@@ -181,7 +215,8 @@ def test_list_repo_tree_recursive_expanded_across_pages(site: Site, server: Serv
                             lfs.sha256 if lfs else None, getattr(e, "last_commit", None) is not None])
             return out
         result = [entries({MANY!r}, expand=True), entries({MANY!r}), entries({MINILM!r}, expand=True)]
-    """)
+    """,
+    )
     assert r.ok, r
     expanded, plain, minilm = r.result
     files = site.files[(MANY, site.many_sha)]
@@ -207,7 +242,10 @@ def test_list_repo_tree_recursive_expanded_across_pages(site: Site, server: Serv
 
 
 def test_list_repo_refs_and_list_models_search(site: Site, server: ServeProcess, tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import HfApi
         api = HfApi()
         refs = api.list_repo_refs({MINILM!r})
@@ -219,7 +257,8 @@ def test_list_repo_refs_and_list_models_search(site: Site, server: ServeProcess,
             "none": [m.id for m in api.list_models(search="no-such-model-anywhere")],
             "datasets": [d.id for d in api.list_datasets(search="tiny")],
         }}
-    """)
+    """,
+    )
     assert r.ok, r
     res = r.result
     assert res["refs"] == {"main": site.minilm_main, "v1.0": site.minilm_v1, TAG_WITH_SLASH: site.minilm_v1}
@@ -228,7 +267,10 @@ def test_list_repo_refs_and_list_models_search(site: Site, server: ServeProcess,
 
 
 def test_paths_info_and_hf_file_system(site: Site, server: ServeProcess, tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import HfApi, HfFileSystem
         api = HfApi()
         infos = api.get_paths_info({MINILM!r}, ["config.json", "1_Pooling", "model.safetensors", "extra.txt",
@@ -242,13 +284,15 @@ def test_paths_info_and_hf_file_system(site: Site, server: ServeProcess, tmp_pat
                   "config": fs.read_text({MINILM!r} + "/config.json"),
                   "ls": sorted(fs.ls("datasets/" + {DATASET!r} + "/data", detail=False)),
                   "middle": middle.hex()}}
-    """)
+    """,
+    )
     assert r.ok, r
     v1 = site.files[(MINILM, site.minilm_v1)]
     assert sorted(map(tuple, r.result["infos"])) == [
         ("RepoFile", "config.json", len(v1["config.json"]), None),
         ("RepoFile", "model.safetensors", len(v1["model.safetensors"]), sha256(v1["model.safetensors"])),
-        ("RepoFolder", "1_Pooling", None, None)]
+        ("RepoFolder", "1_Pooling", None, None),
+    ]
     assert r.result["config"].encode() == v1["config.json"]
     assert r.result["ls"] == [f"datasets/{DATASET}/data/train-00000.bin"]
     assert bytes.fromhex(r.result["middle"]) == v1["model.safetensors"][1000:1100]
@@ -256,9 +300,13 @@ def test_paths_info_and_hf_file_system(site: Site, server: ServeProcess, tmp_pat
 
 # ============================================================================================ transformers
 @pytest.mark.slow
-def test_transformers_from_pretrained_via_hf_endpoint_matches_direct_load(site: Site, server: ServeProcess,
-                                                                          tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+def test_transformers_from_pretrained_via_hf_endpoint_matches_direct_load(
+    site: Site, server: ServeProcess, tmp_path: Path
+) -> None:
+    r = client(
+        server,
+        tmp_path,
+        f"""
         import torch
         from transformers import AutoConfig, AutoModel, AutoTokenizer
         from hubserver import minilm_dir
@@ -276,7 +324,10 @@ def test_transformers_from_pretrained_via_hf_endpoint_matches_direct_load(site: 
         _, local = embed(str(minilm_dir()))
         result = {{"diff": float((remote - local).abs().max()), "shape": list(remote.shape),
                   "hidden": config.hidden_size}}
-    """, PYTHONPATH=str(Path(__file__).parent), timeout=240)
+    """,
+        PYTHONPATH=str(Path(__file__).parent),
+        timeout=240,
+    )
     assert r.ok, r
     assert r.result["shape"] == [2, 384] and r.result["hidden"] == 384
     assert r.result["diff"] <= 1e-6
@@ -288,24 +339,22 @@ def test_transformers_from_pretrained_via_hf_endpoint_matches_direct_load(site: 
 def test_client_gets_the_right_exception_classes(site: Site, server: ServeProcess, tmp_path: Path) -> None:
     cases = {
         "unknown_repo_info": ("RepositoryNotFoundError", "HfApi().model_info('nobody/nothing')"),
-        "unknown_repo_download": ("RepositoryNotFoundError",
-                                  "hf_hub_download('nobody/nothing', 'config.json')"),
+        "unknown_repo_download": ("RepositoryNotFoundError", "hf_hub_download('nobody/nothing', 'config.json')"),
         "dataset_as_model": ("RepositoryNotFoundError", f"HfApi().model_info({DATASET!r})"),
-        "unknown_revision": ("RevisionNotFoundError",
-                             f"hf_hub_download({MINILM!r}, 'config.json', revision='v9')"),
-        "unknown_pr": ("RevisionNotFoundError",
-                       f"hf_hub_download({MINILM!r}, 'config.json', revision='refs/pr/1')"),
+        "unknown_revision": ("RevisionNotFoundError", f"hf_hub_download({MINILM!r}, 'config.json', revision='v9')"),
+        "unknown_pr": ("RevisionNotFoundError", f"hf_hub_download({MINILM!r}, 'config.json', revision='refs/pr/1')"),
         "unknown_revision_info": ("RevisionNotFoundError", f"HfApi().model_info({MINILM!r}, revision='v9')"),
         "unknown_file": ("RemoteEntryNotFoundError", f"hf_hub_download({MINILM!r}, 'no-such-file.bin')"),
-        "file_not_at_tag": ("EntryNotFoundError",
-                            f"hf_hub_download({MINILM!r}, 'extra.txt', revision='v1.0')"),
+        "file_not_at_tag": ("EntryNotFoundError", f"hf_hub_download({MINILM!r}, 'extra.txt', revision='v1.0')"),
         "unknown_folder": ("EntryNotFoundError", f"list(HfApi().list_repo_tree({MINILM!r}, 'no/such/dir'))"),
     }
     code = "from huggingface_hub import HfApi, hf_hub_download\nresult = {}\n"
     for name, (_, call) in cases.items():
-        code += (f"try:\n    {call}\n    result[{name!r}] = None\n"
-                 f"except Exception as exc:\n"
-                 f"    result[{name!r}] = [c.__name__ for c in type(exc).__mro__]\n")
+        code += (
+            f"try:\n    {call}\n    result[{name!r}] = None\n"
+            f"except Exception as exc:\n"
+            f"    result[{name!r}] = [c.__name__ for c in type(exc).__mro__]\n"
+        )
     r = client(server, tmp_path, code)
     assert r.ok, r
     for name, (expected, _) in cases.items():
@@ -376,8 +425,7 @@ def test_revisions_as_full_sha_and_encoded_names(site: Site, http: httpx2.Client
         assert info.status_code == 200 and info.json()["sha"] == site.minilm_v1
         tree = http.get(f"/api/models/{MINILM}/tree/{rev}/1_Pooling")
         assert tree.status_code == 200 and [e["path"] for e in tree.json()] == ["1_Pooling/config.json"]
-    r = http.post(f"/api/models/{MINILM}/paths-info/release%2F1.0",
-                  data={"paths": ["README.md", "extra.txt"]})
+    r = http.post(f"/api/models/{MINILM}/paths-info/release%2F1.0", data={"paths": ["README.md", "extra.txt"]})
     assert r.status_code == 200 and [e["path"] for e in r.json()] == ["README.md"]
     for rev in ("refs%2Fpr%2F1", "feat%2Fx", "0" * 40, "v9"):
         r = http.head(f"/{MINILM}/resolve/{rev}/README.md")
@@ -390,8 +438,9 @@ def test_revisions_as_full_sha_and_encoded_names(site: Site, http: httpx2.Client
 
 
 # ========================================================================================= hostile requests
-def _raw(server: ServeProcess, method: str, target: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+def _raw(
+    server: ServeProcess, method: str, target: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, str]:
     """A request with the path sent exactly as given (httpx would normalise dot segments)."""
     conn = httplib.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
@@ -454,8 +503,7 @@ def test_hostile_requests_never_reach_outside_the_store(site: Site, server: Serv
     canary_abs = str(site.root / "canary.txt")
     statuses = {}
     for template in HOSTILE:
-        target = (template.replace("{m}", MINILM).replace("{d}", DATASET)
-                  .replace("{abs}", canary_abs.lstrip("/")))
+        target = template.replace("{m}", MINILM).replace("{d}", DATASET).replace("{abs}", canary_abs.lstrip("/"))
         for method in ("GET", "HEAD"):
             status, body, headers = _raw(server, method, target)
             statuses[(method, target[:80])] = status
@@ -464,15 +512,23 @@ def test_hostile_requests_never_reach_outside_the_store(site: Site, server: Serv
             assert CANARY.strip().decode() not in headers
             assert not any(line.lower().startswith("x-injected") for line in headers.splitlines())
     # paths-info and LFS verify/upload bodies with hostile paths: nothing outside the store either
-    form = "&".join(f"paths={p}" for p in ("..%2F..%2Fcanary.txt", "%2Fetc%2Fpasswd", canary_abs,
-                                            "..%5Ccanary.txt", "a%00b"))
-    status, body, _ = _raw(server, "POST", f"/api/models/{MINILM}/paths-info/main", form.encode(),
-                           {"Content-Type": "application/x-www-form-urlencoded"})
+    form = "&".join(
+        f"paths={p}" for p in ("..%2F..%2Fcanary.txt", "%2Fetc%2Fpasswd", canary_abs, "..%5Ccanary.txt", "a%00b")
+    )
+    status, body, _ = _raw(
+        server,
+        "POST",
+        f"/api/models/{MINILM}/paths-info/main",
+        form.encode(),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status in (200, 400) and CANARY.strip() not in body
     if status == 200:
         assert json.loads(body) == []
-    for target, payload in [("/lfs-upload/" + "0" * 64 + "/5?sig=x", b"hello"),
-                            ("/lfs-upload/..%2F..%2Fcanary.txt/5?sig=x", b"hello")]:
+    for target, payload in [
+        ("/lfs-upload/" + "0" * 64 + "/5?sig=x", b"hello"),
+        ("/lfs-upload/..%2F..%2Fcanary.txt/5?sig=x", b"hello"),
+    ]:
         status, body, _ = _raw(server, "PUT", target, payload)
         assert 400 <= status < 500 and CANARY.strip() not in body
     assert (site.root / "canary.txt").read_bytes() == CANARY  # and it was not overwritten
@@ -520,10 +576,12 @@ def test_metadata_latency_on_loopback(site: Site, http: httpx2.Client) -> None:
         assert resp.status == 200
     conn.close()
     bare = statistics.median(times[20:]) * 1000
-    print(f"\nserve latency (median of 200, keep-alive httpx2): HEAD resolve {head:.3f} ms, "
-          f"HEAD resolve by sha (LFS) {head_sha:.3f} ms, repo info {info:.3f} ms, "
-          f"repo info @tag {info_rev:.3f} ms; "
-          f"HEAD resolve over bare http.client {bare:.3f} ms")
+    print(
+        f"\nserve latency (median of 200, keep-alive httpx2): HEAD resolve {head:.3f} ms, "
+        f"HEAD resolve by sha (LFS) {head_sha:.3f} ms, repo info {info:.3f} ms, "
+        f"repo info @tag {info_rev:.3f} ms; "
+        f"HEAD resolve over bare http.client {bare:.3f} ms"
+    )
 
 
 def test_server_log_has_no_tracebacks(server: ServeProcess) -> None:

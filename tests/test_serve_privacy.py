@@ -36,9 +36,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         up.create_repo(GATED, gated=True)
         for repo in (PUBLIC, PRIVATE, GATED):
             up.commit(repo, {"config.json": CONFIG, "README.md": f"# {repo}\n".encode()})
-        cfg = write_config(root / "hubmirror.yaml", up.url, root / "home",
-                           [{"repo": PUBLIC}, {"repo": PRIVATE}, {"repo": GATED}],
-                           upstream={"token": UP_TOKEN}, serve={"token": TOKEN})
+        cfg = write_config(
+            root / "hubmirror.yaml",
+            up.url,
+            root / "home",
+            [{"repo": PUBLIC}, {"repo": PRIVATE}, {"repo": GATED}],
+            upstream={"token": UP_TOKEN},
+            serve={"token": TOKEN},
+        )
         r = run_cli("-c", str(cfg), "sync")
         assert r.returncode == 0, r.stdout + r.stderr
         yield {"root": root, "config": cfg, "upstream": up}
@@ -47,12 +52,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def server(site: dict[str, Any]) -> Iterator[ServeProcess]:
     with ServeProcess(site["config"], site["root"] / "serve.log") as proc:
-        r = hf_client(f"""
+        r = hf_client(
+            f"""
             from huggingface_hub import HfApi
             api = HfApi(token={TOKEN!r})
             api.create_repo({PUSHED!r}, private=True)
             api.upload_file(path_or_fileobj={CONFIG!r}, path_in_repo="config.json", repo_id={PUSHED!r})
-        """, proc.url, site["root"] / "push-cache")
+        """,
+            proc.url,
+            site["root"] / "push-cache",
+        )
         assert r.ok, r
         yield proc
         log = proc.log()
@@ -78,7 +87,8 @@ def routes(repo: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("repo", [PRIVATE, PUSHED])
 def test_a_private_repo_answers_401_in_every_route_without_the_token_and_200_with_it(
-        server: ServeProcess, repo: str) -> None:
+    server: ServeProcess, repo: str
+) -> None:
     with httpx2.Client(base_url=server.url, timeout=30) as http:
         for method, path, kw in routes(repo):
             r = http.request(method, path, **kw)
@@ -93,7 +103,8 @@ def test_a_private_repo_answers_401_in_every_route_without_the_token_and_200_wit
 
 @pytest.mark.parametrize("repo", [PRIVATE, PUSHED])
 def test_a_private_repo_is_missing_from_listings_search_and_the_page_without_the_token(
-        server: ServeProcess, repo: str) -> None:
+    server: ServeProcess, repo: str
+) -> None:
     name = repo.split("/")[1]
     with httpx2.Client(base_url=server.url, timeout=30) as http:
         for query in ("", f"?search={name}", f"?author={repo.split('/')[0]}", "?full=true&cardData=true"):
@@ -133,8 +144,10 @@ def test_a_token_the_server_does_not_know_gets_401_everywhere(server: ServeProce
 
 
 def test_the_real_client_gets_the_hubs_errors_without_a_token_and_the_bytes_with_one(
-        server: ServeProcess, tmp_path: Path) -> None:
-    r = hf_client(f"""
+    server: ServeProcess, tmp_path: Path
+) -> None:
+    r = hf_client(
+        f"""
         from huggingface_hub import HfApi, hf_hub_download
         def attempt(call):
             try:
@@ -152,7 +165,10 @@ def test_the_real_client_gets_the_hubs_errors_without_a_token_and_the_bytes_with
                 "owner_download": open(hf_hub_download(repo, "config.json", token={TOKEN!r}), "rb").read().decode(),
                 "owner_private": owner.model_info(repo).private,
             }}
-    """, server.url, tmp_path / "hf-cache")
+    """,
+        server.url,
+        tmp_path / "hf-cache",
+    )
     assert r.ok, r
     for repo in (PRIVATE, PUSHED):
         got = r.result[repo]
@@ -165,17 +181,21 @@ def test_the_real_client_gets_the_hubs_errors_without_a_token_and_the_bytes_with
     assert gated["owner_download"].encode() == CONFIG and gated["owner_private"] is False
 
 
-def test_flags_follow_upstream_on_every_sync_and_a_vanished_repo_is_hidden(
-        tmp_path: Path) -> None:
+def test_flags_follow_upstream_on_every_sync_and_a_vanished_repo_is_hidden(tmp_path: Path) -> None:
     """Made private upstream → hidden at the next sync; public again → visible; deleted upstream (or no
     longer visible to our token) → hidden, failing closed. Also for a repo listed only by a commit sha."""
     with HubServer(tmp_path / "upstream", token=UP_TOKEN) as up:
         sha = up.commit("org/flip", {"config.json": CONFIG})
         up.commit("org/pinned", {"config.json": CONFIG})
         pinned = up.head("org/pinned")
-        cfg = write_config(tmp_path / "hubmirror.yaml", up.url, tmp_path / "home",
-                           [{"repo": "org/flip"}, {"repo": "org/pinned", "revisions": [pinned]}],
-                           upstream={"token": UP_TOKEN}, serve={"token": TOKEN})
+        cfg = write_config(
+            tmp_path / "hubmirror.yaml",
+            up.url,
+            tmp_path / "home",
+            [{"repo": "org/flip"}, {"repo": "org/pinned", "revisions": [pinned]}],
+            upstream={"token": UP_TOKEN},
+            serve={"token": TOKEN},
+        )
 
         def flags() -> dict[str, Any]:
             r = run_cli("-c", str(cfg), "status", "--json")

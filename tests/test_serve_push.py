@@ -46,14 +46,22 @@ def write_tree(folder: Path, files: dict[str, bytes]) -> Path:
     return folder
 
 
-def test_create_upload_delete_then_download_and_resolve_offline(site: Site, server: ServeProcess,
-                                                                tmp_path: Path) -> None:
-    files = {"README.md": CARD, "config.json": b'{"hidden_size": 8}\n', "sub/notes.txt": b"notes\n" * 100,
-             "weights/small.bin": os.urandom(3000),  # binary → LFS
-             "data/big.dat": os.urandom(11 * 1024 * 1024),  # > 10 MB → LFS
-             "old.txt": b"to be deleted\n"}
+def test_create_upload_delete_then_download_and_resolve_offline(
+    site: Site, server: ServeProcess, tmp_path: Path
+) -> None:
+    files = {
+        "README.md": CARD,
+        "config.json": b'{"hidden_size": 8}\n',
+        "sub/notes.txt": b"notes\n" * 100,
+        "weights/small.bin": os.urandom(3000),  # binary → LFS
+        "data/big.dat": os.urandom(11 * 1024 * 1024),  # > 10 MB → LFS
+        "old.txt": b"to be deleted\n",
+    }
     folder = write_tree(tmp_path / "folder", files)
-    r = client(server, tmp_path, f"""
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import HfApi, snapshot_download, hf_hub_download
         from huggingface_hub.errors import HfHubHTTPError
         api = HfApi(token={TOKEN!r})
@@ -77,7 +85,8 @@ def test_create_upload_delete_then_download_and_resolve_offline(site: Site, serv
                   "siblings": {{s.rfilename: [s.size, s.blob_id, s.lfs.sha256 if s.lfs else None]
                                for s in info.siblings}},
                   "listed": [m.id for m in api.list_models(search="pushed")], "csv": csv}}
-    """)
+    """,
+    )
     assert r.ok, r
     res = r.result
     assert res["url"] == res["again"] == f"{server.url}/me/pushed" and res["conflict"] == 409
@@ -109,9 +118,11 @@ def test_create_upload_delete_then_download_and_resolve_offline(site: Site, serv
     assert out.returncode == 4
 
 
-def test_push_without_token_or_with_a_wrong_token_is_refused(site: Site, server: ServeProcess,
-                                                             tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+def test_push_without_token_or_with_a_wrong_token_is_refused(site: Site, server: ServeProcess, tmp_path: Path) -> None:
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import HfApi
         def attempt(token, call):
             try:
@@ -131,7 +142,8 @@ def test_push_without_token_or_with_a_wrong_token_is_refused(site: Site, server:
         except Exception as exc:
             result["created"] = type(exc).__name__
         result["head"] = HfApi(token=False).dataset_info({DATASET!r}).sha
-    """)
+    """,
+    )
     assert r.ok, r
     res = r.result
     for name in ("create_none", "upload_none"):
@@ -147,7 +159,10 @@ def test_push_without_token_or_with_a_wrong_token_is_refused(site: Site, server:
 def test_a_server_without_serve_token_refuses_writes_with_403(site: Site, tmp_path: Path) -> None:
     config = site.write_config("no-token.yaml")
     with ServeProcess(config, site.root / "serve-no-token.log") as plain:
-        r = client(plain, tmp_path, f"""
+        r = client(
+            plain,
+            tmp_path,
+            f"""
             from huggingface_hub import HfApi
             def attempt(call):
                 try:
@@ -161,10 +176,13 @@ def test_a_server_without_serve_token_refuses_writes_with_403(site: Site, tmp_pa
                       "upload": attempt(lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt",
                                                                 repo_id={DATASET!r}, repo_type="dataset")),
                       "read": HfApi(token=False).dataset_info({DATASET!r}).sha}}
-        """)
-        lfs = httpx2.post(f"{plain.url}/datasets/{DATASET}.git/info/lfs/objects/batch",
-                          json={"operation": "upload", "objects": [{"oid": "0" * 64, "size": 1}]},
-                          headers={"Authorization": f"Bearer {TOKEN}"})
+        """,
+        )
+        lfs = httpx2.post(
+            f"{plain.url}/datasets/{DATASET}.git/info/lfs/objects/batch",
+            json={"operation": "upload", "objects": [{"oid": "0" * 64, "size": 1}]},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
         log = plain.log()
     assert r.ok, r
     for name in ("create", "upload"):
@@ -177,7 +195,10 @@ def test_a_server_without_serve_token_refuses_writes_with_403(site: Site, tmp_pa
 
 
 def test_a_stale_parent_commit_gets_412(server: ServeProcess, tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import CommitOperationAdd, HfApi
         from huggingface_hub.errors import HfHubHTTPError
         api = HfApi(token={TOKEN!r})
@@ -195,7 +216,8 @@ def test_a_stale_parent_commit_gets_412(server: ServeProcess, tmp_path: Path) ->
                                   parent_commit=two).oid
         result = {{"one": one, "two": two, "stale": stale, "head": head, "fresh": fresh,
                   "files": sorted(api.list_repo_files("me/race"))}}
-    """)
+    """,
+    )
     assert r.ok, r
     res = r.result
     assert res["stale"] is not None and res["stale"][1] == 412, res["stale"]
@@ -204,9 +226,11 @@ def test_a_stale_parent_commit_gets_412(server: ServeProcess, tmp_path: Path) ->
     assert res["files"] == [".gitattributes", "a.txt", "b.txt"] or res["files"] == ["a.txt", "b.txt"]
 
 
-def test_a_readme_with_broken_card_metadata_is_refused_before_any_commit(server: ServeProcess,
-                                                                       tmp_path: Path) -> None:
-    r = client(server, tmp_path, f"""
+def test_a_readme_with_broken_card_metadata_is_refused_before_any_commit(server: ServeProcess, tmp_path: Path) -> None:
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import HfApi
         api = HfApi(token={TOKEN!r})
         api.create_repo("me/cards")
@@ -221,7 +245,8 @@ def test_a_readme_with_broken_card_metadata_is_refused_before_any_commit(server:
                              repo_id="me/cards").oid
         result = {{"broken": broken, "head": head, "after": api.model_info("me/cards").sha, "ok": ok,
                   "card": api.model_info("me/cards").card_data.to_dict()}}
-    """)
+    """,
+    )
     assert r.ok, r
     assert r.result["broken"] is not None and "Invalid metadata in README.md" in r.result["broken"]
     assert "not valid YAML" in r.result["broken"]
@@ -238,10 +263,18 @@ def test_an_lfs_upload_with_wrong_bytes_is_rejected_and_not_stored(site: Site, s
         r = http.post("/api/repos/create", json={"name": "lfs-check", "organization": "me"}, headers=auth)
         assert r.status_code == 200, r.text
         head = http.get("/api/models/me/lfs-check", headers=auth).json()["sha"]
-        batch = http.post("/me/lfs-check.git/info/lfs/objects/batch", headers={
-            **auth, "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"},
-            content=json.dumps({"operation": "upload", "transfers": ["basic", "multipart"],
-                                "hash_algo": "sha256", "objects": [{"oid": oid, "size": len(good)}]}))
+        batch = http.post(
+            "/me/lfs-check.git/info/lfs/objects/batch",
+            headers={**auth, "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"},
+            content=json.dumps(
+                {
+                    "operation": "upload",
+                    "transfers": ["basic", "multipart"],
+                    "hash_algo": "sha256",
+                    "objects": [{"oid": oid, "size": len(good)}],
+                }
+            ),
+        )
         assert batch.status_code == 200, batch.text
         (obj,) = batch.json()["objects"]
         href, verify = obj["actions"]["upload"]["href"], obj["actions"]["verify"]["href"]
@@ -257,11 +290,18 @@ def test_an_lfs_upload_with_wrong_bytes_is_rejected_and_not_stored(site: Site, s
         r = http.put(href.replace("sig=", "sig=0"), content=good)
         assert r.status_code == 403 and not blob.exists()
         assert http.post(verify, json={"oid": oid, "size": len(good)}).status_code == 404
-        commit = "\n".join(json.dumps(x) for x in [
-            {"key": "header", "value": {"summary": "uses a missing object", "description": ""}},
-            {"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": oid, "size": len(good)}}])
-        r = http.post("/api/models/me/lfs-check/commit/main", content=commit,
-                      headers={**auth, "Content-Type": "application/x-ndjson"})
+        commit = "\n".join(
+            json.dumps(x)
+            for x in [
+                {"key": "header", "value": {"summary": "uses a missing object", "description": ""}},
+                {"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": oid, "size": len(good)}},
+            ]
+        )
+        r = http.post(
+            "/api/models/me/lfs-check/commit/main",
+            content=commit,
+            headers={**auth, "Content-Type": "application/x-ndjson"},
+        )
         assert r.status_code == 422 and "never uploaded" in r.json()["error"]
         assert http.get("/api/models/me/lfs-check", headers=auth).json()["sha"] == head
         assert sorted(os.listdir(site.home / "tmp")) == tmp_before  # no partial upload left behind
@@ -270,18 +310,27 @@ def test_an_lfs_upload_with_wrong_bytes_is_rejected_and_not_stored(site: Site, s
         assert http.put(href, content=good).status_code == 200
         assert blob.read_bytes() == good
         assert http.post(verify, json={"oid": oid, "size": len(good)}).status_code == 200
-        again = http.post("/me/lfs-check.git/info/lfs/objects/batch", headers=auth,
-                          json={"operation": "upload", "objects": [{"oid": oid, "size": len(good)}]})
+        again = http.post(
+            "/me/lfs-check.git/info/lfs/objects/batch",
+            headers=auth,
+            json={"operation": "upload", "objects": [{"oid": oid, "size": len(good)}]},
+        )
         assert "actions" not in again.json()["objects"][0]
-        r = http.post("/api/models/me/lfs-check/commit/main", content=commit,
-                      headers={**auth, "Content-Type": "application/x-ndjson"})
+        r = http.post(
+            "/api/models/me/lfs-check/commit/main",
+            content=commit,
+            headers={**auth, "Content-Type": "application/x-ndjson"},
+        )
         assert r.status_code == 200, r.text
         assert http.get("/me/lfs-check/resolve/main/w.bin", headers=auth).content == good
 
 
 def test_private_repos_are_invisible_without_the_token(server: ServeProcess, tmp_path: Path) -> None:
     secret = base64.b64encode(os.urandom(30))
-    r = client(server, tmp_path, f"""
+    r = client(
+        server,
+        tmp_path,
+        f"""
         from huggingface_hub import HfApi, hf_hub_download
         owner = HfApi(token={TOKEN!r})
         owner.create_repo("me/secret", private=True)
@@ -301,7 +350,8 @@ def test_private_repos_are_invisible_without_the_token(server: ServeProcess, tmp
             "owner_bytes": open(hf_hub_download("me/secret", "s.txt", token={TOKEN!r}), "rb").read().decode(),
             "owner_listed": [m.id for m in owner.list_models(author="me")],
         }}
-    """)
+    """,
+    )
     assert r.ok, r
     res = r.result
     for name in ("info", "download", "tree"):

@@ -44,8 +44,9 @@ def test_writer_verifies_and_publishes_read_only(tmp_path) -> None:
     assert list(store.tmp_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("expected", [
-    Expected(size=20), Expected(sha256="0" * 64), Expected(size=11, git_sha1="0" * 40)])
+@pytest.mark.parametrize(
+    "expected", [Expected(size=20), Expected(sha256="0" * 64), Expected(size=11, git_sha1="0" * 40)]
+)
 def test_writer_mismatch_stores_nothing(tmp_path, expected) -> None:
     store = Store(tmp_path)
     with pytest.raises(IntegrityError, match="nothing was stored"), store.writer(expected) as writer:
@@ -123,8 +124,10 @@ def test_disk_full_is_a_store_error(tmp_path, monkeypatch) -> None:
 
     store = Store(tmp_path)
     with store.writer(Expected(size=10), resume_key="full") as writer:
+
         def no_space(_chunk: bytes) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
+
         monkeypatch.setattr(writer._handle, "write", no_space)
         with pytest.raises(StoreError, match="disk full"):
             writer.write(b"0123456789")

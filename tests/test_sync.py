@@ -51,20 +51,35 @@ def query(home: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
 
 
 def index_files(home: Path, repo: str, commit: str, repo_type: str = "model") -> dict[str, tuple[int, str]]:
-    rows = query(home, "SELECT f.path, f.size, f.sha256 FROM files f JOIN repos r ON r.id = f.repo_id "
-                       "WHERE r.type = ? AND r.name = ? AND f.commit_sha = ?", (repo_type, repo, commit))
+    rows = query(
+        home,
+        "SELECT f.path, f.size, f.sha256 FROM files f JOIN repos r ON r.id = f.repo_id "
+        "WHERE r.type = ? AND r.name = ? AND f.commit_sha = ?",
+        (repo_type, repo, commit),
+    )
     return {path: (size, sha) for path, size, sha in rows}
 
 
 def index_refs(home: Path, repo: str, repo_type: str = "model") -> dict[str, str]:
-    return dict(query(home, "SELECT f.name, f.commit_sha FROM refs f JOIN repos r ON r.id = f.repo_id "
-                            "WHERE r.type = ? AND r.name = ?", (repo_type, repo)))
+    return dict(
+        query(
+            home,
+            "SELECT f.name, f.commit_sha FROM refs f JOIN repos r ON r.id = f.repo_id WHERE r.type = ? AND r.name = ?",
+            (repo_type, repo),
+        )
+    )
 
 
 def complete_commits(home: Path, repo: str, repo_type: str = "model") -> set[str]:
-    return {row[0] for row in query(
-        home, "SELECT c.sha FROM commits c JOIN repos r ON r.id = c.repo_id "
-              "WHERE r.type = ? AND r.name = ? AND c.complete = 1", (repo_type, repo))}
+    return {
+        row[0]
+        for row in query(
+            home,
+            "SELECT c.sha FROM commits c JOIN repos r ON r.id = c.repo_id "
+            "WHERE r.type = ? AND r.name = ? AND c.complete = 1",
+            (repo_type, repo),
+        )
+    }
 
 
 def blob_files(home: Path) -> dict[str, Path]:
@@ -87,8 +102,9 @@ def tmp_leftovers(home: Path) -> list[Path]:
     return [p for p in (home / "tmp").iterdir()] if (home / "tmp").exists() else []
 
 
-def upstream_files(upstream: HubServer, repo: str, revision: str = "main",
-                   repo_type: str = "model") -> dict[str, tuple[int, str]]:
+def upstream_files(
+    upstream: HubServer, repo: str, revision: str = "main", repo_type: str = "model"
+) -> dict[str, tuple[int, str]]:
     commit = upstream.store.require(repo_type, repo).resolve(revision)
     assert commit is not None, (repo, revision)
     return {path: (entry.size, entry.blob.sha256) for path, entry in commit.files.items()}
@@ -100,15 +116,21 @@ def upstream_commit(upstream: HubServer, repo: str, revision: str = "main", repo
     return commit.sha
 
 
-def assert_mirrored(upstream: HubServer, home: Path, repo: str, revision: str = "main",
-                    repo_type: str = "model", *, name: str | None = None,
-                    only: set[str] | None = None) -> dict[str, tuple[int, str]]:
+def assert_mirrored(
+    upstream: HubServer,
+    home: Path,
+    repo: str,
+    revision: str = "main",
+    repo_type: str = "model",
+    *,
+    name: str | None = None,
+    only: set[str] | None = None,
+) -> dict[str, tuple[int, str]]:
     """The index holds upstream's commit of ``revision`` complete with exactly its files (or ``only`` those),
     and every file's bytes in the store equal upstream's bytes."""
     name = name or repo
     commit = upstream_commit(upstream, repo, revision, repo_type)
-    want = {p: v for p, v in upstream_files(upstream, repo, revision, repo_type).items()
-            if only is None or p in only}
+    want = {p: v for p, v in upstream_files(upstream, repo, revision, repo_type).items() if only is None or p in only}
     assert commit in complete_commits(home, name, repo_type), f"{repo_type} {name}@{commit[:12]} not complete"
     assert index_files(home, name, commit, repo_type) == want
     blobs = blob_files(home)
@@ -133,14 +155,16 @@ def resolve_gets(upstream: HubServer, repo: str | None = None) -> list[tuple[str
 
 
 def cdn_gets(upstream: HubServer, sha256: str | None = None) -> list[RequestLog]:
-    return [r for r in list(upstream.requests)
-            if r.origin == "cdn" and r.method == "GET" and (sha256 is None or sha256 in r.path)]
+    return [
+        r
+        for r in list(upstream.requests)
+        if r.origin == "cdn" and r.method == "GET" and (sha256 is None or sha256 in r.path)
+    ]
 
 
 def snapshot_tree(root: Path) -> dict[str, tuple[int, int]]:
     """path → (inode, mtime_ns) of every file below ``root``."""
-    return {str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in root.rglob("*") if p.is_file()}
+    return {str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
 def lines_naming(text: str, *needles: str) -> list[str]:
@@ -149,8 +173,11 @@ def lines_naming(text: str, *needles: str) -> list[str]:
 
 def minilm_package_files() -> dict[str, bytes]:
     base = minilm_dir()
-    return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(base).as_posix(): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def small_model(seed: int, n: int = 6) -> dict[str, bytes]:
@@ -166,8 +193,7 @@ def small_model(seed: int, n: int = 6) -> dict[str, bytes]:
 
 # ============================================================================================== 1. full sync
 @pytest.mark.timeout(60)
-def test_full_sync_of_minilm_is_byte_identical_and_indexed(
-        upstream: HubServer, make_config, home: Path) -> None:
+def test_full_sync_of_minilm_is_byte_identical_and_indexed(upstream: HubServer, make_config, home: Path) -> None:
     head = add_minilm(upstream)
     cfg = make_config([{"repo": MINILM}])
     proc = sync(cfg)
@@ -183,8 +209,9 @@ def test_full_sync_of_minilm_is_byte_identical_and_indexed(
         assert blobs[rows[path][1]].read_bytes() == data, path
     assert set(blobs) == {sha for _, sha in rows.values()}
     assert index_refs(home, MINILM) == {"main": head}
-    assert query(home, "SELECT c.sha, c.complete FROM commits c JOIN repos r ON r.id = c.repo_id "
-                       "WHERE r.name = ?", (MINILM,)) == [(head, 1)]
+    assert query(
+        home, "SELECT c.sha, c.complete FROM commits c JOIN repos r ON r.id = c.repo_id WHERE r.name = ?", (MINILM,)
+    ) == [(head, 1)]
     # the git sha1 the listing gave for regular files is kept, for dedupe by git oid
     oids = dict(query(home, "SELECT path, git_oid FROM files WHERE commit_sha = ?", (head,)))
     assert oids["config.json"] == upstream.file_entry(MINILM, "config.json").oid
@@ -194,21 +221,28 @@ def test_full_sync_of_minilm_is_byte_identical_and_indexed(
 # ======================================================================================= 2. unchanged resync
 @pytest.mark.timeout(60)
 def test_unchanged_resync_costs_one_request_per_revision_and_rewrites_nothing(
-        upstream: HubServer, make_config, home: Path) -> None:
+    upstream: HubServer, make_config, home: Path
+) -> None:
     first = upstream.commit("org/a", small_model(1), message="first")
     upstream.tag("org/a", "v1.0", first)
     upstream.commit("org/a", {"config.json": b'{"second": true}'}, message="second")
     upstream.commit("org/b", small_model(2))
     upstream.commit("org/b", {"extra.txt": b"on a branch"}, branch="release/v2")
     upstream.commit("org/d", {"train.csv": b"x,y\n1,2\n"}, repo_type="dataset")
-    cfg = make_config([{"repo": "org/a", "revisions": ["main", "v1.0", first]},
-                       {"repo": "org/b", "revisions": ["main", "release/v2"]},
-                       {"repo": "org/d", "type": "dataset"}])
+    cfg = make_config(
+        [
+            {"repo": "org/a", "revisions": ["main", "v1.0", first]},
+            {"repo": "org/b", "revisions": ["main", "release/v2"]},
+            {"repo": "org/d", "type": "dataset"},
+        ]
+    )
     proc = sync(cfg)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert index_refs(home, "org/a") == {"main": upstream.head("org/a"), "v1.0": first}
-    assert index_refs(home, "org/b") == {"main": upstream.head("org/b"),
-                                         "release/v2": upstream.head("org/b", "release/v2")}
+    assert index_refs(home, "org/b") == {
+        "main": upstream.head("org/b"),
+        "release/v2": upstream.head("org/b", "release/v2"),
+    }
     assert_mirrored(upstream, home, "org/b", "release/v2")
     assert_mirrored(upstream, home, "org/a", "v1.0")
     before = snapshot_tree(home / "blobs")
@@ -232,8 +266,7 @@ def test_unchanged_resync_costs_one_request_per_revision_and_rewrites_nothing(
     # a repo listed only by a full commit sha, once mirrored, costs one request per run: the repo's
     # private/gated flags are refreshed on every sync; nothing is listed or downloaded
     upstream.reset_log()
-    cfg_sha = write_config(cfg.parent / "by-sha.yaml", upstream.url, home,
-                           [{"repo": "org/a", "revisions": [first]}])
+    cfg_sha = write_config(cfg.parent / "by-sha.yaml", upstream.url, home, [{"repo": "org/a", "revisions": [first]}])
     proc, report = sync_json(cfg_sha)
     assert proc.returncode == 0, proc.stderr
     assert report["results"][0]["status"] == "unchanged" and report["results"][0]["commit"] == first
@@ -244,7 +277,8 @@ def test_unchanged_resync_costs_one_request_per_revision_and_rewrites_nothing(
 # ======================================================================================= 3. one file changed
 @pytest.mark.timeout(60)
 def test_new_commit_fetches_only_the_changed_file_and_keeps_the_old_commit(
-        upstream: HubServer, make_config, home: Path) -> None:
+    upstream: HubServer, make_config, home: Path
+) -> None:
     old = upstream.commit("org/m", small_model(3, n=20))
     cfg = make_config([{"repo": "org/m"}])
     assert sync(cfg).returncode == 0
@@ -257,8 +291,7 @@ def test_new_commit_fetches_only_the_changed_file_and_keeps_the_old_commit(
     assert resolve_gets(upstream) == [(new, "config.json")]
     assert not cdn_gets(upstream)
     r = report["results"][0]
-    assert (r["status"], r["commit"], r["files_fetched"], r["files_deduped"]) == \
-        ("updated", new, 1, len(old_files) - 1)
+    assert (r["status"], r["commit"], r["files_fetched"], r["files_deduped"]) == ("updated", new, 1, len(old_files) - 1)
     assert_mirrored(upstream, home, "org/m")
     assert index_refs(home, "org/m") == {"main": new}
     # the old commit is still there, complete, with its files and their bytes
@@ -303,9 +336,16 @@ def test_shared_files_are_stored_and_fetched_once(upstream: HubServer, make_conf
     # regular files dedupe by git sha1 across repos, whatever their path
     vocab = upstream.file_bytes(MINILM, "vocab.txt")
     config = upstream.file_bytes(MINILM, "config.json")
-    upstream.commit("org/other", {"sub/renamed_config.json": config, "tok/vocab.txt": vocab,
-                                  "new.txt": b"only here\n",
-                                  "dup/one.txt": b"twice\n", "dup/two.txt": b"twice\n"})
+    upstream.commit(
+        "org/other",
+        {
+            "sub/renamed_config.json": config,
+            "tok/vocab.txt": vocab,
+            "new.txt": b"only here\n",
+            "dup/one.txt": b"twice\n",
+            "dup/two.txt": b"twice\n",
+        },
+    )
     cfg = make_config([{"repo": MINILM}, {"repo": "org/minilm-copy"}, {"repo": "org/other"}])
     upstream.reset_log()
     proc = sync(cfg)
@@ -318,8 +358,9 @@ def test_shared_files_are_stored_and_fetched_once(upstream: HubServer, make_conf
     status = run_cli("-c", str(cfg), "status", "--json")
     assert status.returncode == 0, status.stderr
     store = json.loads(status.stdout)["store"]
-    logical = sum(size for repo in (MINILM, "org/minilm-copy", "org/other")
-                  for size, _ in upstream_files(upstream, repo).values())
+    logical = sum(
+        size for repo in (MINILM, "org/minilm-copy", "org/other") for size, _ in upstream_files(upstream, repo).values()
+    )
     stored = sum(p.stat().st_size for p in blob_files(home).values())
     assert store["stored_bytes"] == stored and store["logical_bytes"] == logical
     assert store["saved_bytes"] == logical - stored >= big.size
@@ -327,8 +368,7 @@ def test_shared_files_are_stored_and_fetched_once(upstream: HubServer, make_conf
 
 # ================================================================================================= 5. resume
 @pytest.mark.timeout(60)
-def test_interrupted_download_resumes_with_range_in_a_new_process(
-        upstream: HubServer, make_config, home: Path) -> None:
+def test_interrupted_download_resumes_with_range_in_a_new_process(upstream: HubServer, make_config, home: Path) -> None:
     add_minilm(upstream)
     big = upstream.file_entry(MINILM, SAFETENSORS)
     cut = 30_000_000
@@ -366,8 +406,7 @@ def test_interrupted_download_resumes_with_range_in_a_new_process(
 
 # ============================================================================================= 6. corruption
 @pytest.mark.timeout(60)
-def test_corrupted_bytes_fail_the_repo_and_store_nothing(
-        upstream: HubServer, make_config, home: Path) -> None:
+def test_corrupted_bytes_fail_the_repo_and_store_nothing(upstream: HubServer, make_config, home: Path) -> None:
     upstream.commit("org/bad", small_model(4))
     upstream.commit("org/good", small_model(5))
     bad_lfs = upstream.file_entry("org/bad", SAFETENSORS).blob.sha256
@@ -395,8 +434,7 @@ def test_corrupted_bytes_fail_the_repo_and_store_nothing(
 
 # ================================================================================================= 7. faults
 @pytest.mark.timeout(90)
-def test_sync_through_twenty_percent_faults_completes_verified(
-        upstream: HubServer, make_config, home: Path) -> None:
+def test_sync_through_twenty_percent_faults_completes_verified(upstream: HubServer, make_config, home: Path) -> None:
     add_minilm(upstream)
     upstream.commit("org/many", make_small_files(200, seed=7))
     # The default max_retries (8): at 20 % per request, 9 faults in a row on one request (5e-7) never
@@ -438,10 +476,19 @@ def private_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]
 
 @pytest.mark.timeout(60)
 def test_upstream_errors_give_one_clear_line_and_other_repos_still_sync(
-        private_hub: HubServer, tmp_path: Path, home: Path) -> None:
-    cfg = write_config(tmp_path / "hubmirror.yaml", private_hub.url, home, [
-        {"repo": "org/private"}, {"repo": "org/gated"}, {"repo": "org/nope"},
-        {"repo": "org/ok", "revisions": ["main", "no-such-branch"]}])
+    private_hub: HubServer, tmp_path: Path, home: Path
+) -> None:
+    cfg = write_config(
+        tmp_path / "hubmirror.yaml",
+        private_hub.url,
+        home,
+        [
+            {"repo": "org/private"},
+            {"repo": "org/gated"},
+            {"repo": "org/nope"},
+            {"repo": "org/ok", "revisions": ["main", "no-such-branch"]},
+        ],
+    )
     proc = sync(cfg)
     assert proc.returncode == 5, proc.stdout + proc.stderr
     out = proc.stdout
@@ -477,13 +524,15 @@ def test_upstream_errors_give_one_clear_line_and_other_repos_still_sync(
         ("org/gated", "main"): ("failed", "GatedRepoError", 5),
         ("org/nope", "main"): ("failed", "RepoNotFoundError", 5),
         ("org/ok", "main"): ("unchanged", None, 0),
-        ("org/ok", "no-such-branch"): ("failed", "RevisionNotFoundError", 5)}
+        ("org/ok", "no-such-branch"): ("failed", "RevisionNotFoundError", 5),
+    }
     assert "org/gated" in by_label[("org/gated", "main")]["error"]
 
     # a wrong token is rejected with its own message, and is not printed either
     wrong = "hf_wrongTokenValue987654321"
-    cfg_wrong = write_config(tmp_path / "wrong.yaml", private_hub.url, home, [{"repo": "org/ok"}],
-                             upstream={"token": wrong})
+    cfg_wrong = write_config(
+        tmp_path / "wrong.yaml", private_hub.url, home, [{"repo": "org/ok"}], upstream={"token": wrong}
+    )
     proc = sync(cfg_wrong)
     assert proc.returncode == 5, proc.stdout + proc.stderr
     failed = lines_naming(proc.stdout, "FAILED", "org/ok")
@@ -493,10 +542,10 @@ def test_upstream_errors_give_one_clear_line_and_other_repos_still_sync(
 
 @pytest.mark.timeout(60)
 def test_gated_repo_stops_downloading_after_the_first_refusal(
-        private_hub: HubServer, tmp_path: Path, home: Path) -> None:
+    private_hub: HubServer, tmp_path: Path, home: Path
+) -> None:
     private_hub.commit("org/gated", make_small_files(60, seed=3))
-    cfg = write_config(tmp_path / "hubmirror.yaml", private_hub.url, home, [{"repo": "org/gated"}],
-                       sync={"workers": 2})
+    cfg = write_config(tmp_path / "hubmirror.yaml", private_hub.url, home, [{"repo": "org/gated"}], sync={"workers": 2})
     private_hub.latency = 0.05
     private_hub.reset_log()
     proc = sync(cfg)
@@ -508,10 +557,15 @@ def test_gated_repo_stops_downloading_after_the_first_refusal(
 
 @pytest.mark.timeout(60)
 def test_private_and_gated_repos_sync_with_a_token_that_is_never_shown(
-        private_hub: HubServer, tmp_path: Path, home: Path) -> None:
-    cfg = write_config(tmp_path / "hubmirror.yaml", private_hub.url, home,
-                       [{"repo": "org/private"}, {"repo": "org/gated"}],
-                       upstream={"token": "${HF_TOKEN}", "max_retries": 8})
+    private_hub: HubServer, tmp_path: Path, home: Path
+) -> None:
+    cfg = write_config(
+        tmp_path / "hubmirror.yaml",
+        private_hub.url,
+        home,
+        [{"repo": "org/private"}, {"repo": "org/gated"}],
+        upstream={"token": "${HF_TOKEN}", "max_retries": 8},
+    )
     # faults put the retry and resume paths (and their debug logging) in play too
     private_hub.faults.set(rate=0.3, kinds=["500", "reset", "drop"], seed=5, max_faults=6)
     proc = sync(cfg, env={"HF_TOKEN": TOKEN}, pre=("-vv",))
@@ -539,8 +593,8 @@ HOSTILE = ["../x", "/etc/passwd", "a\\b", "a\x00b"]
 
 @pytest.mark.timeout(60)
 def test_hostile_tree_paths_are_refused_and_nothing_escapes_home(
-        upstream: HubServer, make_config, home: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream: HubServer, make_config, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     evil = {f"org/evil{i}": path for i, path in enumerate(HOSTILE)}
     for repo in evil:
         upstream.commit(repo, {"config.json": f'{{"repo": "{repo}"}}'.encode(), "ok.txt": b"harmless\n"})
@@ -584,8 +638,8 @@ def test_hostile_tree_paths_are_refused_and_nothing_escapes_home(
 
 @pytest.mark.timeout(60)
 def test_hostile_oids_in_the_tree_never_become_file_names(
-        upstream: HubServer, make_config, home: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream: HubServer, make_config, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Object ids name temp and lock files; a listing must not be able to steer those out of home."""
     upstream.commit("org/evil-oid", {"ok.txt": b"harmless\n"})
     upstream.commit("org/evil-lfs", {SAFETENSORS: secrets.token_bytes(50_000)})
@@ -636,7 +690,8 @@ def test_store_refuses_lock_and_resume_names_that_are_paths(tmp_path: Path) -> N
 # ================================================================================================ 10. rename
 @pytest.mark.timeout(60)
 def test_renamed_repo_is_stored_under_its_new_name_with_the_old_as_alias(
-        upstream: HubServer, make_config, home: Path) -> None:
+    upstream: HubServer, make_config, home: Path
+) -> None:
     first = upstream.commit("org/old", small_model(10))
     cfg = make_config([{"repo": "org/old"}])
     assert sync(cfg).returncode == 0
@@ -650,11 +705,11 @@ def test_renamed_repo_is_stored_under_its_new_name_with_the_old_as_alias(
     r = report["results"][0]
     assert (r["canonical"], r["commit"], r["status"]) == ("org/new", second, "updated")
     assert [p for _, p in resolve_gets(upstream)] == ["config.json"]
-    assert all("/org/new/" in path for _, path in [(0, r.path) for r in upstream.requests
-                                                   if "/resolve/" in r.path])
+    assert all("/org/new/" in path for _, path in [(0, r.path) for r in upstream.requests if "/resolve/" in r.path])
     assert query(home, "SELECT type, name FROM repos") == [("model", "org/new")]
-    assert query(home, "SELECT a.type, a.alias, r.name FROM aliases a JOIN repos r ON r.id = a.repo_id") == \
-        [("model", "org/old", "org/new")]
+    assert query(home, "SELECT a.type, a.alias, r.name FROM aliases a JOIN repos r ON r.id = a.repo_id") == [
+        ("model", "org/old", "org/new")
+    ]
     assert index_refs(home, "org/new") == {"main": second}
     assert complete_commits(home, "org/new") == {first, second}  # history from before the rename kept
     assert_mirrored(upstream, home, "org/new")
@@ -677,7 +732,8 @@ def test_renamed_repo_is_stored_under_its_new_name_with_the_old_as_alias(
 # ============================================================================================== 11. --locked
 @pytest.mark.timeout(90)
 def test_lock_then_locked_sync_fetches_exactly_the_pinned_commit(
-        upstream: HubServer, make_config, home: Path, tmp_path: Path) -> None:
+    upstream: HubServer, make_config, home: Path, tmp_path: Path
+) -> None:
     pinned = add_minilm(upstream)
     cfg = make_config([{"repo": MINILM}])
     proc = run_cli("-c", str(cfg), "lock", timeout=120)
@@ -685,11 +741,11 @@ def test_lock_then_locked_sync_fetches_exactly_the_pinned_commit(
     lock_path = cfg.parent / "hubmirror.lock"
     lock = json.loads(lock_path.read_text())
     [entry] = lock["repos"]
-    assert (entry["repo"], entry["type"], entry["revision"], entry["commit"]) == \
-        (MINILM, "model", "main", pinned)
+    assert (entry["repo"], entry["type"], entry["revision"], entry["commit"]) == (MINILM, "model", "main", pinned)
     package = minilm_package_files()
-    assert {f["path"]: (f["size"], f["sha256"]) for f in entry["files"]} == \
-        {p: (len(b), hashlib.sha256(b).hexdigest()) for p, b in package.items()}
+    assert {f["path"]: (f["size"], f["sha256"]) for f in entry["files"]} == {
+        p: (len(b), hashlib.sha256(b).hexdigest()) for p, b in package.items()
+    }
 
     upstream.commit(MINILM, {"config.json": b'{"moved": "on"}', "extra.txt": b"new upstream\n"})
     fresh = tmp_path / "fresh-home"
@@ -699,8 +755,7 @@ def test_lock_then_locked_sync_fetches_exactly_the_pinned_commit(
     gets = resolve_gets(upstream)
     assert {c for c, _ in gets} == {pinned}, "fetched from a commit other than the locked one"
     assert sorted(p for _, p in gets) == sorted(package)
-    assert index_files(fresh, MINILM, pinned) == \
-        {f["path"]: (f["size"], f["sha256"]) for f in entry["files"]}
+    assert index_files(fresh, MINILM, pinned) == {f["path"]: (f["size"], f["sha256"]) for f in entry["files"]}
     assert index_refs(fresh, MINILM) == {"main": pinned}
     for f in entry["files"]:
         assert blob_files(fresh)[f["sha256"]].read_bytes() == package[f["path"]]
@@ -797,11 +852,13 @@ def test_dry_run_reports_the_plan_and_writes_nothing(upstream: HubServer, make_c
 
 # ============================================================================================== 13. datasets
 @pytest.mark.timeout(60)
-def test_dataset_repo_syncs_and_reads_back_byte_identical(
-        upstream: HubServer, make_config, home: Path) -> None:
+def test_dataset_repo_syncs_and_reads_back_byte_identical(upstream: HubServer, make_config, home: Path) -> None:
     rows = "\n".join(f"{i},{i * i},row {i}" for i in range(20_000)).encode()
-    upstream.commit("org/data", {"train.csv": rows, "data/train-00000.parquet": secrets.token_bytes(150_000),
-                                 "README.md": b"# a dataset\n"}, repo_type="dataset")
+    upstream.commit(
+        "org/data",
+        {"train.csv": rows, "data/train-00000.parquet": secrets.token_bytes(150_000), "README.md": b"# a dataset\n"},
+        repo_type="dataset",
+    )
     upstream.commit("org/data", {"config.json": b'{"a model": "with the same name"}'})  # a model, same name
     cfg = make_config([{"repo": "org/data", "type": "dataset"}, {"repo": "org/data"}])
     proc = sync(cfg)
@@ -809,10 +866,11 @@ def test_dataset_repo_syncs_and_reads_back_byte_identical(
     files = assert_mirrored(upstream, home, "org/data", repo_type="dataset")
     assert set(files) == {"train.csv", "data/train-00000.parquet", "README.md"}
     assert_mirrored(upstream, home, "org/data", repo_type="model")
-    assert {r.path.split("/resolve/")[0] for r in upstream.requests if "/resolve/" in r.path} == \
-        {"/datasets/org/data", "/org/data"}
-    assert set(query(home, "SELECT type, name FROM repos")) == \
-        {("dataset", "org/data"), ("model", "org/data")}
+    assert {r.path.split("/resolve/")[0] for r in upstream.requests if "/resolve/" in r.path} == {
+        "/datasets/org/data",
+        "/org/data",
+    }
+    assert set(query(home, "SELECT type, name FROM repos")) == {("dataset", "org/data"), ("model", "org/data")}
     blobs = blob_files(home)
     assert blobs[files["train.csv"][1]].read_bytes() == rows
 
@@ -820,15 +878,17 @@ def test_dataset_repo_syncs_and_reads_back_byte_identical(
 # ============================================================================================== 14. patterns
 @pytest.mark.timeout(60)
 def test_patterns_select_files_and_widening_fetches_only_the_new_ones(
-        upstream: HubServer, make_config, home: Path) -> None:
+    upstream: HubServer, make_config, home: Path
+) -> None:
     head = add_minilm(upstream)
     every = set(minilm_package_files())
 
     def selected(allow: list[str], ignore: list[str]) -> set[str]:
         """huggingface_hub's meaning: fnmatch on the whole path; a trailing '/' means the folder's files."""
         allow = [a + "*" if a.endswith("/") else a for a in allow]
-        return {p for p in every if any(fnmatchcase(p, a) for a in allow)
-                and not any(fnmatchcase(p, i) for i in ignore)}
+        return {
+            p for p in every if any(fnmatchcase(p, a) for a in allow) and not any(fnmatchcase(p, i) for i in ignore)
+        }
 
     narrow = (["1_Pooling/", "config*.json", "modules.json"], ["tokenizer*", "config_*"])
     cfg = make_config([{"repo": MINILM, "allow_patterns": narrow[0], "ignore_patterns": narrow[1]}])

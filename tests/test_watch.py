@@ -59,8 +59,22 @@ class Watcher:
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hubmirror", "-c", str(self.cfg), "watch", "--retry-min", "0.5",
-                 "--retry-max", "2"], stdout=log, stderr=subprocess.STDOUT, env={**clean_env(), **env})
+                [
+                    sys.executable,
+                    "-m",
+                    "hubmirror",
+                    "-c",
+                    str(self.cfg),
+                    "watch",
+                    "--retry-min",
+                    "0.5",
+                    "--retry-max",
+                    "2",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**clean_env(), **env},
+            )
         wait_for(lambda: "watching " in self.log() or self.proc.poll() is not None, "the watcher to start")
         assert self.proc.poll() is None, f"watch exited {self.proc.returncode}:\n{self.log()}"
         return self
@@ -106,14 +120,14 @@ def watchers(tmp_path: Path) -> Iterator[Callable[[Path], Watcher]]:
         watcher.stop(signal.SIGKILL)
 
 
-def watch_config(tmp_path: Path, endpoint: str, entries: list[dict[str, Any]], *, token: str | None = TOKEN,
-                 name: str = "watch.yaml") -> Path:
+def watch_config(
+    tmp_path: Path, endpoint: str, entries: list[dict[str, Any]], *, token: str | None = TOKEN, name: str = "watch.yaml"
+) -> Path:
     upstream: dict[str, Any] = {"max_retries": 0, "timeout": 5}
     if token is not None:
         upstream["token"] = token
     entries = [{"debounce": "1s", **e, "path": str(e["path"])} for e in entries]
-    return write_config(tmp_path / name, endpoint, tmp_path / "home", PLACEHOLDER, upstream=upstream,
-                        watch=entries)
+    return write_config(tmp_path / name, endpoint, tmp_path / "home", PLACEHOLDER, upstream=upstream, watch=entries)
 
 
 def status(cfg: Path) -> dict[str, Any]:
@@ -134,9 +148,14 @@ def commits_to(server: HubServer, repo: str) -> list[dict[str, Any]]:
 
 def started_up(watcher: Watcher, folder: Path) -> None:
     """The start-up scan of ``folder`` has run its push (pushed or up to date)."""
-    wait_for(lambda: re.search(rf"(push {re.escape(str(folder.resolve()))} → \S+: up to date|pushed "
-                               rf"{re.escape(str(folder.resolve()))} → )", watcher.log()),
-             f"the start-up push of {folder}")
+    wait_for(
+        lambda: re.search(
+            rf"(push {re.escape(str(folder.resolve()))} → \S+: up to date|pushed "
+            rf"{re.escape(str(folder.resolve()))} → )",
+            watcher.log(),
+        ),
+        f"the start-up push of {folder}",
+    )
 
 
 def quiet_period(seconds: float = 3.5) -> None:
@@ -167,8 +186,9 @@ def hub_on_port(root: Path, port: int, monkeypatch: pytest.MonkeyPatch) -> HubSe
 
 
 # =================================================================================================== tests
-def test_slow_writes_push_once_complete_and_temp_files_never(upstream: HubServer, tmp_path: Path,
-                                                            watchers: Callable[[Path], Watcher]) -> None:
+def test_slow_writes_push_once_complete_and_temp_files_never(
+    upstream: HubServer, tmp_path: Path, watchers: Callable[[Path], Watcher]
+) -> None:
     folder = tmp_path / "slow"
     folder.mkdir()
     (folder / "README.md").write_text(CARD)
@@ -182,14 +202,16 @@ def test_slow_writes_push_once_complete_and_temp_files_never(upstream: HubServer
     (folder / ".git").mkdir()
     with (folder / "big.bin").open("wb") as handle:
         for i in range(6):
-            handle.write(data[i * piece:(i + 1) * piece] if i < 5 else data[5 * piece:])
+            handle.write(data[i * piece : (i + 1) * piece] if i < 5 else data[5 * piece :])
             handle.flush()
             # temp/partial/lock files come and go meanwhile
             (folder / ["x.tmp", "y.incomplete", "z.lock", ".git/HEAD", "big.bin.lock", "w.tmp"][i]).write_bytes(
-                b"temporary %d" % i)
+                b"temporary %d" % i
+            )
             time.sleep(0.3)
-    commits = wait_for(lambda: len(commits_to(upstream, "me/slow")) >= 2 and commits_to(upstream, "me/slow"),
-                       "the push of big.bin")
+    commits = wait_for(
+        lambda: len(commits_to(upstream, "me/slow")) >= 2 and commits_to(upstream, "me/slow"), "the push of big.bin"
+    )
     quiet_period()
     commits = commits_to(upstream, "me/slow")
     assert len(commits) == 2, commits
@@ -209,8 +231,9 @@ def test_slow_writes_push_once_complete_and_temp_files_never(upstream: HubServer
     assert watcher.stop() == 0
 
 
-def test_burst_of_50_files_is_one_commit(upstream: HubServer, tmp_path: Path,
-                                         watchers: Callable[[Path], Watcher]) -> None:
+def test_burst_of_50_files_is_one_commit(
+    upstream: HubServer, tmp_path: Path, watchers: Callable[[Path], Watcher]
+) -> None:
     folder = tmp_path / "burst"
     folder.mkdir()
     (folder / "README.md").write_text(CARD)
@@ -230,8 +253,9 @@ def test_burst_of_50_files_is_one_commit(upstream: HubServer, tmp_path: Path,
     assert watcher.stop() == 0
 
 
-def test_upstream_down_job_survives_kill_then_pushed_once(tmp_path: Path, watchers: Callable[[Path], Watcher],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upstream_down_job_survives_kill_then_pushed_once(
+    tmp_path: Path, watchers: Callable[[Path], Watcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = free_port()  # nothing listens here yet
     folder = tmp_path / "offline"
     folder.mkdir()
@@ -267,8 +291,9 @@ def test_upstream_down_job_survives_kill_then_pushed_once(tmp_path: Path, watche
         server.stop()
 
 
-def test_killed_after_commit_before_job_done_is_not_pushed_twice(upstream: HubServer, tmp_path: Path,
-                                                                 watchers: Callable[[Path], Watcher]) -> None:
+def test_killed_after_commit_before_job_done_is_not_pushed_twice(
+    upstream: HubServer, tmp_path: Path, watchers: Callable[[Path], Watcher]
+) -> None:
     """SIGKILL after upstream accepted the commit but before the job left the outbox (and before the local
     mirror recorded it): the restart pushes nothing twice, empties the outbox and mirrors the commit."""
     folder = tmp_path / "crash"
@@ -294,8 +319,9 @@ def test_killed_after_commit_before_job_done_is_not_pushed_twice(upstream: HubSe
     assert watcher.stop() == 0
 
 
-def test_auth_errors_logged_shown_kept_and_retried_with_capped_backoff(tmp_path: Path,
-                                                                       watchers: Callable[[Path], Watcher]) -> None:
+def test_auth_errors_logged_shown_kept_and_retried_with_capped_backoff(
+    tmp_path: Path, watchers: Callable[[Path], Watcher]
+) -> None:
     with HubServer(tmp_path / "hub", token=TOKEN) as server:
         a, b = tmp_path / "a", tmp_path / "b"
         for folder in (a, b):
@@ -305,8 +331,7 @@ def test_auth_errors_logged_shown_kept_and_retried_with_capped_backoff(tmp_path:
         entries = [{"path": a, "repo": "me/authed"}, {"path": b, "repo": "me/absent", "create": False}]
         cfg = watch_config(tmp_path, server.url, entries, token="hf_wrong")
         watcher = watchers(cfg).start()
-        wait_for(lambda: watcher.count(r"push of .*/a → me/authed failed") >= 4, "retries of the 401",
-                 timeout=40)
+        wait_for(lambda: watcher.count(r"push of .*/a → me/authed failed") >= 4, "retries of the 401", timeout=40)
         log = watcher.log()
         assert "upstream rejected the token for 'me/authed' (401" in log and "upstream.token" in log
         delays = [float(d) for d in re.findall(r"me/authed failed \(attempt \d+\).*retrying in (\d+)s", log)]
@@ -333,23 +358,29 @@ def test_auth_errors_logged_shown_kept_and_retried_with_capped_backoff(tmp_path:
         assert watcher.stop() == 0
 
 
-def test_deletions_propagate_only_with_delete_remote(upstream: HubServer, tmp_path: Path,
-                                                     watchers: Callable[[Path], Watcher]) -> None:
+def test_deletions_propagate_only_with_delete_remote(
+    upstream: HubServer, tmp_path: Path, watchers: Callable[[Path], Watcher]
+) -> None:
     keep, drop = tmp_path / "keep", tmp_path / "drop"
     for folder in (keep, drop):
         folder.mkdir()
         (folder / "README.md").write_text(CARD)
         (folder / "a.txt").write_text("a\n")
         (folder / "b.txt").write_text("b\n")
-    cfg = watch_config(tmp_path, upstream.url, [{"path": keep, "repo": "me/keep"},
-                                                {"path": drop, "repo": "me/drop", "delete_remote": True}])
+    cfg = watch_config(
+        tmp_path,
+        upstream.url,
+        [{"path": keep, "repo": "me/keep"}, {"path": drop, "repo": "me/drop", "delete_remote": True}],
+    )
     watcher = watchers(cfg).start()
     wait_for(lambda: commits_to(upstream, "me/keep") and commits_to(upstream, "me/drop"), "the first pushes")
     (keep / "b.txt").unlink()
     (drop / "b.txt").unlink()
     wait_for(lambda: len(commits_to(upstream, "me/drop")) == 2, "the deletion in me/drop")
-    wait_for(lambda: watcher.count(rf"push {re.escape(str(keep.resolve()))} → me/keep@main: up to date") >= 1,
-             "the push of me/keep after the deletion")
+    wait_for(
+        lambda: watcher.count(rf"push {re.escape(str(keep.resolve()))} → me/keep@main: up to date") >= 1,
+        "the push of me/keep after the deletion",
+    )
     quiet_period(2.5)
     assert commits_to(upstream, "me/drop")[-1]["ops"] == [("deletedFile", "b.txt")]
     assert set(remote_tree(upstream, "me/drop")) == {"README.md", "a.txt"}
@@ -358,8 +389,9 @@ def test_deletions_propagate_only_with_delete_remote(upstream: HubServer, tmp_pa
     assert watcher.stop() == 0
 
 
-def test_changes_made_while_not_running_are_found_at_start(upstream: HubServer, tmp_path: Path,
-                                                           watchers: Callable[[Path], Watcher]) -> None:
+def test_changes_made_while_not_running_are_found_at_start(
+    upstream: HubServer, tmp_path: Path, watchers: Callable[[Path], Watcher]
+) -> None:
     folder = tmp_path / "later"
     folder.mkdir()
     (folder / "README.md").write_text(CARD)
@@ -387,8 +419,9 @@ def test_changes_made_while_not_running_are_found_at_start(upstream: HubServer, 
     assert watcher.stop() == 0
 
 
-def test_job_for_a_target_no_longer_watched_is_kept_and_warned_about_once(upstream: HubServer, tmp_path: Path,
-                                                                         watchers: Callable[[Path], Watcher]) -> None:
+def test_job_for_a_target_no_longer_watched_is_kept_and_warned_about_once(
+    upstream: HubServer, tmp_path: Path, watchers: Callable[[Path], Watcher]
+) -> None:
     from hubmirror.index import PushBook
     from hubmirror.mirror import Mirror
 

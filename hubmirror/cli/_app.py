@@ -14,19 +14,25 @@ from . import _cmd_mirror, _cmd_offline, _cmd_push, _cmd_serve
 from ._common import State, setup_logging
 
 app = typer.Typer(
-    name="hubmirror", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Mirror Hugging Face Hub repos into a verified local store, and use them with no network.")
+    name="hubmirror",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Mirror Hugging Face Hub repos into a verified local store, and use them with no network.",
+)
 
 
 @app.callback()
 def _main(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option(
-        "-c", "--config", help="Config file. Default: $HUBMIRROR_CONFIG, then ./hubmirror.yaml.")] = None,
-    home: Annotated[Path | None, typer.Option(
-        "--home", help="Store directory; overrides $HUBMIRROR_HOME and the config's home.")] = None,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
-                                         help="More log output (-vv for debug).")] = 0,
+    config: Annotated[
+        Path | None,
+        typer.Option("-c", "--config", help="Config file. Default: $HUBMIRROR_CONFIG, then ./hubmirror.yaml."),
+    ] = None,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Store directory; overrides $HUBMIRROR_HOME and the config's home.")
+    ] = None,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More log output (-vv for debug).")] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
 ) -> None:
     ctx.obj = State(config, home, verbose, quiet)

@@ -22,20 +22,31 @@ logger = logging.getLogger(__name__)
 
 def sync(
     ctx: typer.Context,
-    repos: Annotated[list[str] | None, typer.Argument(
-        help="Only these repos (as listed in the config). Default: all.")] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Show what would be fetched (files, bytes, bytes already present); write nothing.")] = False,
-    locked: Annotated[bool, typer.Option(
-        "--locked", help="Fetch exactly what hubmirror.lock pins; fail if upstream cannot provide it.")] = False,
+    repos: Annotated[
+        list[str] | None, typer.Argument(help="Only these repos (as listed in the config). Default: all.")
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show what would be fetched (files, bytes, bytes already present); write nothing."
+        ),
+    ] = False,
+    locked: Annotated[
+        bool,
+        typer.Option("--locked", help="Fetch exactly what hubmirror.lock pins; fail if upstream cannot provide it."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bar on a terminal.")] = True,
-    every: Annotated[str | None, typer.Option(
-        "--every", help="Keep syncing at this interval (6h, 30m, 90s) until SIGINT/SIGTERM.")] = None,
-    cron: Annotated[str | None, typer.Option(
-        "--cron", help="Keep syncing on this cron schedule ('0 3 * * *', local time) until stopped.")] = None,
-    scheduled: Annotated[bool, typer.Option(
-        "--scheduled", help="Keep syncing on the config's sync.every / sync.cron until stopped.")] = False,
+    every: Annotated[
+        str | None, typer.Option("--every", help="Keep syncing at this interval (6h, 30m, 90s) until SIGINT/SIGTERM.")
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option("--cron", help="Keep syncing on this cron schedule ('0 3 * * *', local time) until stopped."),
+    ] = None,
+    scheduled: Annotated[
+        bool, typer.Option("--scheduled", help="Keep syncing on the config's sync.every / sync.cron until stopped.")
+    ] = False,
 ) -> None:
     """Mirror the repos the config lists into the store. Exit 0 only when every repo revision synced.
 
@@ -48,14 +59,14 @@ def sync(
         if repos:
             config.select(repos)  # an unknown name fails now, not at the first scheduled run
         if every is not None or cron is not None or scheduled:
-            _sync_on_schedule(config, repos or (), every, cron, dry_run=dry_run, locked=locked,
-                              as_json=as_json, progress=progress)
+            _sync_on_schedule(
+                config, repos or (), every, cron, dry_run=dry_run, locked=locked, as_json=as_json, progress=progress
+            )
             return
         if not config.repos:
             _nothing_to_sync(config, as_json)
             return
-        report = _sync_once(config, repos or (), dry_run=dry_run, locked=locked, as_json=as_json,
-                            progress=progress)
+        report = _sync_once(config, repos or (), dry_run=dry_run, locked=locked, as_json=as_json, progress=progress)
         print_json(report.as_dict()) if as_json else print_report(report)
         raise typer.Exit(report.exit_code)
 
@@ -68,22 +79,32 @@ def _nothing_to_sync(config: Config, as_json: bool) -> None:
         typer.echo(f"nothing to sync: {where} lists no repos (add them under repos:)")
 
 
-def _sync_once(config: Config, repos: tuple[str, ...] | list[str], *, dry_run: bool, locked: bool,
-               as_json: bool, progress: bool) -> SyncReport:
+def _sync_once(
+    config: Config, repos: tuple[str, ...] | list[str], *, dry_run: bool, locked: bool, as_json: bool, progress: bool
+) -> SyncReport:
     observer = progress_bar(progress and not as_json)
     if dry_run:
         return _dry_run(config, repos, locked=locked, observer=observer)
-    with Mirror(config.home) as mirror, (observer or nullcontext()), stop_on_signals() as stop:
+    with Mirror(config.home) as mirror, observer or nullcontext(), stop_on_signals() as stop:
         return mirror.sync(config, repos, locked=locked, observer=observer, stop=stop)
 
 
 def _dry_run(config: Config, repos: tuple[str, ...] | list[str], *, locked: bool, observer: Any) -> SyncReport:
-    with planning_mirror(config.home) as mirror, (observer or nullcontext()), stop_on_signals() as stop:
+    with planning_mirror(config.home) as mirror, observer or nullcontext(), stop_on_signals() as stop:
         return mirror.sync(config, repos, dry_run=True, locked=locked, observer=observer, stop=stop)
 
 
-def _sync_on_schedule(config: Config, repos: tuple[str, ...] | list[str], every: str | None, cron: str | None,
-                      *, dry_run: bool, locked: bool, as_json: bool, progress: bool) -> None:
+def _sync_on_schedule(
+    config: Config,
+    repos: tuple[str, ...] | list[str],
+    every: str | None,
+    cron: str | None,
+    *,
+    dry_run: bool,
+    locked: bool,
+    as_json: bool,
+    progress: bool,
+) -> None:
     from ..schedule import Schedule, schedule_for, scheduled_sync
 
     try:
@@ -94,8 +115,10 @@ def _sync_on_schedule(config: Config, repos: tuple[str, ...] | list[str], every:
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if schedule is None:
-        raise ConfigError("--scheduled: the config has neither sync.every nor sync.cron; set one, or pass "
-                          "--every/--cron", file=str(config.path))
+        raise ConfigError(
+            "--scheduled: the config has neither sync.every nor sync.cron; set one, or pass --every/--cron",
+            file=str(config.path),
+        )
 
     def show(report: SyncReport) -> None:
         if as_json:
@@ -104,8 +127,16 @@ def _sync_on_schedule(config: Config, repos: tuple[str, ...] | list[str], every:
             print_report(report)
 
     with stop_on_signals() as stop:
-        scheduled_sync(config, schedule, stop, show, repos=repos, locked=locked, dry_run=dry_run,
-                       observer=lambda: progress_bar(progress and not as_json))
+        scheduled_sync(
+            config,
+            schedule,
+            stop,
+            show,
+            repos=repos,
+            locked=locked,
+            dry_run=dry_run,
+            observer=lambda: progress_bar(progress and not as_json),
+        )
 
 
 def lock(
@@ -117,7 +148,7 @@ def lock(
     with errors():
         config = load(state)
         observer = progress_bar(not as_json)
-        with Mirror(config.home) as mirror, (observer or nullcontext()):
+        with Mirror(config.home) as mirror, observer or nullcontext():
             report, path = mirror.lock(config, observer=observer)
         if as_json:
             print_json({**report.as_dict(), "lock_file": str(path) if path else None})

@@ -18,8 +18,9 @@ def resolve(
     ctx: typer.Context,
     repo: Annotated[str, typer.Argument(help="Repo id as listed (or an old name it had).")],
     filename: Annotated[str | None, typer.Argument(help="A file in the repo; omit for the snapshot folder.")] = None,
-    revision: Annotated[str, typer.Option("--revision", "-r",
-                                          help="Branch, tag, full commit sha or a unique sha prefix (≥ 7).")] = "main",
+    revision: Annotated[
+        str, typer.Option("--revision", "-r", help="Branch, tag, full commit sha or a unique sha prefix (≥ 7).")
+    ] = "main",
     repo_type: Annotated[str, typer.Option("--type", "-t", help="model or dataset.")] = "model",
 ) -> None:
     """Print the local path of a mirrored snapshot (or one file of it). Never touches the network.
@@ -32,8 +33,10 @@ def resolve(
 
 def hf_cache(
     ctx: typer.Context,
-    directory: Annotated[Path | None, typer.Option(
-        "--dir", help="Where to lay out the view (e.g. ~/.cache/huggingface/hub). Default: HOME/hf/hub.")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to lay out the view (e.g. ~/.cache/huggingface/hub). Default: HOME/hf/hub."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ) -> None:
     """(Re)build an HF-cache view of the mirror and print its path; HF_HUB_CACHE can point at it."""
@@ -43,13 +46,21 @@ def hf_cache(
     with errors(), Mirror(home_of(state), write=False) as mirror:
         report = mirror.build_view(directory)
         if as_json:
-            print_json({"path": str(report.root), "repos": report.repos, "snapshots": report.snapshots,
-                        "link_mode": report.link_mode, "problems": report.problems})
+            print_json(
+                {
+                    "path": str(report.root),
+                    "repos": report.repos,
+                    "snapshots": report.snapshots,
+                    "link_mode": report.link_mode,
+                    "problems": report.problems,
+                }
+            )
             return
         for problem in report.problems:
             typer.echo(f"warning: {problem}", err=True)
-        typer.echo(f"{report.repos} repos, {report.snapshots} snapshots; blobs are {report.link_mode}s "
-                   "to the store", err=True)
+        typer.echo(
+            f"{report.repos} repos, {report.snapshots} snapshots; blobs are {report.link_mode}s to the store", err=True
+        )
         typer.echo(str(report.root))
 
 
@@ -80,6 +91,8 @@ def import_hf_cache(
         else:
             for line in report.skipped:
                 typer.echo(f"skipped: {line}")
-            typer.echo(f"imported {report.commits_imported} snapshots ({report.files_imported} new files, "
-                       f"{human_size(report.bytes_imported)}), {report.commits_present} already mirrored, "
-                       f"{human_size(report.bytes_saved)} already in the store, {report.refs} refs")
+            typer.echo(
+                f"imported {report.commits_imported} snapshots ({report.files_imported} new files, "
+                f"{human_size(report.bytes_imported)}), {report.commits_present} already mirrored, "
+                f"{human_size(report.bytes_saved)} already in the store, {report.refs} refs"
+            )

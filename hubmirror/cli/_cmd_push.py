@@ -24,10 +24,12 @@ def push(
     message: Annotated[str, typer.Option("-m", "--message", help="Commit summary.")] = "Upload with hubmirror",
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     create: Annotated[bool, typer.Option("--create", help="Create the repo if it does not exist.")] = False,
-    delete_remote: Annotated[bool, typer.Option(
-        "--delete-remote", help="Delete remote files that are not in the folder.")] = False,
-    add_model_card: Annotated[bool, typer.Option(
-        "--add-model-card", help="Add a minimal README.md card when neither side has one.")] = False,
+    delete_remote: Annotated[
+        bool, typer.Option("--delete-remote", help="Delete remote files that are not in the folder.")
+    ] = False,
+    add_model_card: Annotated[
+        bool, typer.Option("--add-model-card", help="Add a minimal README.md card when neither side has one.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")] = False,
 ) -> None:
     """Push what changed in FOLDER to the upstream repo as one commit (nothing changed: no commit)."""
@@ -40,8 +42,16 @@ def push(
         config = load(state)
         with Mirror(config.home) as mirror, Mirror.client_for(config) as client:
             result = mirror.pusher(client).push(
-                folder, repo, repo_type=repo_type, revision=revision, message=message, private=private,
-                create=create, delete_remote=delete_remote, add_model_card=add_model_card)
+                folder,
+                repo,
+                repo_type=repo_type,
+                revision=revision,
+                message=message,
+                private=private,
+                create=create,
+                delete_remote=delete_remote,
+                add_model_card=add_model_card,
+            )
         if as_json:
             data = asdict(result)
             data.pop("pushed_files")
@@ -52,8 +62,10 @@ def push(
         if result.status == "up to date":
             typer.echo(f"{repo}@{revision} is up to date ({result.files_hashed} files hashed)")
         else:
-            typer.echo(f"pushed {result.files_uploaded} files ({human_size(result.bytes_uploaded)}, "
-                       f"{result.lfs_uploaded} by LFS), deleted {len(result.deleted)}: {result.url}")
+            typer.echo(
+                f"pushed {result.files_uploaded} files ({human_size(result.bytes_uploaded)}, "
+                f"{result.lfs_uploaded} by LFS), deleted {len(result.deleted)}: {result.url}"
+            )
 
 
 def watch(
@@ -70,10 +82,10 @@ def watch(
     with errors():
         config = load(state)
         if not config.watch:
-            raise ConfigError("the config has no watch: entries; add one (see config/hubmirror.example.yaml)",
-                              file=str(config.path))
+            raise ConfigError(
+                "the config has no watch: entries; add one (see config/hubmirror.example.yaml)", file=str(config.path)
+            )
         with Mirror(config.home) as mirror, Mirror.client_for(config) as client:
-            runner = AutoPush(mirror.pusher(client), list(config.watch), retry_min=retry_min,
-                              retry_max=retry_max)
+            runner = AutoPush(mirror.pusher(client), list(config.watch), retry_min=retry_min, retry_max=retry_max)
             with stop_on_signals() as stop:
                 runner.run(stop)

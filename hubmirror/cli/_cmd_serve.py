@@ -15,8 +15,9 @@ from ._common import State, errors, home_of, load, stop_on_signals
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind. Default: serve.host (127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(
-        min=0, max=65535, help="Port (0: any free one). Default: serve.port (8080).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (0: any free one). Default: serve.port (8080).")
+    ] = None,
 ) -> None:
     """Answer the Hub's HTTP API from the mirror: point HF_ENDPOINT at it. Pushes need serve.token."""
     from ..serve import run
@@ -32,14 +33,21 @@ def serve(
             serve_config, home = ServeConfig(), home_of(state)
         # Check the store before binding; only a server that accepts pushes may create one.
         Mirror(home, write=serve_config.token is not None).close()
-        run(home, host or serve_config.host, port if port is not None else serve_config.port,
-            serve_config.token, log_level="warning" if state.quiet else "info")
+        run(
+            home,
+            host or serve_config.host,
+            port if port is not None else serve_config.port,
+            serve_config.token,
+            log_level="warning" if state.quiet else "info",
+        )
 
 
 def run(
     ctx: typer.Context,
-    serve_flag: Annotated[bool | None, typer.Option(
-        "--serve/--no-serve", help="Start the server. Default: when the config has a serve: section.")] = None,
+    serve_flag: Annotated[
+        bool | None,
+        typer.Option("--serve/--no-serve", help="Start the server. Default: when the config has a serve: section."),
+    ] = None,
 ) -> None:
     """Run what the config asks for in one process: scheduled sync (sync.every / sync.cron), the watch:
     folders, and the server. SIGTERM/SIGINT stop everything cleanly (exit 0)."""

@@ -35,8 +35,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         level = logging.DEBUG if verbose > 1 else logging.INFO
     if quiet:
         level = logging.ERROR
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx2").setLevel(max(level, logging.WARNING))
     logging.getLogger("httpcore2").setLevel(max(level, logging.WARNING))
 

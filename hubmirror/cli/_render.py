@@ -19,28 +19,39 @@ def print_report(report: SyncReport) -> None:
         elif r.status == "unchanged":
             typer.echo(f"unchanged  {name} {commit}")
         elif r.status == "planned":
-            typer.echo(f"would get  {name} {commit}: {r.files} files, fetch "
-                       f"{human_size(r.bytes_to_fetch)}, {human_size(r.bytes_deduped)} already present")
+            typer.echo(
+                f"would get  {name} {commit}: {r.files} files, fetch "
+                f"{human_size(r.bytes_to_fetch)}, {human_size(r.bytes_deduped)} already present"
+            )
         else:
-            typer.echo(f"updated    {name} {commit}: {r.files} files, {r.files_fetched} fetched "
-                       f"({human_size(r.bytes_fetched)}), {r.files_deduped} already present "
-                       f"({human_size(r.bytes_deduped)})")
+            typer.echo(
+                f"updated    {name} {commit}: {r.files} files, {r.files_fetched} fetched "
+                f"({human_size(r.bytes_fetched)}), {r.files_deduped} already present "
+                f"({human_size(r.bytes_deduped)})"
+            )
     t = report.totals()
     done = sum(1 for r in report.results if r.ok)
     verb = "planned" if report.dry_run else "synced"
-    typer.echo(f"{verb} {done}/{len(report.results)} repo revisions in {report.duration:.1f}s, "
-               f"{report.requests} requests; "
-               + (f"would fetch {human_size(t['bytes_to_fetch'])}" if report.dry_run
-                  else f"fetched {t['files_fetched']} files ({human_size(t['bytes_fetched'])}), "
-                       f"{human_size(t['bytes_deduped'])} saved by dedupe"))
+    typer.echo(
+        f"{verb} {done}/{len(report.results)} repo revisions in {report.duration:.1f}s, "
+        f"{report.requests} requests; "
+        + (
+            f"would fetch {human_size(t['bytes_to_fetch'])}"
+            if report.dry_run
+            else f"fetched {t['files_fetched']} files ({human_size(t['bytes_fetched'])}), "
+            f"{human_size(t['bytes_deduped'])} saved by dedupe"
+        )
+    )
 
 
 def print_status(data: dict[str, Any]) -> None:
     s = data["store"]
     typer.echo(f"home: {data['home']} (layout {data['layout']})")
-    typer.echo(f"store: {s['blobs']} blobs, {human_size(s['stored_bytes'])} stored for "
-               f"{human_size(s['logical_bytes'])} of mirrored files "
-               f"({human_size(s['saved_bytes'])} saved by dedupe)")
+    typer.echo(
+        f"store: {s['blobs']} blobs, {human_size(s['stored_bytes'])} stored for "
+        f"{human_size(s['logical_bytes'])} of mirrored files "
+        f"({human_size(s['saved_bytes'])} saved by dedupe)"
+    )
     if not data["repos"]:
         typer.echo("no repos mirrored yet: list some under repos: and run 'hubmirror sync'")
     for repo in data["repos"]:
@@ -55,20 +66,25 @@ def print_status(data: dict[str, Any]) -> None:
             typer.echo(f"  {c['sha'][:12]}  {c['files']} files, {human_size(c['size'] or 0)}")
     for run in data["sync_runs"][:3]:
         errors = "; ".join(f"{e['repo']}@{e['revision']}: {e['error']}" for e in run["errors"])
-        typer.echo(f"sync run {run['id']} at {run['started_at']}: {run['outcome'] or 'running/killed'}, "
-                   f"{run['files_fetched']} files fetched ({human_size(run['bytes_fetched'] or 0)}), "
-                   f"{human_size(run['bytes_deduped'] or 0)} deduped" + (f"; failed: {errors}" if errors else ""))
+        typer.echo(
+            f"sync run {run['id']} at {run['started_at']}: {run['outcome'] or 'running/killed'}, "
+            f"{run['files_fetched']} files fetched ({human_size(run['bytes_fetched'] or 0)}), "
+            f"{human_size(run['bytes_deduped'] or 0)} deduped" + (f"; failed: {errors}" if errors else "")
+        )
     if data.get("next_sync"):
         typer.echo(f"next scheduled sync: {data['next_sync']}")
     for bad in data.get("failing_repos", []):
-        typer.echo(f"FAILING {bad['type']} {bad['repo']}@{bad['revision']}: failed in each of the last "
-                   f"{bad['runs']} runs: {bad['error']}")
+        typer.echo(
+            f"FAILING {bad['type']} {bad['repo']}@{bad['revision']}: failed in each of the last "
+            f"{bad['runs']} runs: {bad['error']}"
+        )
     pending = {(j["folder"], j["repo"]): j for j in data["push"]["pending"]}
     targets = {(t["folder"], t["repo"]): t for t in data["push"]["targets"]}
     for key in sorted(set(pending) | set(targets)):
         t, job = targets.get(key, {}), pending.get(key)
-        last = f"last pushed {t['last_commit'][:12]} at {t['last_pushed_at']}" if t.get("last_commit") \
-            else "never pushed"
+        last = (
+            f"last pushed {t['last_commit'][:12]} at {t['last_pushed_at']}" if t.get("last_commit") else "never pushed"
+        )
         line = f"watch {key[0]} → {key[1]}: {last}"
         if job:
             line += f"; 1 push pending (attempt {job['attempts'] + 1})"

@@ -29,15 +29,38 @@ if TYPE_CHECKING:
     from ._reader import parse_card_metadata, parse_duration, validate_repo_id
 
 _LAZY = {
-    "find_config_path": "_loader", "load_config": "_loader",
-    "LockedFile": "_lockfile", "LockedRevision": "_lockfile", "read_lock": "_lockfile", "write_lock": "_lockfile",
-    "parse_card_metadata": "_reader", "parse_duration": "_reader", "validate_repo_id": "_reader",
+    "find_config_path": "_loader",
+    "load_config": "_loader",
+    "LockedFile": "_lockfile",
+    "LockedRevision": "_lockfile",
+    "read_lock": "_lockfile",
+    "write_lock": "_lockfile",
+    "parse_card_metadata": "_reader",
+    "parse_duration": "_reader",
+    "validate_repo_id": "_reader",
 }
 
 __all__ = [
-    "CONFIG_FILENAME", "DEFAULT_ENDPOINT", "LOCK_FILENAME", "Config", "LockedFile", "LockedRevision", "RepoSpec",
-    "ServeConfig", "SyncConfig", "UpstreamConfig", "WatchSpec", "default_home", "find_config_path", "find_home",
-    "load_config", "parse_card_metadata", "parse_duration", "read_lock", "validate_repo_id", "write_lock",
+    "CONFIG_FILENAME",
+    "DEFAULT_ENDPOINT",
+    "LOCK_FILENAME",
+    "Config",
+    "LockedFile",
+    "LockedRevision",
+    "RepoSpec",
+    "ServeConfig",
+    "SyncConfig",
+    "UpstreamConfig",
+    "WatchSpec",
+    "default_home",
+    "find_config_path",
+    "find_home",
+    "load_config",
+    "parse_card_metadata",
+    "parse_duration",
+    "read_lock",
+    "validate_repo_id",
+    "write_lock",
 ]
 
 

@@ -13,8 +13,13 @@ from pathlib import Path
 from ._places import CONFIG_FILENAME, default_home
 
 
-def find_home(explicit: str | Path | None = None, config_path: str | Path | None = None, *,
-              read_config: bool = True, env: Mapping[str, str] | None = None) -> Path:
+def find_home(
+    explicit: str | Path | None = None,
+    config_path: str | Path | None = None,
+    *,
+    read_config: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> Path:
     """The home a command works on: ``explicit`` (--home, or ``home=`` in Python), else (when
     ``read_config``) the config's if a config is named or found, else ``$HUBMIRROR_HOME`` or the default.
 

@@ -38,15 +38,27 @@ _TOP_KEYS = ("home", "upstream", "sync", "repos", "watch", "serve")
 _UPSTREAM_KEYS = ("endpoint", "token", "timeout", "max_retries", "max_requests_per_5min")
 _SYNC_KEYS = ("workers", "every", "cron", "jitter")
 _REPO_KEYS = ("repo", "type", "revisions", "allow_patterns", "ignore_patterns")
-_WATCH_KEYS = ("path", "repo", "type", "revision", "private", "debounce", "delete_remote", "create",
-               "add_model_card", "message")
+_WATCH_KEYS = (
+    "path",
+    "repo",
+    "type",
+    "revision",
+    "private",
+    "debounce",
+    "delete_remote",
+    "create",
+    "add_model_card",
+    "message",
+)
 _SERVE_KEYS = ("host", "port", "token")
 
 
 # --- public helpers -------------------------------------------------------------------------------------
 
-def find_config_path(explicit: str | Path | None = None, env: Mapping[str, str] | None = None,
-                     cwd: Path | None = None) -> Path:
+
+def find_config_path(
+    explicit: str | Path | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Path:
     """Return the config file to use: ``explicit`` (-c/--config), else ``$HUBMIRROR_CONFIG``, else
     ``./hubmirror.yaml``. Relative paths are taken from ``cwd``.
 
@@ -58,15 +70,15 @@ def find_config_path(explicit: str | Path | None = None, env: Mapping[str, str] 
         return _existing_file(cwd / Path(explicit).expanduser(), "given with -c/--config; fix the path")
     named = env.get("HUBMIRROR_CONFIG")
     if named:
-        return _existing_file(cwd / Path(named).expanduser(),
-                              "named by $HUBMIRROR_CONFIG; fix or unset the variable")
+        return _existing_file(cwd / Path(named).expanduser(), "named by $HUBMIRROR_CONFIG; fix or unset the variable")
     candidate = cwd / CONFIG_FILENAME
     if candidate.is_file():
         return candidate
     raise ConfigError(
         f"no config file found: looked for -c/--config (not given), $HUBMIRROR_CONFIG (not set) and "
         f"{candidate} (missing); create {CONFIG_FILENAME} there (see config/hubmirror.example.yaml), "
-        f"pass -c PATH or set HUBMIRROR_CONFIG")
+        f"pass -c PATH or set HUBMIRROR_CONFIG"
+    )
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -87,13 +99,13 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError("the file is not UTF-8 text", file=shown,
-                          line=data[:exc.start].count(b"\n") + 1) from None
+        raise ConfigError("the file is not UTF-8 text", file=shown, line=data[: exc.start].count(b"\n") + 1) from None
     reader, top = read_document(text, shown, env)
     return _build(reader, top, config_path, env)
 
 
 # --- reading YAML nodes into plain values, remembering where each came from ----------------------------
+
 
 def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping[str, str]) -> Config:
     reader.check_keys(top, (), _TOP_KEYS)
@@ -133,8 +145,15 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         enabled="serve" in top,
     )
 
-    return Config(path=config_path, home=home, upstream=upstream, sync=sync,
-                  repos=_read_repos(reader, top), watch=_read_watch(reader, top, base, env), serve=serve)
+    return Config(
+        path=config_path,
+        home=home,
+        upstream=upstream,
+        sync=sync,
+        repos=_read_repos(reader, top),
+        watch=_read_watch(reader, top, base, env),
+        serve=serve,
+    )
 
 
 def _check_endpoint(reader: _Reader, endpoint: str) -> str:
@@ -183,15 +202,22 @@ def _read_repos(reader: _Reader, top: dict[str, Any]) -> tuple[RepoSpec, ...]:
         identity = (repo_type, repo.casefold())  # the Hub treats repo ids case-insensitively
         if identity in first_seen:
             first = first_seen[identity]
-            raise reader.error(path, f"duplicate entry for {repo_type} {repo!r} (first listed at line "
-                                     f"{reader.lines[('repos', first)]}, repos[{first}]); merge the two")
+            raise reader.error(
+                path,
+                f"duplicate entry for {repo_type} {repo!r} (first listed at line "
+                f"{reader.lines[('repos', first)]}, repos[{first}]); merge the two",
+            )
         first_seen[identity] = index
-        specs.append(RepoSpec(
-            repo=repo, type=repo_type, revisions=revisions,
-            allow_patterns=reader.string_list(entry, path, "allow_patterns", single=True),
-            ignore_patterns=reader.string_list(entry, path, "ignore_patterns", single=True),
-            line=line,
-        ))
+        specs.append(
+            RepoSpec(
+                repo=repo,
+                type=repo_type,
+                revisions=revisions,
+                allow_patterns=reader.string_list(entry, path, "allow_patterns", single=True),
+                ignore_patterns=reader.string_list(entry, path, "ignore_patterns", single=True),
+                line=line,
+            )
+        )
     return tuple(specs)
 
 
@@ -208,8 +234,7 @@ def _read_revisions(reader: _Reader, entry: dict[str, Any], path: _KeyPath) -> t
     return revisions
 
 
-def _read_watch(reader: _Reader, top: dict[str, Any], base: Path,
-                env: Mapping[str, str]) -> tuple[WatchSpec, ...]:
+def _read_watch(reader: _Reader, top: dict[str, Any], base: Path, env: Mapping[str, str]) -> tuple[WatchSpec, ...]:
     if "watch" not in top:
         return ()
     entries = top["watch"]
@@ -225,20 +250,25 @@ def _read_watch(reader: _Reader, top: dict[str, Any], base: Path,
         reader.check_keys(entry, path, _WATCH_KEYS)
         folder = absolute_path(reader.required(entry, path, "path"), base, env)
         repo = reader.repo_id(entry, path)
-        specs.append(WatchSpec(
-            path=folder, repo=repo, type=reader.repo_type(entry, path),
-            revision=reader.revision((*path, "revision"), reader.string(entry, path, "revision", "main")),
-            private=reader.boolean(entry, path, "private", False),
-            debounce=reader.duration(entry, path, "debounce", 5.0),
-            delete_remote=reader.boolean(entry, path, "delete_remote", False),
-            create=reader.boolean(entry, path, "create", True),
-            add_model_card=reader.boolean(entry, path, "add_model_card", False),
-            message=reader.string(entry, path, "message", "Update from hubmirror watch"),
-        ))
+        specs.append(
+            WatchSpec(
+                path=folder,
+                repo=repo,
+                type=reader.repo_type(entry, path),
+                revision=reader.revision((*path, "revision"), reader.string(entry, path, "revision", "main")),
+                private=reader.boolean(entry, path, "private", False),
+                debounce=reader.duration(entry, path, "debounce", 5.0),
+                delete_remote=reader.boolean(entry, path, "delete_remote", False),
+                create=reader.boolean(entry, path, "create", True),
+                add_model_card=reader.boolean(entry, path, "add_model_card", False),
+                message=reader.string(entry, path, "message", "Update from hubmirror watch"),
+            )
+        )
     return tuple(specs)
 
 
 # --- small pure helpers ---------------------------------------------------------------------------------
+
 
 def _existing_file(path: Path, how: str) -> Path:
     if path.is_dir():

@@ -42,9 +42,15 @@ def write_lock(path: Path, revisions: Sequence[LockedRevision]) -> None:
         "version": LOCK_VERSION,
         "generated_by": f"hubmirror {__version__}",
         "repos": [
-            {"repo": r.repo, "type": r.type, "revision": r.revision, "commit": r.commit,
-             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256}
-                       for f in sorted(r.files, key=lambda f: f.path)]}
+            {
+                "repo": r.repo,
+                "type": r.type,
+                "revision": r.revision,
+                "commit": r.commit,
+                "files": [
+                    {"path": f.path, "size": f.size, "sha256": f.sha256} for f in sorted(r.files, key=lambda f: f.path)
+                ],
+            }
             for r in sorted(revisions, key=lambda r: (r.type, r.repo, r.revision))
         ],
     }
@@ -91,9 +97,13 @@ def _revision(item: Any, i: int, path: Path) -> LockedRevision:
     locked = []
     for j, entry in enumerate(files):
         sub = f".files[{j}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) \
-                or not isinstance(entry.get("size"), int) or not isinstance(entry.get("sha256"), str) \
-                or not is_sha256(entry["sha256"]):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("path"), str)
+            or not isinstance(entry.get("size"), int)
+            or not isinstance(entry.get("sha256"), str)
+            or not is_sha256(entry["sha256"])
+        ):
             raise bad("expected {path, size, sha256 (64 hex)}", sub)
         try:
             safe_relpath(entry["path"])

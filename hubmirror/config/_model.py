@@ -87,7 +87,9 @@ class Config:
             if name not in listed:
                 more = f", ... ({len(listed) - 10} more)" if len(listed) > 10 else ""
                 shown = ", ".join(listed[:10]) + more
-                raise ConfigError(f"repo {name!r} is not listed in repos: (listed: {shown})",
-                                  file=str(self.path) if self.path is not None else None)
+                raise ConfigError(
+                    f"repo {name!r} is not listed in repos: (listed: {shown})",
+                    file=str(self.path) if self.path is not None else None,
+                )
         wanted = set(names)
         return tuple(spec for spec in self.repos if spec.repo in wanted)

@@ -86,8 +86,9 @@ def validate_repo_id(repo_id: str) -> str:
         if len(part) > 96:
             raise invalid("the namespace and the name must be at most 96 characters each")
         if not _REPO_PART.fullmatch(part):
-            raise invalid("each part must start with a letter or digit and contain only letters, digits, "
-                          "'.', '_' and '-'")
+            raise invalid(
+                "each part must start with a letter or digit and contain only letters, digits, '.', '_' and '-'"
+            )
         if "--" in part or ".." in part:
             raise invalid("'--' and '..' are not allowed")
         if part.endswith(("-", ".")):
@@ -110,8 +111,7 @@ def _expand(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
             return "${"
         name, default = match[1], match[2]
         if name is None:
-            raise ValueError("malformed '${' reference: write ${NAME} or ${NAME:-default} "
-                             "('$${' gives a literal '${')")
+            raise ValueError("malformed '${' reference: write ${NAME} or ${NAME:-default} ('$${' gives a literal '${')")
         value = env.get(name, "")
         if not value:
             if default is not None:
@@ -156,8 +156,11 @@ class _Reader:
                     key = self._key(key_node, path)
                     key_line = key_node.start_mark.line + 1
                     if key in result:
-                        raise self.error((*path, key), f"duplicate key (first given on line "
-                                                        f"{self.lines[(*path, key)]})", line=key_line)
+                        raise self.error(
+                            (*path, key),
+                            f"duplicate key (first given on line {self.lines[(*path, key)]})",
+                            line=key_line,
+                        )
                     self.lines[(*path, key)] = key_line
                     result[key] = self.plain(value_node, (*path, key))
             else:
@@ -272,8 +275,9 @@ class _Reader:
             raise self.error((*path, key), f"missing required key {key!r}")
         return self.string(data, path, key, "")
 
-    def integer(self, data: dict[str, Any], path: _KeyPath, key: str, default: int,
-                low: int, high: int | None = None) -> int:
+    def integer(
+        self, data: dict[str, Any], path: _KeyPath, key: str, default: int, low: int, high: int | None = None
+    ) -> int:
         if key not in data:
             return default
         value = self._typed((*path, key), data[key])
@@ -292,8 +296,16 @@ class _Reader:
             raise self.expected((*path, key), value, "a boolean (true or false)")
         return value
 
-    def duration(self, data: dict[str, Any], path: _KeyPath, key: str, default: float,
-                 *, positive: bool = False, maximum: float | None = None) -> float:
+    def duration(
+        self,
+        data: dict[str, Any],
+        path: _KeyPath,
+        key: str,
+        default: float,
+        *,
+        positive: bool = False,
+        maximum: float | None = None,
+    ) -> float:
         if key not in data:
             return default
         value = data[key]
@@ -330,8 +342,9 @@ class _Reader:
             return self.loader.construct_object(yaml.ScalarNode(tag, value))
         return value
 
-    def string_list(self, data: dict[str, Any], path: _KeyPath, key: str, *,
-                    single: bool = False) -> tuple[str, ...] | None:
+    def string_list(
+        self, data: dict[str, Any], path: _KeyPath, key: str, *, single: bool = False
+    ) -> tuple[str, ...] | None:
         """A non-empty list of non-empty strings (a lone string too if ``single``); None when absent/null."""
         value = data.get(key)
         if value is None:
@@ -362,8 +375,9 @@ class _Reader:
     def repo_type(self, data: dict[str, Any], path: _KeyPath) -> str:
         repo_type = self.string(data, path, "type", "model")
         if repo_type not in REPO_TYPES:
-            raise self.invalid((*path, "type"), f"unknown repo type {repo_type!r} "
-                                                 f"(expected one of: {', '.join(REPO_TYPES)})")
+            raise self.invalid(
+                (*path, "type"), f"unknown repo type {repo_type!r} (expected one of: {', '.join(REPO_TYPES)})"
+            )
         return repo_type
 
     def revision(self, path: _KeyPath, revision: str) -> str:
@@ -374,6 +388,7 @@ class _Reader:
 
 
 # --- building the Config ---------------------------------------------------------------------------------
+
 
 def _revision_problem(revision: str) -> str | None:
     if any(ch.isspace() or not ch.isprintable() for ch in revision):
@@ -398,8 +413,15 @@ def _format_path(path: _KeyPath) -> str:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    for types, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
-                        (dict, "a mapping"), (list, "a list"), (bytes, "binary data")):
+    for types, name in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (dict, "a mapping"),
+        (list, "a list"),
+        (bytes, "binary data"),
+    ):
         if isinstance(value, types):
             return name
     return f"a {type(value).__name__}"  # date, datetime
@@ -434,8 +456,12 @@ def read_document(text: str, shown: str, env: Mapping[str, str]) -> tuple[_Reade
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is None or (root.tag == "tag:yaml.org,2002:null" and not root.value):  # nothing, or "---"
-            raise ConfigError("the file is empty; list repos to mirror under 'repos:' or folders to push under "
-                              "'watch:' (see config/hubmirror.example.yaml)", file=shown, line=1)
+            raise ConfigError(
+                "the file is empty; list repos to mirror under 'repos:' or folders to push under "
+                "'watch:' (see config/hubmirror.example.yaml)",
+                file=shown,
+                line=1,
+            )
         top = reader.plain(root, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -445,11 +471,15 @@ def read_document(text: str, shown: str, env: Mapping[str, str]) -> tuple[_Reade
             message += f" at column {mark.column + 1}"
         raise ConfigError(message, file=shown, line=mark.line + 1 if mark else None) from None
     except yaml.reader.ReaderError as exc:
-        raise ConfigError(f"invalid YAML: {exc.reason}", file=shown,
-                          line=text[:exc.position].count("\n") + 1) from None
+        raise ConfigError(
+            f"invalid YAML: {exc.reason}", file=shown, line=text[: exc.position].count("\n") + 1
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=shown) from None
     if not isinstance(top, dict):
-        raise ConfigError(f"the top level must be a mapping with keys such as 'repos', got {_kind(top)}",
-                          file=shown, line=reader.lines[()])
+        raise ConfigError(
+            f"the top level must be a mapping with keys such as 'repos', got {_kind(top)}",
+            file=shown,
+            line=reader.lines[()],
+        )
     return reader, top

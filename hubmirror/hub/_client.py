@@ -47,13 +47,15 @@ class UpstreamClient(HubSession):
             validate_repo_id(canonical)  # it becomes a folder name in views: nothing but a repo id passes
         except ValueError as exc:
             raise UpstreamProtocolError(f"upstream named {what} {canonical[:100]!r}: {exc}", url=url) from None
-        return RevisionInfo(repo_id=canonical, sha=sha, private=_flag(data.get("private")),
-                            gated=_gate(data.get("gated")))
+        return RevisionInfo(
+            repo_id=canonical, sha=sha, private=_flag(data.get("private")), gated=_gate(data.get("gated"))
+        )
 
     def list_tree(self, repo_type: str, repo_id: str, revision: str) -> list[TreeEntry]:
         """Every file of a revision (recursive, following ``Link: rel="next"`` pagination)."""
-        url: str | None = (f"{self.api_url(repo_type, repo_id)}/tree/{quote(revision, safe='')}"
-                           "?recursive=true&expand=false")
+        url: str | None = (
+            f"{self.api_url(repo_type, repo_id)}/tree/{quote(revision, safe='')}?recursive=true&expand=false"
+        )
         what = f"the file list of {repo_type} '{repo_id}' at {revision}"
         entries: list[TreeEntry] = []
         pages = 0
@@ -69,17 +71,26 @@ class UpstreamClient(HubSession):
                     entries.append(entry)
             pages += 1
             if len(entries) > MAX_TREE_FILES:
-                raise UpstreamProtocolError(f"{what}: more than {MAX_TREE_FILES:,} files; refusing the listing",
-                                            url=url)
+                raise UpstreamProtocolError(
+                    f"{what}: more than {MAX_TREE_FILES:,} files; refusing the listing", url=url
+                )
             match = _NEXT_LINK.search(response.headers.get("link", ""))
             url = urljoin(url, match.group(1)) if match else None
-        logger.debug("listed %d files of %s/%s@%s in %d page(s)", len(entries), repo_type, repo_id,
-                     revision[:12], pages)
+        logger.debug(
+            "listed %d files of %s/%s@%s in %d page(s)", len(entries), repo_type, repo_id, revision[:12], pages
+        )
         return entries
 
     # -- content ---------------------------------------------------------------------------------
-    def download(self, repo_type: str, repo_id: str, commit: str, path: str, writer: ByteSink,
-                 on_bytes: Callable[[int], None] = lambda n: None) -> None:
+    def download(
+        self,
+        repo_type: str,
+        repo_id: str,
+        commit: str,
+        path: str,
+        writer: ByteSink,
+        on_bytes: Callable[[int], None] = lambda n: None,
+    ) -> None:
         """Stream a file of a commit into ``writer``, resuming from ``writer.offset`` with Range, and
         retrying broken transfers from where they stopped. The writer verifies; this only transports."""
         url = f"{self.endpoint}/{url_prefix(repo_type)}{repo_id}/resolve/{commit}/{quote(path)}"
@@ -95,13 +106,20 @@ class UpstreamClient(HubSession):
                 if stalls > self.max_retries:
                     raise UpstreamUnavailableError(
                         f"transfer of {what} kept breaking ({type(exc).__name__}); partial file kept, "
-                        "run sync again to resume", url=url) from exc
-                logger.info("transfer of %s broke at byte %d (%s); resuming", what, writer.offset,
-                            exc if isinstance(exc, _ShortBody) else type(exc).__name__)
-                self.pause(min(self.backoff * (2 ** stalls), self.max_backoff))
+                        "run sync again to resume",
+                        url=url,
+                    ) from exc
+                logger.info(
+                    "transfer of %s broke at byte %d (%s); resuming",
+                    what,
+                    writer.offset,
+                    exc if isinstance(exc, _ShortBody) else type(exc).__name__,
+                )
+                self.pause(min(self.backoff * (2**stalls), self.max_backoff))
 
-    def _download_once(self, url: str, what: str, repo_id: str, writer: ByteSink,
-                       on_bytes: Callable[[int], None]) -> None:
+    def _download_once(
+        self, url: str, what: str, repo_id: str, writer: ByteSink, on_bytes: Callable[[int], None]
+    ) -> None:
         headers = {"accept-encoding": "identity"}
         expected = writer.expected_size
         if writer.offset and (expected is None or writer.offset < expected):
@@ -163,13 +181,15 @@ def _tree_entry(item: Any, what: str) -> TreeEntry | None:
         return None
     lfs = item.get("lfs") or None
     try:
-        entry = TreeEntry(path=str(item["path"]), size=int(item["size"]), oid=str(item["oid"]),
-                          lfs_sha256=str(lfs["oid"]) if lfs else None)
+        entry = TreeEntry(
+            path=str(item["path"]),
+            size=int(item["size"]),
+            oid=str(item["oid"]),
+            lfs_sha256=str(lfs["oid"]) if lfs else None,
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamProtocolError(f"{what}: malformed tree entry {str(item)[:100]!r}") from exc
     # Object ids become temp and lock file names: only well-formed hex may pass.
-    if entry.size < 0 or not is_sha1(entry.oid) \
-            or (entry.lfs_sha256 is not None and not is_sha256(entry.lfs_sha256)):
+    if entry.size < 0 or not is_sha1(entry.oid) or (entry.lfs_sha256 is not None and not is_sha256(entry.lfs_sha256)):
         raise UpstreamProtocolError(f"{what}: malformed tree entry {str(item)[:100]!r}")
     return entry
-

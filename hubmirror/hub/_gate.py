@@ -21,8 +21,7 @@ class RateGate:
     """Process-wide pacing shared by every worker: a 429 pauses everyone, and at most ``budget``
     requests go to the API origin in any 5-minute window (``window`` seconds; tests shorten it)."""
 
-    def __init__(self, budget: int | None, window: float = BUDGET_WINDOW,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(self, budget: int | None, window: float = BUDGET_WINDOW, stop: threading.Event | None = None) -> None:
         self.budget = budget
         self.window = window
         self.stop = stop or threading.Event()  # set: waiting ends with Interrupted (SIGTERM stays prompt)
@@ -50,6 +49,7 @@ class RateGate:
                     return
             # A long wait is news in a service log: say why the sync seems to stand still.
             (logger.info if delay > 1 else logger.debug)(
-                "rate limit: waiting %.1fs (upstream.max_requests_per_5min, or a 429's Retry-After)", delay)
+                "rate limit: waiting %.1fs (upstream.max_requests_per_5min, or a 429's Retry-After)", delay
+            )
             if self.stop.wait(min(delay, 5.0)):
                 raise Interrupted("stopped on request while waiting for the upstream rate limit")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
 import httpx2
@@ -75,10 +75,20 @@ def retry_after(response: Response) -> float | None:
 class HubSession:
     """A pooled, thread-safe HTTP session with one upstream endpoint."""
 
-    def __init__(self, endpoint: str, token: str | None = None, *, timeout: float = 30.0,
-                 max_retries: int = 8, pool_size: int = 16, budget: int | None = None,
-                 backoff: float = 0.25, max_backoff: float = 30.0, stop: threading.Event | None = None,
-                 transport: httpx2.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 8,
+        pool_size: int = 16,
+        budget: int | None = None,
+        backoff: float = 0.25,
+        max_backoff: float = 30.0,
+        stop: threading.Event | None = None,
+        transport: httpx2.BaseTransport | None = None,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._token = token
         self.max_retries = max_retries
@@ -99,15 +109,11 @@ class HubSession:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> HubSession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    @property
-    def has_token(self) -> bool:
-        return bool(self._token)
 
     def api_url(self, repo_type: str, repo_id: str) -> str:
         """``{endpoint}/api/{type}s/{repo_id}``: the base of every per-repo API call."""
@@ -126,7 +132,7 @@ class HubSession:
         return headers
 
     def _sleep_before_retry(self, attempt: int, response: Response | None) -> None:
-        wait = self.backoff * (2 ** attempt) * (0.5 + random.random())
+        wait = self.backoff * (2**attempt) * (0.5 + random.random())
         if response is not None:
             hinted = retry_after(response)
             if hinted is not None:
@@ -135,8 +141,16 @@ class HubSession:
                     self.gate.pause(hinted)
         self.pause(min(wait, self.max_backoff))
 
-    def send(self, method: str, url: str, *, what: str, headers: dict[str, str] | None = None,
-             content: Body | None = None, stream: bool = False) -> Response:
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: dict[str, str] | None = None,
+        content: Body | None = None,
+        stream: bool = False,
+    ) -> Response:
         """Send with bounded retries on connection errors, 408/429/5xx. Redirects are not followed.
 
         A callable ``content`` (an upload streamed from disk) is called again for every attempt."""
@@ -152,15 +166,13 @@ class HubSession:
                 self.requests += 1
             try:
                 body = content() if callable(content) else content
-                request = self._http.build_request(method, url, headers=self._headers_for(url, headers),
-                                                   content=body)
+                request = self._http.build_request(method, url, headers=self._headers_for(url, headers), content=body)
                 response = self._http.send(request, stream=stream)
             except httpx2.TransportError as exc:
                 response = None
                 last_problem = _describe_transport_error(exc)
                 logger.debug("%s %s failed (%s), attempt %d", method, url, last_problem, attempt + 1)
-                if isinstance(exc, _CONNECT_FAILURES) and not self._reached \
-                        and attempt + 1 >= FIRST_CONTACT_ATTEMPTS:
+                if isinstance(exc, _CONNECT_FAILURES) and not self._reached and attempt + 1 >= FIRST_CONTACT_ATTEMPTS:
                     raise self._unreachable(last_problem, url) from None
                 continue
             self._reached = True
@@ -173,24 +185,35 @@ class HubSession:
         if response is not None and response.status_code == 429:
             raise UpstreamUnavailableError(
                 f"upstream rate limit (HTTP 429) while fetching {what}, still after {self.max_retries} "
-                "retries; try again later or lower upstream.max_requests_per_5min", status=429, url=url)
+                "retries; try again later or lower upstream.max_requests_per_5min",
+                status=429,
+                url=url,
+            )
         if response is None and not self._reached:
             raise self._unreachable(last_problem, url)
         if response is None:
             raise UpstreamUnreachableError(
                 f"upstream {self.endpoint} unreachable while fetching {what} ({last_problem}, after "
-                f"{self.max_retries + 1} attempts); try again later", url=url)
+                f"{self.max_retries + 1} attempts); try again later",
+                url=url,
+            )
         raise UpstreamUnavailableError(
             f"upstream {self.endpoint} unavailable while fetching {what} ({last_problem}, "
-            f"after {self.max_retries + 1} attempts); try again later", status=response.status_code, url=url)
+            f"after {self.max_retries + 1} attempts); try again later",
+            status=response.status_code,
+            url=url,
+        )
 
     def _unreachable(self, problem: str, url: str) -> UpstreamUnreachableError:
         return UpstreamUnreachableError(
             f"cannot reach upstream {self.endpoint} ({problem}): check upstream.endpoint in the config and "
-            "this machine's network", url=url)
+            "this machine's network",
+            url=url,
+        )
 
-    def get_following(self, url: str, *, what: str, headers: dict[str, str] | None = None,
-                      stream: bool = False) -> tuple[Response, str]:
+    def get_following(
+        self, url: str, *, what: str, headers: dict[str, str] | None = None, stream: bool = False
+    ) -> tuple[Response, str]:
         """GET following redirects ourselves; returns the final response and the last URL on the API
         origin (after a rename it names the canonical repo)."""
         canonical_url = url
@@ -215,11 +238,17 @@ class HubSession:
         finally:
             response.close()
 
-    def post_json(self, url: str, payload: object, *, repo: str, what: str,
-                  headers: dict[str, str] | None = None) -> Any:
+    def post_json(
+        self, url: str, payload: object, *, repo: str, what: str, headers: dict[str, str] | None = None
+    ) -> Any:
         """POST a JSON body and return the JSON answer; errors are worded for a write."""
-        response = self.send("POST", url, what=what, headers=headers or {"content-type": "application/json"},
-                             content=json.dumps(payload).encode())
+        response = self.send(
+            "POST",
+            url,
+            what=what,
+            headers=headers or {"content-type": "application/json"},
+            content=json.dumps(payload).encode(),
+        )
         self.raise_for_status(response, repo=repo, what=what, writing=True)
         return self.json(response, what)
 
@@ -231,8 +260,9 @@ class HubSession:
         except ValueError as exc:
             raise UpstreamProtocolError(f"upstream sent invalid JSON for {what}", url=str(response.url)) from exc
 
-    def raise_for_status(self, response: Response, *, repo: str, what: str, revision: str | None = None,
-                         writing: bool = False) -> None:
+    def raise_for_status(
+        self, response: Response, *, repo: str, what: str, revision: str | None = None, writing: bool = False
+    ) -> None:
         """Translate an error answer into our classes. ``writing``: a 401/403 is about write access
         (the read-side wording, "not found" or "can read it", would send the user the wrong way)."""
         status = response.status_code
@@ -246,46 +276,63 @@ class HubSession:
             fix = "set upstream.token / HF_TOKEN to a token with write access to it"
             if not self._token:
                 fix = "no token is configured: " + fix
-            raise AccessDeniedError(f"upstream refused {what} (HTTP {status}{detail}); the token cannot "
-                                    f"write to '{repo}': {fix}", status=status, url=url)
+            raise AccessDeniedError(
+                f"upstream refused {what} (HTTP {status}{detail}); the token cannot write to '{repo}': {fix}",
+                status=status,
+                url=url,
+            )
         if code == "GatedRepo":
             raise GatedRepoError(
                 f"'{repo}' is gated upstream{detail}: accept its conditions on its page with the account "
                 "whose token hubmirror uses (upstream.token / HF_TOKEN), then sync again",
-                status=status, url=url)
+                status=status,
+                url=url,
+            )
         if code == "RepoNotFound" or (status == 401 and "Invalid credentials" not in message):
             raise RepoNotFoundError(
                 f"repo '{repo}' not found upstream at {self.endpoint} (check the name and type, or set "
-                "upstream.token / HF_TOKEN if it is private)", status=status, url=url)
+                "upstream.token / HF_TOKEN if it is private)",
+                status=status,
+                url=url,
+            )
         if code == "RevisionNotFound":
             raise RevisionNotFoundError(
                 f"revision '{revision}' not found in '{repo}' upstream (check the branch, tag or commit)",
-                status=status, url=url)
+                status=status,
+                url=url,
+            )
         if code == "EntryNotFound":
             raise EntryNotFoundError(f"{what} not found upstream{detail}", status=status, url=url)
         if status == 401:
             raise AccessDeniedError(
                 f"upstream rejected the token for '{repo}' (401{detail}): check upstream.token / HF_TOKEN",
-                status=status, url=url)
+                status=status,
+                url=url,
+            )
         if status == 403:
             raise AccessDeniedError(
                 f"access to '{repo}' denied upstream (403{detail}): check that the token can read it",
-                status=status, url=url)
+                status=status,
+                url=url,
+            )
         if status == 404:
             raise RepoNotFoundError(
                 f"{what} not found upstream at {self.endpoint} (HTTP 404; check the name and type)",
-                status=status, url=url)
+                status=status,
+                url=url,
+            )
         if status == 412:
-            raise ConflictError(f"{what}: the branch moved upstream since we looked{detail}",
-                                status=status, url=url)
+            raise ConflictError(f"{what}: the branch moved upstream since we looked{detail}", status=status, url=url)
         raise UpstreamError(f"upstream answered HTTP {status} for {what}{detail}", status=status, url=url)
 
 
 def _describe_transport_error(exc: httpx2.TransportError) -> str:
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx2.ConnectError) and ("Name or service not known" in text
-                                                 or "nodename nor servname" in text
-                                                 or "Temporary failure in name resolution" in text):
+    if isinstance(exc, httpx2.ConnectError) and (
+        "Name or service not known" in text
+        or "nodename nor servname" in text
+        or "Temporary failure in name resolution" in text
+    ):
         return f"DNS lookup failed: {text}"
     if isinstance(exc, httpx2.ConnectError) and "refused" in text.lower():
         return f"connection refused: {text}"

@@ -54,6 +54,7 @@ def _read_range(path: Path, offset: int, length: int) -> Callable[[], Iterator[b
                     raise UpstreamError(f"{path} shrank while it was being uploaded")
                 left -= len(chunk)
                 yield chunk
+
     return chunks
 
 
@@ -69,29 +70,40 @@ class HubWriter:
     def create_repo(self, repo_type: str, repo_id: str, private: bool) -> bool:
         """Create the repo upstream; False if it already existed."""
         namespace, _, name = repo_id.rpartition("/")
-        body: dict[str, object] = {"name": name, "organization": namespace or None,
-                                   "visibility": "private" if private else "public", "private": private}
+        body: dict[str, object] = {
+            "name": name,
+            "organization": namespace or None,
+            "visibility": "private" if private else "public",
+            "private": private,
+        }
         if repo_type != "model":
             body["type"] = repo_type
         what = f"creating {repo_type} '{repo_id}'"
-        response = self.session.send("POST", f"{self.session.endpoint}/api/repos/create", what=what,
-                                     content=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
+        response = self.session.send(
+            "POST",
+            f"{self.session.endpoint}/api/repos/create",
+            what=what,
+            content=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+        )
         if response.status_code == 409:
             return False
         self._check(response, repo=repo_id, what=what)
         logger.info("created %s %s upstream (%s)", repo_type, repo_id, "private" if private else "public")
         return True
 
-    def upload_modes(self, repo_type: str, repo_id: str, revision: str,
-                     files: list[LocalFile]) -> dict[str, str]:
+    def upload_modes(self, repo_type: str, repo_id: str, revision: str, files: list[LocalFile]) -> dict[str, str]:
         """path → "lfs" | "regular", as the server decides (size 0 is always regular)."""
         modes: dict[str, str] = {}
         url = f"{self.session.api_url(repo_type, repo_id)}/preupload/{quote(revision, safe='')}"
         for start in range(0, len(files), BATCH):
-            batch = files[start:start + BATCH]
-            payload = {"files": [{"path": f.path, "size": f.size,
-                                  "sample": base64.b64encode(_sample(f.source)).decode()} for f in batch]}
+            batch = files[start : start + BATCH]
+            payload = {
+                "files": [
+                    {"path": f.path, "size": f.size, "sample": base64.b64encode(_sample(f.source)).decode()}
+                    for f in batch
+                ]
+            }
             data = self.session.post_json(url, payload, repo=repo_id, what=f"preupload for '{repo_id}'")
             items = data.get("files") if isinstance(data, dict) else None
             if not isinstance(items, list):
@@ -103,19 +115,30 @@ class HubWriter:
                 modes[f.path] = "regular"
         return modes
 
-    def upload_lfs(self, repo_type: str, repo_id: str, revision: str, files: list[LocalFile],
-                   on_bytes: Callable[[int], None] = lambda n: None) -> int:
+    def upload_lfs(
+        self,
+        repo_type: str,
+        repo_id: str,
+        revision: str,
+        files: list[LocalFile],
+        on_bytes: Callable[[int], None] = lambda n: None,
+    ) -> int:
         """Upload LFS objects the server does not have yet; returns how many were sent."""
         url = f"{self.session.endpoint}/{url_prefix(repo_type)}{repo_id}.git/info/lfs/objects/batch"
         by_oid = {f.sha256: f for f in files}
         sent = 0
         oids = list(by_oid)
         for start in range(0, len(oids), BATCH):
-            payload = {"operation": "upload", "transfers": ["basic", "multipart"], "hash_algo": "sha256",
-                       "objects": [{"oid": oid, "size": by_oid[oid].size} for oid in oids[start:start + BATCH]],
-                       "ref": {"name": f"refs/heads/{revision}"}}
-            data = self.session.post_json(url, payload, repo=repo_id, what=f"LFS batch for '{repo_id}'",
-                                   headers=LFS_HEADERS)
+            payload = {
+                "operation": "upload",
+                "transfers": ["basic", "multipart"],
+                "hash_algo": "sha256",
+                "objects": [{"oid": oid, "size": by_oid[oid].size} for oid in oids[start : start + BATCH]],
+                "ref": {"name": f"refs/heads/{revision}"},
+            }
+            data = self.session.post_json(
+                url, payload, repo=repo_id, what=f"LFS batch for '{repo_id}'", headers=LFS_HEADERS
+            )
             for obj in (data.get("objects") or []) if isinstance(data, dict) else []:
                 if obj.get("error"):
                     raise UpstreamError(f"upstream refused LFS object {obj.get('oid')}: {obj['error']}")
@@ -126,8 +149,13 @@ class HubWriter:
                 self._transfer(local, actions["upload"], repo_id)
                 if actions.get("verify"):
                     verify = actions["verify"]
-                    self.session.post_json(verify["href"], {"oid": local.sha256, "size": local.size}, repo=repo_id,
-                                    what=f"LFS verify of '{local.path}'", headers=verify.get("header") or None)
+                    self.session.post_json(
+                        verify["href"],
+                        {"oid": local.sha256, "size": local.size},
+                        repo=repo_id,
+                        what=f"LFS verify of '{local.path}'",
+                        headers=verify.get("header") or None,
+                    )
                 on_bytes(local.size)
                 sent += 1
         return sent
@@ -136,9 +164,13 @@ class HubWriter:
         header = action.get("header") or {}
         what = f"upload of '{local.path}'"
         if "chunk_size" not in header:
-            response = self.session.send("PUT", action["href"], what=what,
-                                         content=_read_range(local.source, 0, local.size),
-                                         headers={"content-length": str(local.size)})
+            response = self.session.send(
+                "PUT",
+                action["href"],
+                what=what,
+                content=_read_range(local.source, 0, local.size),
+                headers={"content-length": str(local.size)},
+            )
             self.session.raise_for_status(response, repo=repo_id, what=what)
             return
         chunk_size = int(header["chunk_size"])
@@ -149,16 +181,35 @@ class HubWriter:
         for number, part_url in enumerate(part_urls, start=1):
             offset = (number - 1) * chunk_size
             length = min(chunk_size, local.size - offset)
-            response = self.session.send("PUT", part_url, what=f"{what} (part {number})",
-                                         content=_read_range(local.source, offset, length),
-                                         headers={"content-length": str(length)})
+            response = self.session.send(
+                "PUT",
+                part_url,
+                what=f"{what} (part {number})",
+                content=_read_range(local.source, offset, length),
+                headers={"content-length": str(length)},
+            )
             self.session.raise_for_status(response, repo=repo_id, what=what)
             parts.append({"partNumber": number, "etag": response.headers.get("etag", "")})
-        self.session.post_json(action["href"], {"oid": local.sha256, "parts": parts}, repo=repo_id,
-                        what=f"{what} (completion)", headers=LFS_HEADERS)
+        self.session.post_json(
+            action["href"],
+            {"oid": local.sha256, "parts": parts},
+            repo=repo_id,
+            what=f"{what} (completion)",
+            headers=LFS_HEADERS,
+        )
 
-    def commit(self, repo_type: str, repo_id: str, revision: str, *, summary: str, parent: str | None,
-               regular: list[LocalFile], lfs: list[LocalFile], deletes: list[str]) -> CommitResult:
+    def commit(
+        self,
+        repo_type: str,
+        repo_id: str,
+        revision: str,
+        *,
+        summary: str,
+        parent: str | None,
+        regular: list[LocalFile],
+        lfs: list[LocalFile],
+        deletes: list[str],
+    ) -> CommitResult:
         header: dict[str, object] = {"summary": summary, "description": ""}
         if parent:
             header["parentCommit"] = parent
@@ -166,19 +217,31 @@ class HubWriter:
         for f in regular:
             data = f.source.read_bytes()
             if len(data) != f.size or git_blob_sha1(data) != f.git_sha1:  # what we diffed is what we commit
-                raise HubMirrorError(f"'{f.path}' changed while it was being pushed; nothing was committed: "
-                                     "push again once it is written")
-            lines.append(json.dumps({"key": "file", "value": {
-                "path": f.path, "encoding": "base64", "content": base64.b64encode(data).decode()}}))
+                raise HubMirrorError(
+                    f"'{f.path}' changed while it was being pushed; nothing was committed: "
+                    "push again once it is written"
+                )
+            lines.append(
+                json.dumps(
+                    {
+                        "key": "file",
+                        "value": {"path": f.path, "encoding": "base64", "content": base64.b64encode(data).decode()},
+                    }
+                )
+            )
         for f in lfs:
-            lines.append(json.dumps({"key": "lfsFile", "value": {
-                "path": f.path, "algo": "sha256", "oid": f.sha256, "size": f.size}}))
+            lines.append(
+                json.dumps(
+                    {"key": "lfsFile", "value": {"path": f.path, "algo": "sha256", "oid": f.sha256, "size": f.size}}
+                )
+            )
         for path in deletes:
             lines.append(json.dumps({"key": "deletedFile", "value": {"path": path}}))
         url = f"{self.session.api_url(repo_type, repo_id)}/commit/{quote(revision, safe='')}"
         what = f"commit to '{repo_id}'@{revision}"
-        response = self.session.send("POST", url, what=what, content="\n".join(lines).encode(),
-                                     headers={"content-type": "application/x-ndjson"})
+        response = self.session.send(
+            "POST", url, what=what, content="\n".join(lines).encode(), headers={"content-type": "application/x-ndjson"}
+        )
         self._check(response, repo=repo_id, what=what)
         data = self.session.json(response, what)
         if not isinstance(data, dict) or not isinstance(data.get("commitOid"), str):

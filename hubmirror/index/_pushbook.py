@@ -20,11 +20,11 @@ class PushBook:
         out: dict[str, tuple[int, int, str, str]] = {}
         wanted = list(paths)
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for path, size, mtime_ns, sha256, git_sha1 in self.index._rows(
-                    f"SELECT path, size, mtime_ns, sha256, git_sha1 FROM local_hashes WHERE path IN ({marks})",
-                    chunk):
+                f"SELECT path, size, mtime_ns, sha256, git_sha1 FROM local_hashes WHERE path IN ({marks})", chunk
+            ):
                 out[path] = (size, mtime_ns, sha256, git_sha1)
         return out
 
@@ -40,7 +40,8 @@ class PushBook:
                 "INSERT INTO outbox (folder, repo, type, revision, created_at, next_attempt) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (folder, repo, type, revision) "
                 "DO UPDATE SET next_attempt = MIN(next_attempt, excluded.next_attempt)",
-                (folder, repo, repo_type, revision, utcnow(), when))
+                (folder, repo, repo_type, revision, utcnow(), when),
+            )
 
     def jobs(self, due_before: float | None = None) -> list[PushJob]:
         sql = "SELECT id, folder, repo, type, revision, attempts, next_attempt, last_error FROM outbox"
@@ -53,28 +54,45 @@ class PushBook:
         with self.index.atomic():
             self.index.conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?",
-                (next_attempt, error, job.id))
+                (next_attempt, error, job.id),
+            )
             self._state(job, "last_error = ?, last_error_at = ?", (error, utcnow()))
 
     def job_done(self, job: PushJob, commit: str | None, files: int, nbytes: int) -> None:
         with self.index.atomic():
             self.index.conn.execute("DELETE FROM outbox WHERE id = ?", (job.id,))
             if commit is not None:
-                self._state(job, "last_commit = ?, last_pushed_at = ?, last_error = NULL, "
-                                 "files_pushed = files_pushed + ?, bytes_pushed = bytes_pushed + ?",
-                            (commit, utcnow(), files, nbytes))
+                self._state(
+                    job,
+                    "last_commit = ?, last_pushed_at = ?, last_error = NULL, "
+                    "files_pushed = files_pushed + ?, bytes_pushed = bytes_pushed + ?",
+                    (commit, utcnow(), files, nbytes),
+                )
             else:
                 self._state(job, "last_error = NULL", ())
 
     def _state(self, job: PushJob, assignments: str, params: tuple[Any, ...]) -> None:
         key = (job.folder, job.repo, job.type, job.revision)
-        self.index.conn.execute("INSERT OR IGNORE INTO push_state (folder, repo, type, revision) "
-                                "VALUES (?, ?, ?, ?)", key)
-        self.index.conn.execute(f"UPDATE push_state SET {assignments} WHERE folder = ? AND repo = ? "
-                                "AND type = ? AND revision = ?", (*params, *key))
+        self.index.conn.execute(
+            "INSERT OR IGNORE INTO push_state (folder, repo, type, revision) VALUES (?, ?, ?, ?)", key
+        )
+        self.index.conn.execute(
+            f"UPDATE push_state SET {assignments} WHERE folder = ? AND repo = ? AND type = ? AND revision = ?",
+            (*params, *key),
+        )
 
     def states(self) -> list[dict[str, Any]]:
-        cols = ("folder", "repo", "type", "revision", "last_commit", "last_pushed_at", "last_error",
-                "last_error_at", "files_pushed", "bytes_pushed")
+        cols = (
+            "folder",
+            "repo",
+            "type",
+            "revision",
+            "last_commit",
+            "last_pushed_at",
+            "last_error",
+            "last_error_at",
+            "files_pushed",
+            "bytes_pushed",
+        )
         rows = self.index._rows(f"SELECT {', '.join(cols)} FROM push_state ORDER BY folder")
         return [dict(zip(cols, r)) for r in rows]

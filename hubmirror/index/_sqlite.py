@@ -36,6 +36,29 @@ def _repo(row: Sequence[Any]) -> Repo:
     return Repo(row[0], row[1], row[2], bool(row[3]), row[4] or None)
 
 
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    assert cursor.lastrowid is not None  # set by every INSERT
+    return cursor.lastrowid
+
+
+def _sync_run(row: Sequence[Any]) -> SyncRunRecord:
+    return SyncRunRecord(
+        id=row[0],
+        started_at=row[1],
+        finished_at=row[2],
+        outcome=row[3],
+        repos_ok=row[4],
+        repos_failed=row[5],
+        files_fetched=row[6],
+        bytes_fetched=row[7],
+        files_deduped=row[8],
+        bytes_deduped=row[9],
+        requests=row[10],
+        duration=row[11],
+        errors=json.loads(row[12]) if row[12] else [],
+    )
+
+
 def translate_error(exc: sqlite3.Error, path: Path) -> Exception:
     """A SQLite failure as the error the user can act on."""
     text = str(exc)
@@ -47,8 +70,10 @@ def translate_error(exc: sqlite3.Error, path: Path) -> Exception:
         return StoreError(f"disk full while writing the index {path}; free space and run again")
     if "unable to open" in text:
         return StoreError(f"cannot open the index {path} ({text})")
-    return StoreError(f"the index {path} is damaged ({text}); restore it from a backup or run "
-                      "'hubmirror verify' to see what is affected")
+    return StoreError(
+        f"the index {path} is damaged ({text}); restore it from a backup or run "
+        "'hubmirror verify' to see what is affected"
+    )
 
 
 class _Connection:
@@ -57,33 +82,32 @@ class _Connection:
     def __init__(self, path: Path, raw: sqlite3.Connection) -> None:
         self.path, self.raw = path, raw
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
         try:
-            return self.raw.execute(sql, params)
+            yield
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self._translated():
+            return self.raw.execute(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
-        try:
+        with self._translated():
             return self.raw.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise translate_error(exc, self.path) from exc
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
+        with self._translated():
             return self.raw.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise translate_error(exc, self.path) from exc
 
     @property
     def in_transaction(self) -> bool:
         return self.raw.in_transaction
 
     def commit(self) -> None:
-        try:
+        with self._translated():
             self.raw.commit()
-        except sqlite3.Error as exc:
-            raise translate_error(exc, self.path) from exc
 
     def close(self) -> None:
         self.raw.close()
@@ -114,8 +138,10 @@ class Index:
         if version:
             self.conn.rows("SELECT count(*) FROM repos")  # a damaged file fails here, not mid-command
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{path} has index schema {version}, newer than this hubmirror understands "
-                             f"({SCHEMA_VERSION}); upgrade hubmirror")
+            raise StoreError(
+                f"{path} has index schema {version}, newer than this hubmirror understands "
+                f"({SCHEMA_VERSION}); upgrade hubmirror"
+            )
         if version < SCHEMA_VERSION:
             self._migrate()
 
@@ -178,7 +204,8 @@ class Index:
             "SELECT id, type, name, private, gated FROM repos WHERE type = ? AND name = ? "
             "UNION ALL SELECT r.id, r.type, r.name, r.private, r.gated FROM aliases a JOIN repos r "
             "ON r.id = a.repo_id WHERE a.type = ? AND a.alias = ? LIMIT 1",
-            (repo_type, name, repo_type, name))
+            (repo_type, name, repo_type, name),
+        )
         return _repo(rows[0]) if rows else None
 
     def list_repos(self, repo_type: str | None = None) -> list[Repo]:
@@ -189,24 +216,26 @@ class Index:
         return [_repo(r) for r in self._rows(sql + " ORDER BY type, name", params)]
 
     def aliases(self, repo: Repo) -> list[str]:
-        return [r[0] for r in self._rows("SELECT alias FROM aliases WHERE repo_id = ? ORDER BY alias",
-                                         (repo.id,))]
+        return [r[0] for r in self._rows("SELECT alias FROM aliases WHERE repo_id = ? ORDER BY alias", (repo.id,))]
 
     def _ensure_repo(self, repo_type: str, name: str, access: Access | None) -> int:
         """The repo's id, creating it if needed; ``access`` (when given) replaces its flags."""
         rows = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, name))
         if rows:
             if access is not None:
-                self.conn.execute("UPDATE repos SET private = ?, gated = ? WHERE id = ?",
-                                  (int(access.private), access.gated, rows[0][0]))
+                self.conn.execute(
+                    "UPDATE repos SET private = ?, gated = ? WHERE id = ?",
+                    (int(access.private), access.gated, rows[0][0]),
+                )
             return int(rows[0][0])
         # A repo renamed back and forth: the new canonical name must not also be an alias.
         self.conn.execute("DELETE FROM aliases WHERE type = ? AND alias = ?", (repo_type, name))
         access = access or Access()
         cursor = self.conn.execute(
             "INSERT INTO repos (type, name, private, gated, created_at) VALUES (?, ?, ?, ?, ?)",
-            (repo_type, name, int(access.private), access.gated, utcnow()))
-        return int(cursor.lastrowid)
+            (repo_type, name, int(access.private), access.gated, utcnow()),
+        )
+        return _rowid(cursor)
 
     def set_access(self, repo_type: str, name: str, access: Access) -> bool:
         """Replace the private/gated flags of a repo the index has; returns True if they changed."""
@@ -228,13 +257,13 @@ class Index:
             if old and old[0][0] != target:
                 old_id = old[0][0]
                 for table in ("commits", "commit_filters", "files", "refs"):
-                    self.conn.execute(f"UPDATE OR IGNORE {table} SET repo_id = ? WHERE repo_id = ?",
-                                    (target, old_id))
+                    self.conn.execute(f"UPDATE OR IGNORE {table} SET repo_id = ? WHERE repo_id = ?", (target, old_id))
                     self.conn.execute(f"DELETE FROM {table} WHERE repo_id = ?", (old_id,))
                 self.conn.execute("UPDATE aliases SET repo_id = ? WHERE repo_id = ?", (target, old_id))
                 self.conn.execute("DELETE FROM repos WHERE id = ?", (old_id,))
-            self.conn.execute("INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)",
-                            (repo_type, alias, target))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)", (repo_type, alias, target)
+            )
 
     # -- blobs -----------------------------------------------------------------------------------
     def sha256_for_git_sha1(self, git_sha1: str) -> str | None:
@@ -246,7 +275,7 @@ class Index:
         out: dict[str, str] = {}
         unique = list(dict.fromkeys(git_sha1s))
         for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
+            chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             out.update(self._rows(f"SELECT git_sha1, sha256 FROM blobs WHERE git_sha1 IN ({marks})", chunk))
         return out
@@ -263,7 +292,8 @@ class Index:
         self.conn.executemany(
             "INSERT INTO blobs (sha256, size, git_sha1, verified_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (sha256) DO UPDATE SET git_sha1 = COALESCE(blobs.git_sha1, excluded.git_sha1)",
-            [(b.sha256, b.size, b.git_sha1, utcnow()) for b in blobs])
+            [(b.sha256, b.size, b.git_sha1, utcnow()) for b in blobs],
+        )
 
     # -- commits ---------------------------------------------------------------------------------
     def commit_complete(self, repo_type: str, name: str, sha: str, filter_key: str | None = None) -> bool:
@@ -272,16 +302,29 @@ class Index:
         if repo is None:
             return False
         if filter_key is None:
-            return bool(self._rows("SELECT 1 FROM commits WHERE repo_id = ? AND sha = ? AND complete = 1",
-                                   (repo.id, sha)))
-        return bool(self._rows(
-            "SELECT 1 FROM commits c JOIN commit_filters f ON f.repo_id = c.repo_id AND f.sha = c.sha "
-            "WHERE c.repo_id = ? AND c.sha = ? AND c.complete = 1 AND f.filter_key = ?",
-            (repo.id, sha, filter_key)))
+            return bool(
+                self._rows("SELECT 1 FROM commits WHERE repo_id = ? AND sha = ? AND complete = 1", (repo.id, sha))
+            )
+        return bool(
+            self._rows(
+                "SELECT 1 FROM commits c JOIN commit_filters f ON f.repo_id = c.repo_id AND f.sha = c.sha "
+                "WHERE c.repo_id = ? AND c.sha = ? AND c.complete = 1 AND f.filter_key = ?",
+                (repo.id, sha, filter_key),
+            )
+        )
 
-    def publish_commit(self, repo_type: str, name: str, sha: str, files: Iterable[FileRecord],
-                       blobs: Iterable[BlobRecord], *, source: str, filter_key: str | None = None,
-                       access: Access | None = None) -> None:
+    def publish_commit(
+        self,
+        repo_type: str,
+        name: str,
+        sha: str,
+        files: Iterable[FileRecord],
+        blobs: Iterable[BlobRecord],
+        *,
+        source: str,
+        filter_key: str | None = None,
+        access: Access | None = None,
+    ) -> None:
         """Record a commit's blobs and files and mark it complete, in one transaction.
 
         The caller has made every blob durable first. Files add to what the commit already had (a
@@ -294,25 +337,35 @@ class Index:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO files (repo_id, commit_sha, path, size, sha256, git_oid, lfs) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(repo_id, sha, f.path, f.size, f.sha256, f.git_oid, int(f.lfs)) for f in files])
+                [(repo_id, sha, f.path, f.size, f.sha256, f.git_oid, int(f.lfs)) for f in files],
+            )
             self.conn.execute(
                 "INSERT INTO commits (repo_id, sha, complete, source, recorded_at) VALUES (?, ?, 1, ?, ?) "
-                "ON CONFLICT (repo_id, sha) DO UPDATE SET complete = 1", (repo_id, sha, source, now))
+                "ON CONFLICT (repo_id, sha) DO UPDATE SET complete = 1",
+                (repo_id, sha, source, now),
+            )
             if filter_key is not None:
-                self.conn.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)",
-                                (repo_id, sha, filter_key))
+                self.conn.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)", (repo_id, sha, filter_key))
 
     def files(self, repo: Repo, sha: str) -> list[FileRecord]:
-        return [FileRecord(r[0], r[1], r[2], r[3], bool(r[4])) for r in self._rows(
-            "SELECT path, size, sha256, git_oid, lfs FROM files WHERE repo_id = ? AND commit_sha = ? "
-            "ORDER BY path", (repo.id, sha))]
+        return [
+            FileRecord(r[0], r[1], r[2], r[3], bool(r[4]))
+            for r in self._rows(
+                "SELECT path, size, sha256, git_oid, lfs FROM files WHERE repo_id = ? AND commit_sha = ? ORDER BY path",
+                (repo.id, sha),
+            )
+        ]
 
     def commits(self, repo: Repo) -> list[CommitRecord]:
-        return [CommitRecord(r[0], r[1], r[2], r[3], r[4] or 0) for r in self._rows(
-            "SELECT c.sha, c.recorded_at, c.source, COUNT(f.path), SUM(f.size) FROM commits c "
-            "LEFT JOIN files f ON f.repo_id = c.repo_id AND f.commit_sha = c.sha "
-            "WHERE c.repo_id = ? AND c.complete = 1 GROUP BY c.sha ORDER BY c.recorded_at, c.sha",
-            (repo.id,))]
+        return [
+            CommitRecord(r[0], r[1], r[2], r[3], r[4] or 0)
+            for r in self._rows(
+                "SELECT c.sha, c.recorded_at, c.source, COUNT(f.path), SUM(f.size) FROM commits c "
+                "LEFT JOIN files f ON f.repo_id = c.repo_id AND f.commit_sha = c.sha "
+                "WHERE c.repo_id = ? AND c.complete = 1 GROUP BY c.sha ORDER BY c.recorded_at, c.sha",
+                (repo.id,),
+            )
+        ]
 
     # -- refs ------------------------------------------------------------------------------------
     def set_ref(self, repo_type: str, name: str, ref: str, sha: str) -> bool:
@@ -324,8 +377,10 @@ class Index:
             current = self._rows("SELECT commit_sha FROM refs WHERE repo_id = ? AND name = ?", (repo.id, ref))
             if current and current[0][0] == sha:
                 return False
-            self.conn.execute("INSERT OR REPLACE INTO refs (repo_id, name, commit_sha, updated_at) "
-                            "VALUES (?, ?, ?, ?)", (repo.id, ref, sha, utcnow()))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO refs (repo_id, name, commit_sha, updated_at) VALUES (?, ?, ?, ?)",
+                (repo.id, ref, sha, utcnow()),
+            )
             return True
 
     def ref(self, repo: Repo, name: str) -> str | None:
@@ -333,8 +388,7 @@ class Index:
         return rows[0][0] if rows else None
 
     def commit_shas(self, repo: Repo) -> list[str]:
-        return [r[0] for r in self._rows("SELECT sha FROM commits WHERE repo_id = ? AND complete = 1",
-                                         (repo.id,))]
+        return [r[0] for r in self._rows("SELECT sha FROM commits WHERE repo_id = ? AND complete = 1", (repo.id,))]
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: lets readers cache until the index changes."""
@@ -349,32 +403,63 @@ class Index:
             return True
 
     def refs(self, repo: Repo) -> list[Ref]:
-        return [Ref(r[0], r[1], r[2]) for r in self._rows(
-            "SELECT name, commit_sha, updated_at FROM refs WHERE repo_id = ? ORDER BY name", (repo.id,))]
+        return [
+            Ref(r[0], r[1], r[2])
+            for r in self._rows(
+                "SELECT name, commit_sha, updated_at FROM refs WHERE repo_id = ? ORDER BY name", (repo.id,)
+            )
+        ]
 
     # -- history and statistics ------------------------------------------------------------------
     def start_sync_run(self) -> int:
         cursor = self.conn.execute("INSERT INTO sync_runs (started_at) VALUES (?)", (utcnow(),))
         self.conn.commit()
-        return int(cursor.lastrowid)
+        return _rowid(cursor)
 
-    def finish_sync_run(self, run_id: int, *, outcome: str, repos_ok: int, repos_failed: int,
-                        files_fetched: int, bytes_fetched: int, files_deduped: int, bytes_deduped: int,
-                        requests: int, duration: float, errors: list[dict[str, Any]]) -> None:
+    def finish_sync_run(
+        self,
+        run_id: int,
+        *,
+        outcome: str,
+        repos_ok: int,
+        repos_failed: int,
+        files_fetched: int,
+        bytes_fetched: int,
+        files_deduped: int,
+        bytes_deduped: int,
+        requests: int,
+        duration: float,
+        errors: list[dict[str, Any]],
+    ) -> None:
         with self.atomic():
             self.conn.execute(
                 "UPDATE sync_runs SET finished_at = ?, outcome = ?, repos_ok = ?, repos_failed = ?, "
                 "files_fetched = ?, bytes_fetched = ?, files_deduped = ?, bytes_deduped = ?, requests = ?, "
                 "duration = ?, errors_json = ? WHERE id = ?",
-                (utcnow(), outcome, repos_ok, repos_failed, files_fetched, bytes_fetched, files_deduped,
-                 bytes_deduped, requests, duration, json.dumps(errors), run_id))
+                (
+                    utcnow(),
+                    outcome,
+                    repos_ok,
+                    repos_failed,
+                    files_fetched,
+                    bytes_fetched,
+                    files_deduped,
+                    bytes_deduped,
+                    requests,
+                    duration,
+                    json.dumps(errors),
+                    run_id,
+                ),
+            )
 
     def sync_runs(self, limit: int = 10) -> list[SyncRunRecord]:
         rows = self._rows(
             "SELECT id, started_at, finished_at, outcome, repos_ok, repos_failed, files_fetched, "
             "bytes_fetched, files_deduped, bytes_deduped, requests, duration, errors_json "
-            "FROM sync_runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [SyncRunRecord(*r[:12], errors=json.loads(r[12]) if r[12] else []) for r in rows]
+            "FROM sync_runs ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_sync_run(r) for r in rows]
 
     def get_meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
@@ -391,7 +476,8 @@ class Index:
         blobs, stored = self._rows("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")[0]
         logical = self._rows(
             "SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN commits c "
-            "ON c.repo_id = f.repo_id AND c.sha = f.commit_sha WHERE c.complete = 1")[0][0]
+            "ON c.repo_id = f.repo_id AND c.sha = f.commit_sha WHERE c.complete = 1"
+        )[0][0]
         repos = self._rows("SELECT COUNT(*) FROM repos")[0][0]
         commits = self._rows("SELECT COUNT(*) FROM commits WHERE complete = 1")[0][0]
         return StoreStats(blobs, stored, logical, repos, commits)

@@ -23,8 +23,15 @@ logger = logging.getLogger(__name__)
 
 
 class AutoPush:
-    def __init__(self, pusher: Pusher, specs: list[WatchSpec], *, retry_min: float = 5.0,
-                 retry_max: float = 300.0, settle: float = 1.0) -> None:
+    def __init__(
+        self,
+        pusher: Pusher,
+        specs: list[WatchSpec],
+        *,
+        retry_min: float = 5.0,
+        retry_max: float = 300.0,
+        settle: float = 1.0,
+    ) -> None:
         self.pusher = pusher
         self.book = PushBook(pusher.index)
         self.specs = {self._key(s): s for s in specs}
@@ -63,24 +70,39 @@ class AutoPush:
             if spec is None:
                 if job.id not in self._orphans:  # once, not on every poll
                     self._orphans.add(job.id)
-                    logger.warning("outbox job for %s → %s is no longer in the config's watch list; kept",
-                                   job.folder, job.repo)
+                    logger.warning(
+                        "outbox job for %s → %s is no longer in the config's watch list; kept", job.folder, job.repo
+                    )
                 continue
             done += self._run_job(job, spec)
         return done
 
     def _run_job(self, job: PushJob, spec: WatchSpec) -> int:
         try:
-            result = self.pusher.push(Path(job.folder), spec.repo, repo_type=spec.type, revision=spec.revision,
-                                      message=spec.message, private=spec.private, create=spec.create,
-                                      delete_remote=spec.delete_remote, add_model_card=spec.add_model_card)
+            result = self.pusher.push(
+                Path(job.folder),
+                spec.repo,
+                repo_type=spec.type,
+                revision=spec.revision,
+                message=spec.message,
+                private=spec.private,
+                create=spec.create,
+                delete_remote=spec.delete_remote,
+                add_model_card=spec.add_model_card,
+            )
         except (HubMirrorError, OSError) as exc:
             # Nothing is dropped: the job stays, with its error, until a retry succeeds.
-            wait = min(self.retry_max, self.retry_min * 2 ** job.attempts) * (0.8 + 0.4 * random.random())
+            wait = min(self.retry_max, self.retry_min * 2**job.attempts) * (0.8 + 0.4 * random.random())
             with self.pusher.store.write_lock():
                 self.book.job_failed(job, f"{type(exc).__name__}: {exc}", time.time() + wait)
-            logger.error("push of %s → %s failed (attempt %d): %s; retrying in %.0fs", job.folder, job.repo,
-                         job.attempts + 1, exc, wait)
+            logger.error(
+                "push of %s → %s failed (attempt %d): %s; retrying in %.0fs",
+                job.folder,
+                job.repo,
+                job.attempts + 1,
+                exc,
+                wait,
+            )
             return 0
         with self.pusher.store.write_lock():
             self.book.job_done(job, result.commit, result.files_uploaded, result.bytes_uploaded)

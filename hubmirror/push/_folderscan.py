@@ -12,8 +12,19 @@ from ..errors import HubMirrorError
 from ..paths import safe_relpath
 
 IGNORED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints"}
-IGNORED_FILES = ("*.tmp", "*.temp", "*.incomplete", "*.lock", "*.part", "*.partial", "*.swp", "*~",
-                 ".DS_Store", ".~*", "*.crdownload")
+IGNORED_FILES = (
+    "*.tmp",
+    "*.temp",
+    "*.incomplete",
+    "*.lock",
+    "*.part",
+    "*.partial",
+    "*.swp",
+    "*~",
+    ".DS_Store",
+    ".~*",
+    "*.crdownload",
+)
 
 
 def is_ignored(relpath: str) -> bool:
@@ -37,8 +48,9 @@ def scan_folder(folder: Path) -> tuple[dict[str, os.stat_result], list[str]]:
                 target = full.resolve()
                 where = "inside" if target.is_relative_to(root) else "outside"
                 rel = full.relative_to(root).as_posix()
-                skipped.append(f"'{rel}' is a link to the folder {target}, {where} the folder: not followed, "
-                               "not uploaded")
+                skipped.append(
+                    f"'{rel}' is a link to the folder {target}, {where} the folder: not followed, not uploaded"
+                )
                 continue
             kept.append(name)
         dirnames[:] = kept

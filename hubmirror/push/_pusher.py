@@ -66,8 +66,13 @@ def card_warnings(text: str | None) -> list[str]:
 
 
 class Pusher:
-    def __init__(self, store: Store, index: Index, client: UpstreamClient,
-                 on_published: Callable[[str, str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: Index,
+        client: UpstreamClient,
+        on_published: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self.store, self.index, self.client = store, index, client
         self.book = PushBook(index)
         self.writer = HubWriter(client)
@@ -85,7 +90,6 @@ class Pusher:
                 sha256, git_sha1 = hit[2], hit[3]
             else:
                 sha256, git_sha1, _ = hash_file(root / rel)
-                assert git_sha1 is not None
                 result.files_hashed += 1
                 fresh.append((keys[rel], st.st_size, st.st_mtime_ns, sha256, git_sha1))
             files.append(LocalFile(rel, root / rel, st.st_size, sha256, git_sha1))
@@ -94,9 +98,19 @@ class Pusher:
                 self.book.save_hashes(fresh)
         return files
 
-    def push(self, folder: Path, repo: str, *, repo_type: str = "model", revision: str = "main",
-             message: str = "Upload with hubmirror", private: bool = False, create: bool = False,
-             delete_remote: bool = False, add_model_card: bool = False) -> PushResult:
+    def push(
+        self,
+        folder: Path,
+        repo: str,
+        *,
+        repo_type: str = "model",
+        revision: str = "main",
+        message: str = "Upload with hubmirror",
+        private: bool = False,
+        create: bool = False,
+        delete_remote: bool = False,
+        add_model_card: bool = False,
+    ) -> PushResult:
         """Push what changed in ``folder``; raises our errors (the folder and outbox lose nothing)."""
         folder = Path(folder)
         if not folder.is_dir():
@@ -110,9 +124,17 @@ class Pusher:
         with _Ingester(self) as ingester:
             for attempt in range(MAX_CONFLICT_RETRIES + 1):
                 try:
-                    head = self._push_once(folder, local, result, ingester, message=message, private=private,
-                                           create=create, delete_remote=delete_remote,
-                                           add_model_card=add_model_card)
+                    head = self._push_once(
+                        folder,
+                        local,
+                        result,
+                        ingester,
+                        message=message,
+                        private=private,
+                        create=create,
+                        delete_remote=delete_remote,
+                        add_model_card=add_model_card,
+                    )
                     break
                 except ConflictError:
                     if attempt == MAX_CONFLICT_RETRIES:
@@ -137,22 +159,37 @@ class Pusher:
             if not create:
                 raise RepoNotFoundError(
                     f"{result.type} repo '{result.repo}' does not exist upstream (or the token cannot see it); "
-                    "push with --create (watch: create: true) to create it", status=exc.status) from exc
+                    "push with --create (watch: create: true) to create it",
+                    status=exc.status,
+                ) from exc
             self.writer.create_repo(result.type, result.repo, private)
             info = self.client.revision_info(result.type, result.repo, result.revision)
         return info.sha, {e.path: e for e in self.client.list_tree(result.type, result.repo, info.sha)}
 
-    def _push_once(self, folder: Path, local: list[LocalFile], result: PushResult, ingester: _Ingester, *,
-                   message: str, private: bool, create: bool, delete_remote: bool,
-                   add_model_card: bool) -> str | None:
+    def _push_once(
+        self,
+        folder: Path,
+        local: list[LocalFile],
+        result: PushResult,
+        ingester: _Ingester,
+        *,
+        message: str,
+        private: bool,
+        create: bool,
+        delete_remote: bool,
+        add_model_card: bool,
+    ) -> str | None:
         """Diff against the branch head and commit the difference; returns the head diffed against."""
         parent, remote = self._remote(result, private, create)
         by_path = {f.path: f for f in local}
         readme = by_path.get("README.md")
         # No local card but one upstream that this push keeps: the repo page has a card, say nothing.
         keeps_remote_card = readme is None and "README.md" in remote and (add_model_card or not delete_remote)
-        result.warnings = card_warnings(readme.source.read_text(errors="replace") if readme else None) \
-            if result.type == "model" and not keeps_remote_card else []
+        result.warnings = (
+            card_warnings(readme.source.read_text(errors="replace") if readme else None)
+            if result.type == "model" and not keeps_remote_card
+            else []
+        )
         if add_model_card and readme is None and "README.md" not in remote:
             card = self._minimal_card(result)
             local = [*local, card]
@@ -160,8 +197,15 @@ class Pusher:
         for warning in result.warnings:
             logger.warning("push %s → %s: %s", folder, result.repo, warning)
         changed = [f for f in local if _differs(f, remote.get(f.path))]
-        deletes = sorted(p for p in remote if p not in by_path and p not in PROTECTED_REMOTE
-                         and not (add_model_card and p == "README.md")) if delete_remote else []
+        deletes = (
+            sorted(
+                p
+                for p in remote
+                if p not in by_path and p not in PROTECTED_REMOTE and not (add_model_card and p == "README.md")
+            )
+            if delete_remote
+            else []
+        )
         if not changed and not deletes:
             result.status, result.commit = "up to date", None
             logger.info("push %s → %s@%s: up to date", folder, result.repo, result.revision)
@@ -171,24 +215,41 @@ class Pusher:
         lfs = [f for f in changed if modes.get(f.path) == "lfs"]
         regular = [f for f in changed if modes.get(f.path) != "lfs"]
         result.lfs_uploaded = self.writer.upload_lfs(result.type, result.repo, result.revision, lfs)
-        done = self.writer.commit(result.type, result.repo, result.revision, summary=message, parent=parent,
-                                  regular=regular, lfs=lfs, deletes=deletes)
+        done = self.writer.commit(
+            result.type,
+            result.repo,
+            result.revision,
+            summary=message,
+            parent=parent,
+            regular=regular,
+            lfs=lfs,
+            deletes=deletes,
+        )
         result.status, result.commit, result.url = "pushed", done.oid, done.url
         result.files_uploaded, result.bytes_uploaded = len(changed), sum(f.size for f in changed)
         result.deleted = deletes
         result.pushed_files = changed
-        logger.info("pushed %s → %s@%s: %d files (%d bytes, %d by LFS), %d deleted, commit %s", folder,
-                    result.repo, result.revision, len(changed), result.bytes_uploaded, len(lfs),
-                    len(deletes), done.oid[:12])
+        logger.info(
+            "pushed %s → %s@%s: %d files (%d bytes, %d by LFS), %d deleted, commit %s",
+            folder,
+            result.repo,
+            result.revision,
+            len(changed),
+            result.bytes_uploaded,
+            len(lfs),
+            len(deletes),
+            done.oid[:12],
+        )
         return parent
 
     def _minimal_card(self, result: PushResult) -> LocalFile:
-        text = (f"---\nlicense: other\ntags:\n- hubmirror\n---\n\n# {result.repo}\n\n"
-                "Pushed by hubmirror. Describe the model, its training data and intended use here.\n")
+        text = (
+            f"---\nlicense: other\ntags:\n- hubmirror\n---\n\n# {result.repo}\n\n"
+            "Pushed by hubmirror. Describe the model, its training data and intended use here.\n"
+        )
         path = self.store.tmp_dir / f"card-{result.repo.replace('/', '--')}.md"
         path.write_text(text)
         sha256, git_sha1, size = hash_file(path)
-        assert git_sha1 is not None
         return LocalFile("README.md", path, size, sha256, git_sha1)
 
     def _ingest(self, f: LocalFile) -> bool:
@@ -198,8 +259,9 @@ class Pusher:
             self.store.ingest_file(f.source, Expected(f.size, f.sha256, f.git_sha1))
             return True
         except IntegrityError as exc:
-            logger.info("%s changed after it was pushed (%s); the mirror takes the pushed bytes from upstream",
-                        f.path, exc)
+            logger.info(
+                "%s changed after it was pushed (%s); the mirror takes the pushed bytes from upstream", f.path, exc
+            )
             return False
 
     def _record(self, result: PushResult, files: list[LocalFile], ingester: _Ingester) -> None:

@@ -29,8 +29,7 @@ from ._folderscan import is_ignored, scan_folder
 
 logger = logging.getLogger(__name__)
 
-CHANGE_EVENTS = {EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED,
-                 EVENT_TYPE_CLOSED}
+CHANGE_EVENTS = {EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
 Fingerprint = dict[str, tuple[int, int]]
 
 
@@ -76,8 +75,7 @@ class _Handler(FileSystemEventHandler):
 class FolderWatcher:
     """Calls ``on_ready(spec)`` once per settled change of each watched folder."""
 
-    def __init__(self, specs: list[WatchSpec], on_ready: Callable[[WatchSpec], None],
-                 settle: float = 1.0) -> None:
+    def __init__(self, specs: list[WatchSpec], on_ready: Callable[[WatchSpec], None], settle: float = 1.0) -> None:
         self.folders = [_Folder(spec) for spec in specs]
         self.on_ready = on_ready
         self.settle = settle  # seconds between the two scans that must agree
@@ -88,8 +86,14 @@ class FolderWatcher:
             root = folder.spec.path.resolve()
             root.mkdir(parents=True, exist_ok=True)
             self._observer.schedule(_Handler(folder, root), str(root), recursive=True)
-            logger.info("watching %s → %s %s@%s (debounce %.1fs)", root, folder.spec.type, folder.spec.repo,
-                        folder.spec.revision, folder.spec.debounce)
+            logger.info(
+                "watching %s → %s %s@%s (debounce %.1fs)",
+                root,
+                folder.spec.type,
+                folder.spec.repo,
+                folder.spec.revision,
+                folder.spec.debounce,
+            )
         self._observer.start()
 
     def stop(self) -> None:

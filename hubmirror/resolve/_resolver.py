@@ -51,8 +51,10 @@ class Resolver:
         if repo is None:
             mirrored = [r.name for r in self.index.list_repos(repo_type)]
             listing = ", ".join(mirrored[:20]) + (", ..." if len(mirrored) > 20 else "") or "none"
-            raise RepoNotMirroredError(f"{repo_type} repo '{name}' is not mirrored (mirrored: {listing}; add it "
-                                   "to repos: and run hubmirror sync)")
+            raise RepoNotMirroredError(
+                f"{repo_type} repo '{name}' is not mirrored (mirrored: {listing}; add it "
+                "to repos: and run hubmirror sync)"
+            )
         return repo
 
     def commit(self, repo: Repo, revision: str) -> str:
@@ -70,10 +72,12 @@ class Resolver:
             if len(matches) > 1:
                 raise AmbiguousRevisionError(
                     f"revision '{revision}' of '{repo.name}' is ambiguous: it starts "
-                    f"{', '.join(m[:12] for m in matches)}; give more characters")
+                    f"{', '.join(m[:12] for m in matches)}; give more characters"
+                )
         have = ", ".join(r.name for r in self.index.refs(repo)) or "no named revisions"
-        raise RevisionNotMirroredError(f"revision '{revision}' of '{repo.name}' is not mirrored (have: {have}; "
-                               f"{len(commits)} commit(s))")
+        raise RevisionNotMirroredError(
+            f"revision '{revision}' of '{repo.name}' is not mirrored (have: {have}; {len(commits)} commit(s))"
+        )
 
     def snapshot_path(self, name: str, revision: str = "main", repo_type: str = "model") -> Path:
         repo = self.repo(name, repo_type)
@@ -93,7 +97,8 @@ class Resolver:
         if not os.path.isfile(path):
             raise FileNotMirroredError(
                 f"file '{filename}' is not mirrored in '{name}' at {revision} (not in the repo, or left out "
-                "by allow/ignore patterns)")
+                "by allow/ignore patterns)"
+            )
         return path
 
     def _build(self, repo: Repo) -> None:
@@ -125,15 +130,17 @@ def close_resolvers() -> None:
         _resolvers.clear()
 
 
-def snapshot_path(repo_id: str, revision: str = "main", repo_type: str = "model",
-                  home: str | Path | None = None) -> Path:
+def snapshot_path(
+    repo_id: str, revision: str = "main", repo_type: str = "model", home: str | Path | None = None
+) -> Path:
     """The local directory of a mirrored revision, for ``from_pretrained(path)``. No network.
 
     Raises :class:`NotMirroredError` if the repo or revision is not in the mirror."""
     return _resolver(home).snapshot_path(repo_id, revision, repo_type)
 
 
-def file_path(repo_id: str, filename: str, revision: str = "main", repo_type: str = "model",
-              home: str | Path | None = None) -> Path:
+def file_path(
+    repo_id: str, filename: str, revision: str = "main", repo_type: str = "model", home: str | Path | None = None
+) -> Path:
     """The local path of one file of a mirrored revision. No network."""
     return _resolver(home).file_path(repo_id, filename, revision, repo_type)

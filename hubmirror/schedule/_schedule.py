@@ -23,7 +23,6 @@ from ..store import Store
 logger = logging.getLogger(__name__)
 
 
-
 class Schedule:
     def __init__(self, every: float | None = None, cron: str | None = None, jitter: float = 0.0) -> None:
         if (every is None) == (cron is None):
@@ -49,8 +48,16 @@ class Schedule:
         return f"every {self.every:g}s" if self.every is not None else f"cron '{self.cron}'"
 
 
-def run_scheduled(job: Callable[[], object], schedule: Schedule, store: Store, index: Index,
-                  stop: threading.Event, *, run_first: bool = True, record: bool = True) -> int:
+def run_scheduled(
+    job: Callable[[], object],
+    schedule: Schedule,
+    store: Store,
+    index: Index,
+    stop: threading.Event,
+    *,
+    run_first: bool = True,
+    record: bool = True,
+) -> int:
     """Run ``job`` on ``schedule`` until ``stop`` is set; returns how many runs happened.
 
     ``record=False`` (dry runs) writes nothing: no next-run time in the index, no lock file."""
@@ -76,8 +83,7 @@ def run_scheduled(job: Callable[[], object], schedule: Schedule, store: Store, i
             skipped += 1
             due = schedule.next_after(due)
         if skipped:
-            logger.warning("skipped %d scheduled run(s) that fell due while the previous run was going",
-                           skipped)
+            logger.warning("skipped %d scheduled run(s) that fell due while the previous run was going", skipped)
     if record:
         with store.write_lock():
             index.set_meta(NEXT_SYNC_KEY, None)

@@ -31,22 +31,30 @@ def schedule_for(config: Config, every: float | None = None, cron: str | None = 
     return None
 
 
-def scheduled_sync(config: Config, schedule: Schedule, stop: threading.Event,
-                   on_report: Callable[[SyncReport], None] | None = None, *, repos: Sequence[str] = (),
-                   locked: bool = False, dry_run: bool = False,
-                   observer: Callable[[], Any] | None = None) -> int:
+def scheduled_sync(
+    config: Config,
+    schedule: Schedule,
+    stop: threading.Event,
+    on_report: Callable[[SyncReport], None] | None = None,
+    *,
+    repos: Sequence[str] = (),
+    locked: bool = False,
+    dry_run: bool = False,
+    observer: Callable[[], Any] | None = None,
+) -> int:
     """Sync (``repos``, or all the config lists) on ``schedule`` until ``stop``; returns the number of runs.
 
     ``observer`` makes a fresh progress observer (a context manager, or None) per run; ``on_report`` gets
     each run's report (default: a log summary, failures at ERROR: in a service the log is the record)."""
     report_to = on_report or log_report
     with planning_mirror(config.home) if dry_run else Mirror(config.home) as mirror:
+
         def once() -> None:
             watching = observer() if observer is not None else None
             with watching or nullcontext():
-                report = mirror.sync(config, repos, dry_run=dry_run, locked=locked, observer=watching,
-                                     stop=stop)
+                report = mirror.sync(config, repos, dry_run=dry_run, locked=locked, observer=watching, stop=stop)
             report_to(report)
+
         return run_scheduled(once, schedule, mirror.store, mirror.index, stop, record=not dry_run)
 
 
@@ -55,9 +63,15 @@ def log_report(report: SyncReport) -> None:
         if not result.ok:
             logger.error("%s failed: %s", result.label, result.error)
     done = sum(1 for r in report.results if r.ok)
-    logger.info("sync run: %d/%d repo revisions synced, %d files fetched (%d bytes), %d requests, %.1fs", done,
-                len(report.results), report.totals()["files_fetched"], report.totals()["bytes_fetched"],
-                report.requests, report.duration)
+    logger.info(
+        "sync run: %d/%d repo revisions synced, %d files fetched (%d bytes), %d requests, %.1fs",
+        done,
+        len(report.results),
+        report.totals()["files_fetched"],
+        report.totals()["bytes_fetched"],
+        report.requests,
+        report.duration,
+    )
 
 
 def _watch(config: Config, stop: threading.Event) -> None:
@@ -70,8 +84,10 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
     schedule = schedule_for(config)
     serve = config.serve.enabled if serve is None else serve
     if schedule is None and not config.watch and not serve:
-        raise ConfigError("nothing to run: the config has no sync.every/sync.cron, no watch: entries "
-                          "and no serve: section", file=str(config.path))
+        raise ConfigError(
+            "nothing to run: the config has no sync.every/sync.cron, no watch: entries and no serve: section",
+            file=str(config.path),
+        )
     server = None
     if serve:
         from ..serve import BackgroundServer
@@ -83,8 +99,7 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
     threads = []
     failures: list[Exception] = []
     if config.watch:
-        watcher = threading.Thread(target=_guard, args=(_watch, config, stop, failures),
-                                   name="hubmirror-watch")
+        watcher = threading.Thread(target=_guard, args=(_watch, config, stop, failures), name="hubmirror-watch")
         watcher.start()
         threads.append(watcher)
     try:
@@ -102,12 +117,12 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
         error = failures[0]
         if isinstance(error, HubMirrorError):
             raise error
-        raise HubMirrorError(f"hubmirror run stopped: a part failed ({type(error).__name__}: {error})") \
-            from error
+        raise HubMirrorError(f"hubmirror run stopped: a part failed ({type(error).__name__}: {error})") from error
 
 
-def _guard(target: Callable[[Config, threading.Event], None], config: Config, stop: threading.Event,
-           failures: list[Exception]) -> None:
+def _guard(
+    target: Callable[[Config, threading.Event], None], config: Config, stop: threading.Event, failures: list[Exception]
+) -> None:
     """A part that dies takes the whole service down (loudly) rather than limping on without it."""
     try:
         target(config, stop)

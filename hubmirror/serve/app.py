@@ -87,9 +87,9 @@ class HubApp:
     async def _write(self, request: Request, r: Route, authorized: bool) -> Response:
         writer = self.writer
         if r.endpoint == "lfs_upload" and writer is not None:  # signed URL, no token (as the Hub's CDN)
-            return await writer.lfs_upload(request, r.revision, r.path)
+            return await writer.lfs_upload(request, r.revision or "", r.path)
         if r.endpoint == "lfs_verify" and writer is not None:
-            return await writer.lfs_verify(request, r.revision)
+            return await writer.lfs_verify(request, r.revision or "")
         require_write(request, self.token)
         assert writer is not None
         if r.endpoint == "create_repo":
@@ -98,8 +98,8 @@ class HubApp:
         if r.endpoint == "lfs_batch":
             return await writer.lfs_batch(request)
         if r.endpoint == "preupload":
-            return await writer.preupload(request, repo, r.revision)
-        return await writer.commit(request, repo, r.revision)
+            return await writer.preupload(request, repo, r.revision or "main")
+        return await writer.commit(request, repo, r.revision or "main")
 
 
 def scope_raw_path(request: Request) -> str:
@@ -115,10 +115,18 @@ def run(home: Path, host: str, port: int, token: str | None = None, log_level: s
     """Serve until interrupted (SIGINT/SIGTERM stop it cleanly)."""
     import uvicorn
 
-    logger.info("serving %s on http://%s:%d (pushes %s)", home, host, port,
-                "enabled" if token else "disabled: no serve.token")
-    uvicorn.run(create_app(home, token), host=host, port=port, log_level=log_level, access_log=False,
-                server_header=False, timeout_keep_alive=30)
+    logger.info(
+        "serving %s on http://%s:%d (pushes %s)", home, host, port, "enabled" if token else "disabled: no serve.token"
+    )
+    uvicorn.run(
+        create_app(home, token),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=30,
+    )
 
 
 class BackgroundServer:
@@ -127,8 +135,15 @@ class BackgroundServer:
     def __init__(self, home: Path, host: str, port: int, token: str | None = None) -> None:
         import uvicorn
 
-        config = uvicorn.Config(create_app(home, token), host=host, port=port, log_level="warning",
-                                access_log=False, server_header=False, timeout_keep_alive=30)
+        config = uvicorn.Config(
+            create_app(home, token),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=30,
+        )
         self._server = uvicorn.Server(config)
         self._host, self._port = host, port
         self._thread = threading.Thread(target=self._server.run, name="hubmirror-serve", daemon=True)

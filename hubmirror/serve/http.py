@@ -21,8 +21,15 @@ from ..models import Repo
 class HubHTTPError(Exception):
     """An answer the Hub would give: status, ``X-Error-Code`` and message (header and JSON body)."""
 
-    def __init__(self, status: int, message: str, code: str | None = None,
-                 headers: dict[str, str] | None = None, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, dict(headers or {})
         self.hint = hint  # said in the body only: some clients match the X-Error-Message text exactly
@@ -67,8 +74,12 @@ def check_token(request: Request, token: str | None) -> bool:
     if given is None:
         return False
     if token is None or not hmac.compare_digest(given.encode(), token.encode()):
-        raise HubHTTPError(401, INVALID_TOKEN, hint="this mirror does not know that token: use one from "
-                           "its serve.token, or unset HF_TOKEN to read public repos anonymously")
+        raise HubHTTPError(
+            401,
+            INVALID_TOKEN,
+            hint="this mirror does not know that token: use one from "
+            "its serve.token, or unset HF_TOKEN to read public repos anonymously",
+        )
     return True
 
 
@@ -77,8 +88,9 @@ def gated_refusal(repo: Repo, authenticated: bool) -> HubHTTPError:
     what = f"Access to {repo.type} {repo.name} is restricted"
     if authenticated:
         return HubHTTPError(403, f"{what} and you are not in the authorized list.", "GatedRepo")
-    return HubHTTPError(401, f"{what}. You must have access to it and be authenticated to access it. "
-                             "Please log in.", "GatedRepo")
+    return HubHTTPError(
+        401, f"{what}. You must have access to it and be authenticated to access it. Please log in.", "GatedRepo"
+    )
 
 
 def require_write(request: Request, token: str | None) -> None:

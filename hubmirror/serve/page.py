@@ -24,16 +24,20 @@ def index_page(catalog: Catalog, authorized: bool) -> HTMLResponse:
             except RevisionNotMirroredError:
                 continue
             card = catalog.card(snapshot) or {}
-            meta = ", ".join(f"{k}: {escape(str(card[k]))}" for k in ("license", "language", "pipeline_tag",
-                                                                     "library_name") if k in card)
-            tags = card.get("tags") if isinstance(card.get("tags"), list) else []
+            meta = ", ".join(
+                f"{k}: {escape(str(card[k]))}"
+                for k in ("license", "language", "pipeline_tag", "library_name")
+                if k in card
+            )
+            tags = card["tags"] if isinstance(card.get("tags"), list) else []
             revisions = ", ".join(f"{escape(r.name)} ({r.commit[:10]})" for r in refs)
             size = sum(f.size for f in snapshot.files.values())
             flags = (" (private)" if repo.private else "") + (" (gated)" if repo.gated else "")
             rows.append(
                 f"<tr><td>{repo_type}</td><td><b>{escape(repo.name)}</b>{flags}"
                 f"</td><td>{meta}<br><small>{escape(', '.join(map(str, tags)))}</small></td>"
-                f"<td>{len(snapshot.files)} files, {human_size(size)}</td><td>{revisions}</td></tr>")
+                f"<td>{len(snapshot.files)} files, {human_size(size)}</td><td>{revisions}</td></tr>"
+            )
     body = "\n".join(rows) or '<tr><td colspan="5">nothing mirrored yet</td></tr>'
     html = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hubmirror</title>

@@ -30,6 +30,11 @@ class BlobResponse(FileResponse):
     chunk_size = 1024 * 1024  # Starlette's 64 KiB means a thread hop per 64 KiB; 1 MiB keeps GETs fast
 
 
+def json_bytes(data: Any) -> bytes:
+    """The compact JSON body Starlette's JSONResponse would send."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
 def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true")
 
@@ -38,14 +43,12 @@ def _int_param(request: Request, name: str) -> int:
     """A non-negative integer query parameter (0 when absent); anything else is the client's error."""
     value = request.query_params.get(name, "") or "0"
     if not value.isdigit() or len(value) > 18:
-        raise HubHTTPError(400, f"query parameter '{name}' must be a non-negative integer, "
-                                f"got {value[:40]!r}")
+        raise HubHTTPError(400, f"query parameter '{name}' must be a non-negative integer, got {value[:40]!r}")
     return int(value)
 
 
 def _lfs_info(record: FileRecord, key: str) -> dict[str, Any]:
-    return {key: record.sha256, "size": record.size,
-            "pointerSize": len(lfs_pointer(record.sha256, record.size))}
+    return {key: record.sha256, "size": record.size, "pointerSize": len(lfs_pointer(record.sha256, record.size))}
 
 
 def _tree_entry(record: FileRecord, snapshot: Snapshot, expand: bool) -> dict[str, Any]:
@@ -75,9 +78,17 @@ def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bo
             tags.append(value if key == "library_name" else f"{key}:{value}")
     data: dict[str, Any] = {
         "_id": hashlib.sha1(f"{repo.type}/{repo.name}".encode()).hexdigest()[:24],
-        "id": repo.name, "author": repo.name.split("/")[0] if "/" in repo.name else None,
-        "sha": snapshot.commit, "lastModified": EPOCH, "createdAt": EPOCH, "private": repo.private,
-        "gated": repo.gated or False, "disabled": False, "downloads": 0, "likes": 0, "tags": tags,
+        "id": repo.name,
+        "author": repo.name.split("/")[0] if "/" in repo.name else None,
+        "sha": snapshot.commit,
+        "lastModified": EPOCH,
+        "createdAt": EPOCH,
+        "private": repo.private,
+        "gated": repo.gated or False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": tags,
         "usedStorage": sum(f.size for f in snapshot.files.values()),
     }
     if repo.type == "model":
@@ -105,7 +116,7 @@ def repo_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Respons
     # Every from_pretrained starts with this call; the answer is fixed per commit, so it is built once.
     blobs, repo = _flag(request, "blobs"), snapshot.repo
     key = ("repo_info", repo, snapshot.commit, blobs)
-    body = catalog.body(key, lambda: JSONResponse(repo_json(catalog, snapshot, blobs=blobs)).body)
+    body = catalog.body(key, lambda: json_bytes(repo_json(catalog, snapshot, blobs=blobs)))
     return Response(body, media_type="application/json")
 
 
@@ -119,12 +130,13 @@ def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
     prefix = f"{sub}/" if sub else ""
     files = sorted(p for p in snapshot.files if p.startswith(prefix))
     if sub and not files:
-        raise HubHTTPError(404, f"folder '{sub}' not found at {snapshot.commit}", "EntryNotFound",
-                           {"X-Repo-Commit": snapshot.commit})
+        raise HubHTTPError(
+            404, f"folder '{sub}' not found at {snapshot.commit}", "EntryNotFound", {"X-Repo-Commit": snapshot.commit}
+        )
     entries: list[dict[str, Any]] = []
     folders: set[str] = set()
     for path in files:
-        rest = path[len(prefix):].split("/")
+        rest = path[len(prefix) :].split("/")
         for depth in range(1, len(rest)):
             if not recursive and depth > 1:
                 break
@@ -141,7 +153,7 @@ def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
         query = parse_qs(request.url.query)
         query["cursor"] = [str(start + page)]
         headers["Link"] = f'<{base_url(request)}{request.url.path}?{urlencode(query, doseq=True)}>; rel="next"'
-    return JSONResponse(entries[start:start + page], headers=headers)
+    return JSONResponse(entries[start : start + page], headers=headers)
 
 
 async def paths_info(request: Request, snapshot: Snapshot) -> Response:
@@ -182,8 +194,12 @@ def resolve_file(request: Request, catalog: Catalog, snapshot: Snapshot, path: s
         raise HubHTTPError(400, str(exc)) from exc
     record = snapshot.files.get(path)
     if record is None:
-        raise HubHTTPError(404, f"{path} not found in {snapshot.repo.name} at {snapshot.commit}",
-                           "EntryNotFound", {"X-Repo-Commit": snapshot.commit})
+        raise HubHTTPError(
+            404,
+            f"{path} not found in {snapshot.repo.name} at {snapshot.commit}",
+            "EntryNotFound",
+            {"X-Repo-Commit": snapshot.commit},
+        )
     blob = catalog.blob_path(record)
     try:
         stat = blob.stat()
@@ -232,8 +248,9 @@ def listing(request: Request, catalog: Catalog, repo_type: str, authorized: bool
             if not refs_:
                 continue
             commit = refs_[0].commit
-        data = repo_json(catalog, Snapshot(repo, commit, catalog.files(repo, commit)), blobs=False,
-                         siblings=_flag(request, "full"))
+        data = repo_json(
+            catalog, Snapshot(repo, commit, catalog.files(repo, commit)), blobs=False, siblings=_flag(request, "full")
+        )
         if wanted and not all(tag in data["tags"] or tag == data.get("pipeline_tag") for tag in wanted):
             continue
         if not with_card:
@@ -256,12 +273,22 @@ async def validate_yaml(request: Request) -> Response:
     try:
         parse_card_metadata(content)
     except ValueError as exc:
-        return JSONResponse({"errors": [{"message": str(exc)}], "warnings": []}, status_code=400,
-                            headers={"X-Error-Message": "Invalid metadata in README.md"})
+        return JSONResponse(
+            {"errors": [{"message": str(exc)}], "warnings": []},
+            status_code=400,
+            headers={"X-Error-Message": "Invalid metadata in README.md"},
+        )
     return JSONResponse({"errors": [], "warnings": []})
 
 
 def whoami() -> Response:
-    return JSONResponse({"type": "user", "id": "hubmirror", "name": "hubmirror", "fullname": "hubmirror serve",
-                         "orgs": [], "auth": {"type": "access_token",
-                                              "accessToken": {"displayName": "serve.token", "role": "write"}}})
+    return JSONResponse(
+        {
+            "type": "user",
+            "id": "hubmirror",
+            "name": "hubmirror",
+            "fullname": "hubmirror serve",
+            "orgs": [],
+            "auth": {"type": "access_token", "accessToken": {"displayName": "serve.token", "role": "write"}},
+        }
+    )

@@ -11,8 +11,19 @@ from urllib.parse import unquote
 
 from ..models import REPO_TYPE_BY_PLURAL
 
-API_ACTIONS = {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit",
-               "xet-read-token", "xet-write-token", "discussions", "lfs-files"}
+API_ACTIONS = {
+    "revision",
+    "tree",
+    "paths-info",
+    "refs",
+    "commits",
+    "preupload",
+    "commit",
+    "xet-read-token",
+    "xet-write-token",
+    "discussions",
+    "lfs-files",
+}
 TYPE_SEGMENTS = {**REPO_TYPE_BY_PLURAL, "spaces": "space"}  # spaces are recognised, then refused
 
 
@@ -50,8 +61,13 @@ def route(raw_path: str) -> Route:
     if "resolve" in segments:
         at = segments.index("resolve")
         if at in (1, 2) and len(segments) >= at + 3:
-            return Route("resolve", repo_type, "/".join(segments[:at]), unquote(segments[at + 1]),
-                         unquote("/".join(segments[at + 2:])))
+            return Route(
+                "resolve",
+                repo_type,
+                "/".join(segments[:at]),
+                unquote(segments[at + 1]),
+                unquote("/".join(segments[at + 2 :])),
+            )
     if len(segments) >= 5 and segments[-4:-1] == ["info", "lfs", "objects"] and segments[-1] == "batch":
         repo = "/".join(segments[:-4])
         if repo.endswith(".git"):

@@ -29,8 +29,28 @@ from .catalog import Catalog
 from .http import HubHTTPError, base_url
 
 LFS_THRESHOLD = 10 * 1024 * 1024
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".parquet", ".arrow",
-                ".zip", ".gz", ".tar", ".npy", ".npz", ".ckpt", ".pkl", ".model", ".tflite", ".ot", ".gguf")
+LFS_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".onnx",
+    ".h5",
+    ".msgpack",
+    ".parquet",
+    ".arrow",
+    ".zip",
+    ".gz",
+    ".tar",
+    ".npy",
+    ".npz",
+    ".ckpt",
+    ".pkl",
+    ".model",
+    ".tflite",
+    ".ot",
+    ".gguf",
+)
 LFS_CONTENT_TYPE = "application/vnd.git-lfs+json"
 
 
@@ -92,8 +112,7 @@ class Writer:
             lfs = size > 0 and (size >= LFS_THRESHOLD or b"\0" in sample or path.endswith(LFS_SUFFIXES))
             existing = current.get(path)
             oid = (existing.sha256 if existing.lfs else existing.git_oid) if existing else None
-            answer.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                           "oid": oid})
+            answer.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
         return JSONResponse({"files": answer, "commitOid": self._head(repo, revision)})
 
     def _head(self, repo: Repo, revision: str) -> str | None:
@@ -113,8 +132,13 @@ class Writer:
         for item in body.get("objects") or []:
             oid, size = item.get("oid"), item.get("size")
             if not isinstance(oid, str) or not is_sha256(oid) or not isinstance(size, int) or size < 0:
-                objects.append({"oid": str(oid), "size": size if isinstance(size, int) else 0,
-                                "error": {"code": 422, "message": "oid must be 64 hex, size an integer"}})
+                objects.append(
+                    {
+                        "oid": str(oid),
+                        "size": size if isinstance(size, int) else 0,
+                        "error": {"code": 422, "message": "oid must be 64 hex, size an integer"},
+                    }
+                )
                 continue
             answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
             if not self.catalog.store.has_blob(oid):
@@ -180,14 +204,16 @@ class Writer:
                 raise HubHTTPError(404, f"branch '{branch}' does not exist in {repo.name}", "RevisionNotFound")
             parent = header.get("parentCommit")
             if parent and (head is None or not head.startswith(str(parent))):
-                raise HubHTTPError(412, "The branch was updated since you opened this page. "
-                                        f"Please refresh and try again. (head is {head})")
+                raise HubHTTPError(
+                    412,
+                    "The branch was updated since you opened this page. "
+                    f"Please refresh and try again. (head is {head})",
+                )
             files = dict(self.catalog.files(repo, head)) if head else {}
             blobs: list[BlobRecord] = []
             for op in ops:
                 self._apply_op(op, files, blobs)
-            sha = _commit_id(head, sorted(files.values(), key=lambda f: f.path),
-                             str(header.get("summary")))
+            sha = _commit_id(head, sorted(files.values(), key=lambda f: f.path), str(header.get("summary")))
             index.publish_commit(repo.type, repo.name, sha, files.values(), blobs, source="push")
             index.set_ref(repo.type, repo.name, branch, sha)
         HFCacheView(view_root(store.home), store, index).update(repo.type, repo.name, sha)

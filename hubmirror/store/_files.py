@@ -30,11 +30,13 @@ def plain_name(name: str) -> str:
 def disk_error(exc: OSError, what: str) -> StoreError:
     """One line for a failed write: disk full, read-only filesystem, permissions, anything else."""
     if exc.errno == errno.ENOSPC:
-        return StoreError(f"disk full while writing {what}; free space and run again "
-                          "(partial downloads are kept and resume)")
+        return StoreError(
+            f"disk full while writing {what}; free space and run again (partial downloads are kept and resume)"
+        )
     if exc.errno == errno.EROFS:
-        return StoreError(f"cannot write {what}: the store is on a read-only filesystem (only read commands "
-                          "work there)")
+        return StoreError(
+            f"cannot write {what}: the store is on a read-only filesystem (only read commands work there)"
+        )
     return StoreError(f"cannot write {what}: {exc.strerror or exc}")
 
 

@@ -46,11 +46,15 @@ def read_layout_version(home: Path) -> int | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{version_file} is damaged or unreadable ({exc}); it should hold the store layout "
-                         f"number ({LAYOUT_VERSION}): restore it, then run 'hubmirror verify'") from exc
+        raise StoreError(
+            f"{version_file} is damaged or unreadable ({exc}); it should hold the store layout "
+            f"number ({LAYOUT_VERSION}): restore it, then run 'hubmirror verify'"
+        ) from exc
     if not text.isdigit() or len(text) > 6:
-        raise StoreError(f"{version_file} is damaged: expected the store layout number ({LAYOUT_VERSION}), "
-                         f"found {text[:40]!r}; restore it, then run 'hubmirror verify'")
+        raise StoreError(
+            f"{version_file} is damaged: expected the store layout number ({LAYOUT_VERSION}), "
+            f"found {text[:40]!r}; restore it, then run 'hubmirror verify'"
+        )
     return int(text)
 
 
@@ -81,16 +85,20 @@ class Store:
     def _check_version(self) -> int | None:
         found = read_layout_version(self.home)
         if found is not None and found > LAYOUT_VERSION:
-            raise StoreError(f"{self.home} has store layout {found}, newer than this hubmirror understands "
-                             f"({LAYOUT_VERSION}); upgrade hubmirror")
+            raise StoreError(
+                f"{self.home} has store layout {found}, newer than this hubmirror understands "
+                f"({LAYOUT_VERSION}); upgrade hubmirror"
+            )
         return found
 
     def _check_existing(self) -> None:
         self._check_version()
         if not self.exists(self.home):
             what = "does not exist" if not self.home.exists() else "holds no hubmirror store"
-            raise StoreError(f"{self.home} {what}: give the store with --home or $HUBMIRROR_HOME (or home: in "
-                             "the config), or create one with 'hubmirror sync' or 'hubmirror import'")
+            raise StoreError(
+                f"{self.home} {what}: give the store with --home or $HUBMIRROR_HOME (or home: in "
+                "the config), or create one with 'hubmirror sync' or 'hubmirror import'"
+            )
 
     def _init_layout(self) -> None:
         if self.home.exists() and not self.home.is_dir():
@@ -134,8 +142,7 @@ class Store:
         """Copy a local file into the store through the one writer (used by imports and push)."""
         size = source.stat().st_size
         expected = expected or Expected(size=size)
-        with self.writer(Expected(size, expected.sha256, expected.git_sha1)) as writer, \
-                source.open("rb") as handle:
+        with self.writer(Expected(size, expected.sha256, expected.git_sha1)) as writer, source.open("rb") as handle:
             while chunk := handle.read(CHUNK):
                 writer.write(chunk)
             return writer.commit()
@@ -151,7 +158,8 @@ class Store:
         except filelock.Timeout as exc:
             raise LockTimeoutError(
                 f"another hubmirror process has held lock '{name}' for over {timeout:.0f}s "
-                f"({self.locks_dir}); wait for it, or remove the lock file if that process is gone") from exc
+                f"({self.locks_dir}); wait for it, or remove the lock file if that process is gone"
+            ) from exc
         except OSError as exc:
             raise disk_error(exc, f"the lock file {self.locks_dir / name}.lock") from exc
         try:
@@ -192,7 +200,3 @@ class Store:
         if removed:
             logger.info("swept %d stale temp/lock file(s) from %s", removed, self.home)
         return removed
-
-    def partial_size(self, resume_key: str) -> int:
-        path = self.tmp_dir / f"{plain_name(resume_key)}.partial"
-        return path.stat().st_size if path.exists() else 0

@@ -44,8 +44,9 @@ class BlobWriter:
     resumable partial file (for the next run) and deletes a unique one.
     """
 
-    def __init__(self, tmp_dir: Path, blob_path: Callable[[str], Path], expected: Expected,
-                 resume_key: str | None) -> None:
+    def __init__(
+        self, tmp_dir: Path, blob_path: Callable[[str], Path], expected: Expected, resume_key: str | None
+    ) -> None:
         self.expected, self._blob_path = expected, blob_path
         self.resumable = resume_key is not None
         name = f"{plain_name(resume_key)}.partial" if resume_key is not None else f"{uuid.uuid4().hex}.tmp"
@@ -67,8 +68,9 @@ class BlobWriter:
         self.offset = 0
         self._sha256 = hashlib.sha256()
         size = self.expected.size
-        self._sha1 = (hashlib.sha1(git_blob_header(size))
-                      if self.expected.git_sha1 is not None and size is not None else None)
+        self._sha1 = (
+            hashlib.sha1(git_blob_header(size)) if self.expected.git_sha1 is not None and size is not None else None
+        )
 
     def _rehash_existing(self) -> None:
         have = self._handle.tell()

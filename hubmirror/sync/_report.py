@@ -81,6 +81,12 @@ class SyncReport:
         return {k: sum(getattr(r, k) for r in self.results) for k in keys}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "dry_run": self.dry_run, "requests": self.requests,
-                "duration": round(self.duration, 3), "run_id": self.run_id, **self.totals(),
-                "results": [asdict(r) for r in self.results]}
+        return {
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "requests": self.requests,
+            "duration": round(self.duration, 3),
+            "run_id": self.run_id,
+            **self.totals(),
+            "results": [asdict(r) for r in self.results],
+        }

@@ -36,8 +36,13 @@ from ._report import NullObserver, RevisionResult, SyncObserver, SyncReport
 
 logger = logging.getLogger(__name__)
 
-OFFLINE_HINT = ("; on a machine without a network, bring repos in with 'hubmirror import' (a bundle exported on "
-                "a connected machine) or 'hubmirror import-hf-cache'")
+OFFLINE_HINT = (
+    "; on a machine without a network, bring repos in with 'hubmirror import' (a bundle exported on "
+    "a connected machine) or 'hubmirror import-hf-cache'"
+)
+
+
+_Job = tuple[RepoSpec, str, "LockedRevision | None"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,17 @@ class _Task:
 
 
 class Syncer:
-    def __init__(self, store: Store, index: Index, client: UpstreamClient, *, workers: int = 16,
-                 observer: SyncObserver | None = None,
-                 on_published: Callable[[str, str, str], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: Index,
+        client: UpstreamClient,
+        *,
+        workers: int = 16,
+        observer: SyncObserver | None = None,
+        on_published: Callable[[str, str, str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.store, self.index, self.client = store, index, client
         self.stop = stop or threading.Event()  # set it to stop between chunks; partials are kept
         self.workers = workers
@@ -75,19 +87,18 @@ class Syncer:
 
     # -- entry points ----------------------------------------------------------------------------
     def sync(self, specs: Sequence[RepoSpec], *, dry_run: bool = False) -> SyncReport:
-        jobs = [(spec, rev, None) for spec in specs for rev in spec.revisions]
+        jobs: list[_Job] = [(spec, rev, None) for spec in specs for rev in spec.revisions]
         return self._run(jobs, dry_run)
 
-    def sync_locked(self, specs: Sequence[RepoSpec], locked: Sequence[LockedRevision], *,
-                    dry_run: bool = False) -> SyncReport:
+    def sync_locked(
+        self, specs: Sequence[RepoSpec], locked: Sequence[LockedRevision], *, dry_run: bool = False
+    ) -> SyncReport:
         """Fetch exactly what the lock names, for the listed specs (a spec missing from the lock fails)."""
         by_key = {(r.type, r.repo, r.revision): r for r in locked}
-        jobs = [(spec, rev, by_key.get((spec.type, spec.repo, rev)))
-                for spec in specs for rev in spec.revisions]
+        jobs = [(spec, rev, by_key.get((spec.type, spec.repo, rev))) for spec in specs for rev in spec.revisions]
         return self._run(jobs, dry_run, locked=True)
 
-    def _run(self, jobs: list[tuple[RepoSpec, str, LockedRevision | None]], dry_run: bool,
-             locked: bool = False) -> SyncReport:
+    def _run(self, jobs: list[_Job], dry_run: bool, locked: bool = False) -> SyncReport:
         started = time.monotonic()
         requests_before = self.client.requests
         report = SyncReport(dry_run=dry_run)
@@ -109,7 +120,8 @@ class Syncer:
                     # Upstream did not answer at all: the next repo would wait just as long for the same.
                     raise UpstreamUnreachableError(
                         f"not tried: upstream {self.client.endpoint} could not be reached earlier in this run",
-                        url=unreachable.url)
+                        url=unreachable.url,
+                    )
                 self._sync_revision(spec, revision, pin, result, dry_run)
             except UpstreamUnreachableError as exc:
                 if unreachable is None:
@@ -141,16 +153,25 @@ class Syncer:
         # Interrupted only if work was cut short, not if SIGTERM came as a complete run was ending.
         if len(report.results) < report.planned or any(r.error_type == "Interrupted" for r in failed):
             outcome = "interrupted"
+        assert report.run_id is not None
         self.index.finish_sync_run(
-            report.run_id, outcome=outcome, repos_ok=len(report.results) - len(failed),
-            repos_failed=len(failed), requests=report.requests, duration=report.duration,
-            errors=[{"repo": r.repo, "type": r.type, "revision": r.revision, "error": r.error,
-                     "error_type": r.error_type} for r in failed],
-            **{k: v for k, v in report.totals().items() if k != "bytes_to_fetch"})
+            report.run_id,
+            outcome=outcome,
+            repos_ok=len(report.results) - len(failed),
+            repos_failed=len(failed),
+            requests=report.requests,
+            duration=report.duration,
+            errors=[
+                {"repo": r.repo, "type": r.type, "revision": r.revision, "error": r.error, "error_type": r.error_type}
+                for r in failed
+            ],
+            **{k: v for k, v in report.totals().items() if k != "bytes_to_fetch"},
+        )
 
     # -- one repo-revision -----------------------------------------------------------------------
-    def _sync_revision(self, spec: RepoSpec, revision: str, pin: LockedRevision | None,
-                       result: RevisionResult, dry_run: bool) -> None:
+    def _sync_revision(
+        self, spec: RepoSpec, revision: str, pin: LockedRevision | None, result: RevisionResult, dry_run: bool
+    ) -> None:
         path_filter = PathFilter(spec.allow_patterns, spec.ignore_patterns)
         filter_key = f"lock:{pin.commit}" if pin else path_filter.key
         pinned = pin.commit if pin is not None else (revision if is_sha1(revision) else None)
@@ -170,7 +191,8 @@ class Syncer:
             result.status = "unchanged"
             if not dry_run:
                 self._finish(spec, name, revision, commit)
-            result.files = len(self.index.files(self.index.find_repo(spec.type, name), commit))
+            repo = self.index.find_repo(spec.type, name)
+            result.files = len(self.index.files(repo, commit)) if repo is not None else 0
             return
         entries = self._listing(spec, name, commit, path_filter, pin)
         result.files = len(entries)
@@ -186,8 +208,8 @@ class Syncer:
         blobs: dict[str, BlobRecord] = {}
         records = []
         for entry in entries:
-            info = fetched.get(entry.lfs_sha256 or entry.oid)
-            sha256 = info.sha256 if info else present[entry.path]
+            got = fetched.get(entry.lfs_sha256 or entry.oid)
+            sha256 = got.sha256 if got else present[entry.path]
             git_sha1 = None if entry.is_lfs else entry.oid
             # Every file's blob gets a row, also one a killed run left on disk without recording it.
             blobs.setdefault(sha256, BlobRecord(sha256, entry.size, git_sha1))
@@ -195,13 +217,28 @@ class Syncer:
         failpoint("sync.before_publish")
         with self.store.write_lock():
             seen = self._seen.get((spec.type, spec.repo))
-            self.index.publish_commit(spec.type, name, commit, records, blobs.values(), source="sync",
-                                      filter_key=filter_key, access=seen.access if seen else None)
+            self.index.publish_commit(
+                spec.type,
+                name,
+                commit,
+                records,
+                blobs.values(),
+                source="sync",
+                filter_key=filter_key,
+                access=seen.access if seen else None,
+            )
         result.status = "updated"
         self._finish(spec, name, revision, commit)
-        logger.info("%s → %s: %d files, %d fetched (%d bytes), %d deduped (%d bytes)", result.label,
-                    commit[:12], result.files, result.files_fetched, result.bytes_fetched,
-                    result.files_deduped, result.bytes_deduped)
+        logger.info(
+            "%s → %s: %d files, %d fetched (%d bytes), %d deduped (%d bytes)",
+            result.label,
+            commit[:12],
+            result.files,
+            result.files_fetched,
+            result.bytes_fetched,
+            result.files_deduped,
+            result.bytes_deduped,
+        )
 
     def _ask(self, spec: RepoSpec, revision: str, dry_run: bool) -> RevisionInfo:
         """One request: the revision's commit, the repo's canonical name and its private/gated flags.
@@ -217,14 +254,16 @@ class Syncer:
             raise
         self._seen[(spec.type, spec.repo)] = info
         if info.repo_id != spec.repo:
-            logger.info("%s %s is now called %s upstream; mirroring under the new name",
-                        spec.type, spec.repo, info.repo_id)
+            logger.info(
+                "%s %s is now called %s upstream; mirroring under the new name", spec.type, spec.repo, info.repo_id
+            )
         if not dry_run:
             with self.store.write_lock():
                 changed = self.index.set_access(spec.type, info.repo_id, info.access)
             if changed:
-                logger.warning("%s %s is now %s upstream; serve follows", spec.type, info.repo_id,
-                               _describe(info.access))
+                logger.warning(
+                    "%s %s is now %s upstream; serve follows", spec.type, info.repo_id, _describe(info.access)
+                )
         return info
 
     def _hide(self, spec: RepoSpec) -> None:
@@ -233,8 +272,12 @@ class Syncer:
             return
         with self.store.write_lock():
             self.index.set_access(spec.type, repo.name, Access(True, repo.gated))
-        logger.warning("%s %s: upstream no longer shows it (deleted, or private to a token we lack); serve now "
-                       "shows it only to tokens that may read private repos", spec.type, repo.name)
+        logger.warning(
+            "%s %s: upstream no longer shows it (deleted, or private to a token we lack); serve now "
+            "shows it only to tokens that may read private repos",
+            spec.type,
+            repo.name,
+        )
 
     def _finish(self, spec: RepoSpec, name: str, revision: str, commit: str) -> None:
         """Aliases and refs, after the commit is published: refs move last."""
@@ -249,8 +292,9 @@ class Syncer:
         if self.on_published is not None:
             self.on_published(spec.type, name, commit)
 
-    def _listing(self, spec: RepoSpec, name: str, commit: str, path_filter: PathFilter,
-                 pin: LockedRevision | None) -> list[TreeEntry]:
+    def _listing(
+        self, spec: RepoSpec, name: str, commit: str, path_filter: PathFilter, pin: LockedRevision | None
+    ) -> list[TreeEntry]:
         listed = self.client.list_tree(spec.type, name, commit)
         for entry in listed:
             safe_relpath(entry.path)  # a hostile listing fails the whole revision before any write
@@ -259,14 +303,15 @@ class Syncer:
         by_path = {e.path: e for e in listed}
         chosen = []
         for want in pin.files:
-            entry = by_path.get(want.path)
+            found = by_path.get(want.path)
             # The content's sha256 as the listing (LFS) or the index (by git sha1) knows it must match.
-            known = (entry.lfs_sha256 or self.index.sha256_for_git_sha1(entry.oid)) if entry else None
-            if entry is None or entry.size != want.size or known not in (None, want.sha256):
+            known = (found.lfs_sha256 or self.index.sha256_for_git_sha1(found.oid)) if found else None
+            if found is None or found.size != want.size or known not in (None, want.sha256):
                 raise IntegrityError(
                     f"{spec.type} {spec.repo}: upstream commit {commit[:12]} does not provide '{want.path}' "
-                    "as the lock file records it; run 'hubmirror lock' to re-pin")
-            chosen.append(entry)
+                    "as the lock file records it; run 'hubmirror lock' to re-pin"
+                )
+            chosen.append(found)
         return chosen
 
     def _plan(self, entries: list[TreeEntry], pinned: dict[str, str]) -> tuple[dict[str, str], list[_Task]]:
@@ -285,10 +330,12 @@ class Syncer:
             tasks.setdefault(task.key, task)
         return present, list(tasks.values())
 
-    def _download_all(self, spec: RepoSpec, name: str, commit: str, tasks: list[_Task],
-                      result: RevisionResult) -> dict[str, BlobInfo]:
+    def _download_all(
+        self, spec: RepoSpec, name: str, commit: str, tasks: list[_Task], result: RevisionResult
+    ) -> dict[str, BlobInfo]:
         futures: list[Future[BlobInfo]] = [
-            self._pool.submit(self._fetch, spec.type, name, commit, task) for task in tasks]
+            self._pool.submit(self._fetch, spec.type, name, commit, task) for task in tasks
+        ]
         fetched: dict[str, BlobInfo] = {}
         errors: list[HubMirrorError] = []
         for task, future in zip(tasks, futures):
@@ -335,8 +382,7 @@ class Syncer:
         if self.stop.is_set():
             raise _stopped()
         entry = task.entry
-        expected = Expected(size=entry.size, sha256=task.expected_sha256,
-                            git_sha1=None if entry.is_lfs else entry.oid)
+        expected = Expected(size=entry.size, sha256=task.expected_sha256, git_sha1=None if entry.is_lfs else entry.oid)
         with self.store.blob_lock(task.key):
             known = entry.lfs_sha256 or self._worker_index().sha256_for_git_sha1(entry.oid)
             if known and self.store.has_blob(known):
@@ -352,11 +398,9 @@ class Syncer:
                         info = writer.commit()
                     except IntegrityError as exc:
                         if resumed and attempt == 1:
-                            logger.warning("resumed partial of '%s' did not verify; fetching it again",
-                                           entry.path)
+                            logger.warning("resumed partial of '%s' did not verify; fetching it again", entry.path)
                             continue
-                        raise IntegrityError(
-                            f"'{entry.path}' of {repo_type} {name}@{commit[:12]}: {exc}") from exc
+                        raise IntegrityError(f"'{entry.path}' of {repo_type} {name}@{commit[:12]}: {exc}") from exc
                 # Recorded at once, still under the download lock: a killed run or a concurrent process
                 # then finds the blob (a regular file is only known by its git sha1 via this row).
                 self._worker_index().add_blobs([BlobRecord(info.sha256, info.size, expected.git_sha1)])
@@ -376,5 +420,4 @@ def _stopped() -> Interrupted:
 
 
 def _lock_missing(spec: RepoSpec, revision: str) -> HubMirrorError:
-    return ConfigError(f"{spec.type} {spec.repo}@{revision} is not in the lock file; "
-                       "run 'hubmirror lock' to pin it")
+    return ConfigError(f"{spec.type} {spec.repo}@{revision} is not in the lock file; run 'hubmirror lock' to pin it")

@@ -93,8 +93,11 @@ class HFCacheView:
                 except OSError as exc:
                     if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                         raise
-                    logger.info("cannot hard-link into %s (%s); the view links blobs by symlink instead",
-                                self.root, exc.strerror)
+                    logger.info(
+                        "cannot hard-link into %s (%s); the view links blobs by symlink instead",
+                        self.root,
+                        exc.strerror,
+                    )
                     self.link_mode = "symlink"
             os.symlink(source, target)
         except FileExistsError:
@@ -102,8 +105,7 @@ class HFCacheView:
                 self.link_mode = "symlink"  # laid out before where hard links were impossible: say so
 
     # -- one commit ------------------------------------------------------------------------------
-    def add_snapshot(self, repo: Repo, commit: str, files: list[FileRecord], *,
-                     folder: str | None = None) -> Path:
+    def add_snapshot(self, repo: Repo, commit: str, files: list[FileRecord], *, folder: str | None = None) -> Path:
         """Lay out ``snapshots/<commit>`` for these files; returns the snapshot directory.
 
         A new snapshot is built under a temp name and renamed into place, so a reader never sees a
@@ -207,6 +209,11 @@ class HFCacheView:
             except (OSError, HubMirrorError) as exc:
                 problems.append(f"{repo.type} {repo.name}: not laid out in the view ({exc})")
                 logger.warning("HF-cache view at %s: %s", self.root, problems[-1])
-        logger.info("HF-cache view at %s: %d repos, %d snapshots, blobs by %s", self.root, len(repos) - len(problems),
-                    snapshots, self.link_mode)
+        logger.info(
+            "HF-cache view at %s: %d repos, %d snapshots, blobs by %s",
+            self.root,
+            len(repos) - len(problems),
+            snapshots,
+            self.link_mode,
+        )
         return ViewReport(self.root, len(repos) - len(problems), snapshots, self.link_mode, problems)

@@ -24,7 +24,6 @@ from ..store import Expected, Store
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class ImportReport:
     commits_imported: int = 0
@@ -36,8 +35,18 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)  # one line per skipped snapshot or file, with why
 
     def as_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in ("commits_imported", "commits_present", "files_imported",
-                                              "bytes_imported", "bytes_saved", "refs", "skipped")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "commits_imported",
+                "commits_present",
+                "files_imported",
+                "bytes_imported",
+                "bytes_saved",
+                "refs",
+                "skipped",
+            )
+        }
 
 
 def _parse_folder(name: str) -> tuple[str, str] | None:
@@ -55,8 +64,10 @@ class CacheImporter:
         report = ImportReport()
         cache_dir = Path(cache_dir).expanduser()
         if not cache_dir.is_dir():
-            raise StoreError(f"{cache_dir} is not a directory (give the 'hub' folder of a huggingface_hub "
-                             "cache, e.g. ~/.cache/huggingface/hub)")
+            raise StoreError(
+                f"{cache_dir} is not a directory (give the 'hub' folder of a huggingface_hub "
+                "cache, e.g. ~/.cache/huggingface/hub)"
+            )
         for repo_dir in sorted(cache_dir.iterdir()):
             parsed = _parse_folder(repo_dir.name)
             if parsed is None or not repo_dir.is_dir() or repo_dir.is_symlink():
@@ -98,8 +109,9 @@ class CacheImporter:
             return None
         return {f.path for f in self.index.files(repo, sha)}
 
-    def _import_snapshot(self, repo_dir: Path, repo_type: str, name: str, snap: Path,
-                         report: ImportReport, known: set[str]) -> bool:
+    def _import_snapshot(
+        self, repo_dir: Path, repo_type: str, name: str, snap: Path, report: ImportReport, known: set[str]
+    ) -> bool:
         """Import the files of ``snap`` not in ``known``; True if any was recorded."""
         label = f"{repo_type} {name}@{snap.name[:12]}"
         records: list[FileRecord] = []
@@ -157,8 +169,7 @@ class CacheImporter:
             if self.store.has_blob(etag):
                 return (etag, size, _pointer_oid(etag, size), lfs), BlobRecord(etag, size, None), False
             info = self.store.ingest_file(path, Expected(size=size, sha256=etag))
-            return (info.sha256, size, _pointer_oid(etag, size), lfs), BlobRecord(info.sha256, size, None), \
-                info.fetched
+            return (info.sha256, size, _pointer_oid(etag, size), lfs), BlobRecord(info.sha256, size, None), info.fetched
         if is_sha1(etag):
             known = self.index.sha256_for_git_sha1(etag)
             if known and self.store.has_blob(known):
@@ -173,8 +184,9 @@ class CacheImporter:
 
 def _snapshot_files(snap: Path) -> dict[Path, str]:
     """Files and links of a snapshot folder → their repo-relative paths, sorted."""
-    return {p: p.relative_to(snap).as_posix()
-            for p in sorted(p for p in snap.rglob("*") if p.is_file() or p.is_symlink())}
+    return {
+        p: p.relative_to(snap).as_posix() for p in sorted(p for p in snap.rglob("*") if p.is_file() or p.is_symlink())
+    }
 
 
 def _pointer_oid(sha256: str, size: int) -> str:
