@@ -19,6 +19,7 @@
     │   ├── RevisionNotMirroredError       the repo is, that revision is not (or a sha prefix is ambiguous)
     │   └── FileNotMirroredError           the revision is, that file is not
     ├── LockTimeoutError                9  another hubmirror process holds the lock too long
+    ├── RefDivergedError               11  a ref would have moved over a commit only this store has (kept)
     ├── Interrupted                   130  stopped by SIGINT/SIGTERM (partial downloads are kept)
     └── StoreError                     10  the store cannot be written (disk full, newer layout, permissions)
 
@@ -131,6 +132,12 @@ class FileNotMirroredError(NotMirroredError):
 
 class LockTimeoutError(HubMirrorError):
     exit_code = 9
+
+
+class RefDivergedError(HubMirrorError):
+    """A mirrored ref and this store's own commit went different ways: the local commit is kept."""
+
+    exit_code = 11
 
 
 class Interrupted(HubMirrorError):

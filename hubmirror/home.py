@@ -16,6 +16,12 @@ from .store import Store
 
 def open_store_index(home: Path, *, write: bool) -> tuple[Store, Index]:
     """The store at ``home`` and its index, opened for a write command (``write``) or a read command."""
+    if write and Store.exists(home) and Store(home, create=False).read_only:
+        raise StoreError(
+            f"the store at {Path(home)} cannot be written (a read-only filesystem, or no write permission): this "
+            "command changes it; read commands (resolve, env, status, hf-cache --dir, serve, verify, export, "
+            "inventory) work there"
+        )
     store = Store(home, create=write)
     path = store.index_path
     empty = not path.exists() or path.stat().st_size == 0
@@ -31,4 +37,4 @@ def open_store_index(home: Path, *, write: bool) -> tuple[Store, Index]:
         # Opening may migrate the schema: two processes starting on a fresh store must not both run it.
         with store.write_lock():
             return store, open_index(path)
-    return store, open_index(path)
+    return store, open_index(path, read_only=store.read_only)

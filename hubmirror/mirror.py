@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config, LockedFile, LockedRevision, RepoSpec, read_lock, write_lock
-from .errors import HubMirrorError
+from .errors import HubMirrorError, NotMirroredError
 from .home import open_store_index
 from .hub import UpstreamClient
 from .index import NEXT_SYNC_KEY, Index, PushBook
+from .models import Progress, Repo
 from .paths import is_sha1
 from .patterns import PathFilter
 from .store import LAYOUT_VERSION, Store
@@ -26,6 +27,9 @@ from .sync import Syncer, SyncObserver, SyncReport
 from .view import HFCacheView, ViewReport, view_root
 
 if TYPE_CHECKING:
+    from .bundle import ExportReport
+    from .bundle import ImportReport as BundleImport
+    from .maintenance import GcReport, RemoveReport, Retention, VerifyReport
     from .push import Pusher
     from .view import ImportReport
 
@@ -162,8 +166,84 @@ class Mirror:
         self.view.rebuild()
         return report
 
+    # -- across the air gap -------------------------------------------------------------------------
+    def export(
+        self,
+        dest: str | Path,
+        repos: Sequence[str] = (),
+        *,
+        since: Path | None = None,
+        incremental: bool = False,
+        progress: Progress | None = None,
+    ) -> ExportReport:
+        """A bundle of what the far side lacks (see :mod:`hubmirror.bundle`)."""
+        from .bundle import Exporter
+
+        return Exporter(self.store, self.index, progress).export(dest, repos, since=since, incremental=incremental)
+
+    def inventory(self, out: BinaryIO) -> dict[str, int]:
+        """What this store holds, for the other side's ``export --since``."""
+        from .bundle import write_inventory
+        from .index import utcnow
+
+        return write_inventory(self.index, out, utcnow())
+
+    def import_bundle(self, src: str | Path, progress: Progress | None = None) -> BundleImport:
+        """Bring a bundle in, verified; imported repos show in the HF-cache view at once."""
+        from .bundle import Importer
+
+        return Importer(self.store, self.index, progress, on_published=self._refresh_repo).run(src)
+
+    def _refresh_repo(self, repo_type: str, name: str) -> None:
+        repo = self.index.find_repo(repo_type, name)
+        if repo is None:
+            return
+        try:
+            self.view.update_repo(repo)
+        except OSError as exc:
+            logger.warning("HF-cache view not updated for %s %s (%s); run 'hubmirror hf-cache'", repo_type, name, exc)
+
+    # -- upkeep ------------------------------------------------------------------------------------
+    def verify(
+        self,
+        repos: Sequence[str] = (),
+        *,
+        repair: bool = False,
+        bundle: Path | None = None,
+        client: UpstreamClient | None = None,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
+        """Rehash blobs and check invariants (of ``repos`` or everything); with ``repair``, heal."""
+        from .maintenance import Repairer, Verifier
+
+        chosen = [self._repo(name) for name in repos]
+        report = Verifier(self.store, self.index, self.view, progress=progress).run(chosen)
+        if repair and not report.ok:
+            Repairer(self.store, self.index, self.view, client=client, bundle=bundle).repair(report)
+        return report
+
+    def gc(self, retention: Retention, *, dry_run: bool = False) -> GcReport:
+        from .maintenance import Collector
+
+        return Collector(self.store, self.index, self.view).run(retention, dry_run=dry_run)
+
+    def remove(self, name: str, repo_type: str = "model", revision: str | None = None) -> RemoveReport:
+        from .maintenance import remove
+
+        return remove(self.store, self.index, self.view, name, repo_type, revision)
+
+    def _repo(self, name: str) -> Repo:
+        found = [r for r in self.index.list_repos() if r.name == name or name in self.index.aliases(r)]
+        if not found:
+            raise NotMirroredError(f"repo '{name}' is not in this store (see 'hubmirror status')")
+        return found[0]
+
     # -- status ----------------------------------------------------------------------------------
-    def status(self, runs: int = 5) -> dict[str, Any]:
+    def status(self, runs: int = 5, retention: Retention | None = None) -> dict[str, Any]:
+        """What the store holds, recent runs, pushes, and what ``gc`` would reclaim under ``retention``."""
+        from .maintenance import Collector, Retention
+
+        plan = Collector(self.store, self.index).plan(retention or Retention())
         stats = self.index.stats()
         repos = []
         for repo in self.index.list_repos():
@@ -177,6 +257,7 @@ class Mirror:
                     "gated": repo.gated,
                     "aliases": self.index.aliases(repo),
                     "refs": {r.name: r.commit for r in refs},
+                    "ref_kinds": {r.name: r.kind for r in refs},
                     "commits": [
                         {
                             "sha": c.sha,
@@ -205,6 +286,7 @@ class Mirror:
             "push": self.push_status(),
             "next_sync": self.index.get_meta(NEXT_SYNC_KEY),
             "failing_repos": self._failing_repos(),
+            "reclaimable": {"commits": plan.commits, "blobs": len(plan.blobs), "bytes": plan.bytes},
         }
 
     def _failing_repos(self, last: int = 3) -> list[dict[str, Any]]:

@@ -88,6 +88,7 @@ class Ref:
     name: str
     commit: str
     updated_at: str
+    kind: str | None = None  # "branch" | "tag" | "pr"; None: not known (mirrored before kinds were kept)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,33 @@ class CommitRecord:
     source: str
     files: int
     size: int
+
+
+class Progress(Protocol):
+    """Progress callbacks for long work (a terminal bar, or nothing); may be called from worker threads."""
+
+    def planned(self, label: str, files: int, nbytes: int) -> None: ...
+    def advanced(self, nbytes: int) -> None: ...
+    def file_done(self) -> None: ...
+
+
+class NoProgress:
+    """The :class:`Progress` that shows nothing."""
+
+    def planned(self, label: str, files: int, nbytes: int) -> None:
+        pass
+
+    def advanced(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self) -> None:
+        pass
+
+
+class Readable(Protocol):
+    """Anything bytes can be read from in chunks (a file, a tar member, a socket stream)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class ByteSink(Protocol):

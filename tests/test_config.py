@@ -612,7 +612,7 @@ MALFORMED = [
         "repos: [{repo: a}]\ncolour: red\n",
         2,
         "colour",
-        "unknown key (expected one of: home, upstream, sync, repos, watch, serve)",
+        "unknown key (expected one of: home, upstream, sync, repos, watch, serve, gc)",
         id="unknown-top",
     ),
     pytest.param("repo:\n  - repo: a\n", 1, "repo", "unknown key (did you mean 'repos'?)", id="unknown-top-typo"),

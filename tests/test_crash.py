@@ -8,12 +8,10 @@ complete commit. Then a normal run finishes the job without starting finished wo
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import random
 import signal
 import sqlite3
-import stat
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from conftest import MINILM, run_cli, write_config
 from hubserver import HubServer, add_minilm, make_small_files
 from prockit import Procs, wait_for
 from prockit import clean_env as _env
+from storekit import check_invariants, open_ro, sha256_file
 
 SMALL = "org/small-files"
 SAFETENSORS = "model.safetensors"
@@ -35,68 +34,9 @@ pytestmark = pytest.mark.timeout(120)
 _wait_for = functools.partial(wait_for, interval=0.002)  # kill tests need fine-grained timing
 
 
-_hash_cache: dict[tuple[str, int, int, int], str] = {}
-
-
-def _sha256_file(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _hash_cache:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        _hash_cache[key] = digest.hexdigest()
-    return _hash_cache[key]
-
-
-def _ro(home: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{home / 'index.sqlite'}?mode=ro", uri=True, timeout=30)
-
-
-def check_invariants(home: Path) -> dict[str, int]:
-    """Assert the store invariants; return a few counts for the caller's own assertions."""
-    blob_root = home / "blobs" / "sha256"
-    on_disk = {}
-    for path in blob_root.glob("*/*") if blob_root.exists() else ():
-        # every blob file, referenced or not, is named by its content, is read-only, lives in its fan-out dir
-        assert path.parent.name == path.name[:2], f"blob {path} in the wrong directory"
-        assert stat.S_IMODE(path.stat().st_mode) == 0o444, f"blob {path} is not mode 0444"
-        assert _sha256_file(path) == path.name, f"blob {path} does not hold the bytes its name promises"
-        on_disk[path.name] = path.stat().st_size
-    empty = {"blobs": len(on_disk), "complete": 0, "refs": 0, "blob_rows": 0}
-    if not (home / "index.sqlite").exists():
-        return empty
-    with _ro(home) as db:
-        db.execute("BEGIN")  # one snapshot for all the queries below
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "refs" not in tables:  # killed before the schema was created (migrations are atomic)
-            assert not tables - {"_sqlite_migrations"}, f"half-created schema: {sorted(tables)}"
-            return empty
-        blob_rows = dict(db.execute("SELECT sha256, size FROM blobs").fetchall())
-        file_rows = db.execute(
-            "SELECT r.name, f.commit_sha, f.path, f.size, f.sha256 FROM files f JOIN repos r ON r.id = f.repo_id"
-        ).fetchall()
-        commits = db.execute(
-            "SELECT r.name, c.sha, c.complete FROM commits c JOIN repos r ON r.id = c.repo_id"
-        ).fetchall()
-        refs = db.execute("SELECT r.name, x.name, x.commit_sha FROM refs x JOIN repos r ON r.id = x.repo_id").fetchall()
-        db.execute("COMMIT")
-    for sha, size in blob_rows.items():
-        assert sha in on_disk, f"index blobs table names {sha}, which is not on disk"
-        assert on_disk[sha] == size, f"blob {sha}: index says {size} bytes, disk has {on_disk[sha]}"
-    complete = {(name, sha) for name, sha, done in commits if done}
-    for name, commit, path, size, sha in file_rows:
-        assert sha in on_disk, f"{name}@{commit[:12]}:{path} names blob {sha}, which is not on disk"
-        assert on_disk[sha] == size, f"{name}@{commit[:12]}:{path}: size {size} != blob size {on_disk[sha]}"
-    for name, ref, commit in refs:
-        assert (name, commit) in complete, f"ref {name}@{ref} names {commit[:12]}, which is not complete"
-    return {"blobs": len(on_disk), "complete": len(complete), "refs": len(refs), "blob_rows": len(blob_rows)}
-
-
 def files_not_in_blobs_table(home: Path) -> list[tuple[str, str]]:
     """(repo, path) of file rows whose sha256 has no row in ``blobs`` (the schema's REFERENCES)."""
-    with _ro(home) as db:
+    with open_ro(home) as db:
         return db.execute(
             "SELECT r.name, f.path FROM files f JOIN repos r ON r.id = f.repo_id "
             "WHERE f.sha256 NOT IN (SELECT sha256 FROM blobs)"
@@ -106,7 +46,7 @@ def files_not_in_blobs_table(home: Path) -> list[tuple[str, str]]:
 def assert_mirrored(upstream: HubServer, home: Path, repo: str, revision: str = "main") -> None:
     """The ref names upstream's commit and every file of it is in the store with upstream's bytes."""
     commit = upstream.store.require("model", repo).resolve(revision)
-    with _ro(home) as db:
+    with open_ro(home) as db:
         ref = db.execute(
             "SELECT x.commit_sha FROM refs x JOIN repos r ON r.id = x.repo_id WHERE r.name = ? AND x.name = ?",
             (repo, revision),
@@ -123,7 +63,7 @@ def assert_mirrored(upstream: HubServer, home: Path, repo: str, revision: str = 
     for path, entry in commit.files.items():
         assert rows[path] == entry.blob.sha256, f"{repo}:{path} has the wrong sha256"
         blob = home / "blobs" / "sha256" / rows[path][:2] / rows[path]
-        assert blob.is_file() and _sha256_file(blob) == entry.blob.sha256
+        assert blob.is_file() and sha256_file(blob) == entry.blob.sha256
 
 
 def _size(path: Path) -> int:
@@ -140,7 +80,7 @@ def _partials(home: Path) -> list[Path]:
 
 def _repo_rows(home: Path, repo: str) -> tuple[int, int]:
     """(complete commits, refs) of one repo in the index."""
-    with _ro(home) as db:
+    with open_ro(home) as db:
         commits = db.execute(
             "SELECT COUNT(*) FROM commits c JOIN repos r ON r.id = c.repo_id WHERE r.name = ? AND c.complete = 1",
             (repo,),
@@ -336,7 +276,7 @@ def test_two_syncs_at_once(populated, home: Path, procs: Procs) -> None:
     }
     assert counts["blobs"] == counts["blob_rows"] == len(distinct)  # each content stored once
     assert not list((home / "tmp").iterdir())
-    with _ro(home) as db:
+    with open_ro(home) as db:
         assert db.execute("SELECT COUNT(*) FROM commits WHERE complete = 1").fetchone()[0] == 2
     big = _safetensors(upstream)
     # The per-blob download lock makes the loser of the race find the big blob present instead of
@@ -379,7 +319,7 @@ class Reader(threading.Thread):
 
     def _poll(self) -> None:
         try:
-            db = _ro(self.home)
+            db = open_ro(self.home)
         except sqlite3.OperationalError:
             return
         try:

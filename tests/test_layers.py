@@ -22,15 +22,16 @@ LAYERS = [
     {"config"},  # config and lock file
     {"hub", "store", "index"},  # the three backends: never each other
     {"home", "view"},  # store + index opened; the HF-cache view
-    {"sync", "resolve", "push"},  # what the product does
+    {"sync", "resolve", "push", "bundle", "maintenance"},  # what the product does
     {"mirror", "serve"},  # the facade; the Hub API server
     {"schedule"},  # scheduled sync and `hubmirror run`
     {"cli"},  # the command line
     {"__init__", "__main__"},  # the public surface
 ]
 # Same-layer imports that are part of the design. push → sync: a push mirrors the commit it made by syncing
-# it (the speed issue replaces this with publishing from the diff).
-ALLOWED_SIDEWAYS = {("push", "sync")}
+# it (the speed issue replaces this with publishing from the diff). maintenance → bundle: repair takes blobs
+# from a bundle; maintenance → resolve: remove resolves a revision the way every lookup does.
+ALLOWED_SIDEWAYS = {("push", "sync"), ("maintenance", "bundle"), ("maintenance", "resolve")}
 OWNERS = {
     "yaml": {"config/_reader.py"},
     "httpx2": {"hub/_http.py"},

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from . import _cmd_mirror, _cmd_offline, _cmd_push, _cmd_serve
+from . import _cmd_airgap, _cmd_mirror, _cmd_offline, _cmd_push, _cmd_serve, _cmd_upkeep
 from ._common import State, setup_logging
 
 app = typer.Typer(
@@ -50,3 +50,9 @@ app.command()(_cmd_serve.serve)
 app.command()(_cmd_push.push)
 app.command()(_cmd_push.watch)
 app.command()(_cmd_serve.run)
+app.command()(_cmd_airgap.export)
+app.command()(_cmd_airgap.inventory)
+app.command("import")(_cmd_airgap.import_)
+app.command()(_cmd_upkeep.verify)
+app.command()(_cmd_upkeep.gc)
+app.command()(_cmd_upkeep.remove)

@@ -14,7 +14,7 @@ from ..cron import check_cron
 from ..errors import ConfigError
 from ..mirror import Mirror, planning_mirror
 from ..sync import SyncReport
-from ._common import State, errors, home_of, load, print_json, progress_bar, stop_on_signals
+from ._common import State, config_and_home, errors, load, print_json, progress_bar, stop_on_signals
 from ._render import print_report, print_status
 
 logger = logging.getLogger(__name__)
@@ -163,10 +163,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable status.")] = False,
 ) -> None:
     """What is mirrored: repos, revisions → commits, sizes, dedupe savings, recent sync runs."""
+    from ._cmd_upkeep import retention_of
+
     state: State = ctx.obj
     with errors():
-        with Mirror(home_of(state), write=False) as mirror:
-            data = mirror.status()
+        config, home = config_and_home(state)
+        with Mirror(home, write=False) as mirror:
+            data = mirror.status(retention=retention_of(config))
         if as_json:
             print_json(data)
             return

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import StoreError
 from ..mirror import Mirror
 from ..units import human_size
 from ._common import State, errors, home_of, print_json
@@ -71,6 +72,11 @@ def env(ctx: typer.Context) -> None:
     with errors(), Mirror(home_of(state), write=False) as mirror:
         root = mirror.view.root
         if not root.is_dir():
+            if mirror.store.read_only:
+                raise StoreError(
+                    f"the store at {mirror.home} is read-only and holds no HF-cache view: lay one out "
+                    "elsewhere with 'hubmirror hf-cache --dir DIR' and set HF_HUB_CACHE=DIR"
+                )
             mirror.build_view()
         typer.echo(f"export HF_HUB_CACHE={shlex.quote(str(root))}")
         typer.echo("export HF_HUB_OFFLINE=1")

@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from ..config import ServeConfig
-from ..errors import ConfigError
 from ..mirror import Mirror
-from ._common import State, errors, home_of, load, stop_on_signals
+from ._common import State, config_and_home, errors, load, stop_on_signals
 
 
 def serve(
@@ -24,13 +23,8 @@ def serve(
 
     state: State = ctx.obj
     with errors():
-        try:
-            config = load(state)
-            serve_config, home = config.serve, config.home
-        except ConfigError as exc:
-            if state.config_path is not None or "no config file found" not in str(exc):
-                raise
-            serve_config, home = ServeConfig(), home_of(state)
+        config, home = config_and_home(state)
+        serve_config = config.serve if config is not None else ServeConfig()
         # Check the store before binding; only a server that accepts pushes may create one.
         Mirror(home, write=serve_config.token is not None).close()
         run(

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from ..config import Config, find_config_path, find_home, load_config
-from ..errors import HubMirrorError
+from ..errors import ConfigError, HubMirrorError
 
 
 @dataclass
@@ -61,13 +61,25 @@ def load(state: State) -> Config:
     return config
 
 
+def config_and_home(state: State) -> tuple[Config | None, Path]:
+    """The config when there is one (for upstream and retention), and the home: for commands that also work
+    without a config."""
+    try:
+        config = load(state)
+    except ConfigError as exc:
+        if state.config_path is not None or "no config file found" not in str(exc):
+            raise
+        return None, home_of(state)
+    return config, config.home
+
+
 def home_of(state: State) -> Path:
     """The home for commands that need no config: --home, else a config if one is found, else the default."""
     return find_home(state.home, state.config_path)
 
 
-def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+def print_json(data: Any, *, err: bool = False) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True), err=err)
 
 
 def progress_bar(enabled: bool) -> Any:

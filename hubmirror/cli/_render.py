@@ -52,6 +52,12 @@ def print_status(data: dict[str, Any]) -> None:
         f"{human_size(s['logical_bytes'])} of mirrored files "
         f"({human_size(s['saved_bytes'])} saved by dedupe)"
     )
+    reclaim = data.get("reclaimable") or {}
+    if reclaim.get("bytes") or reclaim.get("commits"):
+        typer.echo(
+            f"reclaimable: {human_size(reclaim['bytes'])} in {reclaim['blobs']} blobs and "
+            f"{reclaim['commits']} old commits ('hubmirror gc' frees them; --dry-run lists them)"
+        )
     if not data["repos"]:
         typer.echo("no repos mirrored yet: list some under repos: and run 'hubmirror sync'")
     for repo in data["repos"]:

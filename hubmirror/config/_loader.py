@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ._model import (
     DEFAULT_ENDPOINT,
     Config,
+    GcConfig,
     RepoSpec,
     ServeConfig,
     SyncConfig,
@@ -34,7 +35,7 @@ from ._model import (
 from ._places import CONFIG_FILENAME, absolute_path, default_home
 from ._reader import _format_path, _KeyPath, _Reader, read_document
 
-_TOP_KEYS = ("home", "upstream", "sync", "repos", "watch", "serve")
+_TOP_KEYS = ("home", "upstream", "sync", "repos", "watch", "serve", "gc")
 _UPSTREAM_KEYS = ("endpoint", "token", "timeout", "max_retries", "max_requests_per_5min")
 _SYNC_KEYS = ("workers", "every", "cron", "jitter")
 _REPO_KEYS = ("repo", "type", "revisions", "allow_patterns", "ignore_patterns")
@@ -51,6 +52,7 @@ _WATCH_KEYS = (
     "message",
 )
 _SERVE_KEYS = ("host", "port", "token")
+_GC_KEYS = ("keep_previous", "grace")
 
 
 # --- public helpers -------------------------------------------------------------------------------------
@@ -145,6 +147,12 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         enabled="serve" in top,
     )
 
+    gc_section = reader.section(top, "gc", _GC_KEYS)
+    gc = GcConfig(
+        keep_previous=reader.integer(gc_section, ("gc",), "keep_previous", 2, 0, 1000),
+        grace=reader.duration(gc_section, ("gc",), "grace", 3600.0),
+    )
+
     return Config(
         path=config_path,
         home=home,
@@ -153,6 +161,7 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         repos=_read_repos(reader, top),
         watch=_read_watch(reader, top, base, env),
         serve=serve,
+        gc=gc,
     )
 
 

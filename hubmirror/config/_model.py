@@ -62,6 +62,14 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class GcConfig:
+    # Two earlier commits per ref: a job that resolved a revision before the last two syncs still finds it,
+    # and a store synced every 6 hours keeps about half a day of history, not a year of it.
+    keep_previous: int = 2
+    grace: float = 3600.0  # unused blobs younger than this stay (an upload may be waiting for its commit)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     home: Path
@@ -70,6 +78,7 @@ class Config:
     repos: tuple[RepoSpec, ...]
     watch: tuple[WatchSpec, ...]
     serve: ServeConfig
+    gc: GcConfig = GcConfig()
 
     @property
     def lock_path(self) -> Path:

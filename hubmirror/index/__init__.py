@@ -3,8 +3,33 @@ in SQLite. All SQL of hubmirror lives in this part."""
 
 from __future__ import annotations
 
+from ._base import utcnow
+from ._history import NEXT_SYNC_KEY
 from ._pushbook import PushBook
-from ._records import PushJob, StoreStats, SyncRunRecord
-from ._sqlite import NEXT_SYNC_KEY, Index, open_index
+from ._records import (
+    BlobUse,
+    CommitInfo,
+    CommitKey,
+    ExportRecord,
+    FullCommit,
+    PushJob,
+    StoreStats,
+    SyncRunRecord,
+)
+from ._sqlite import Index, open_index
 
-__all__ = ["NEXT_SYNC_KEY", "Index", "PushBook", "PushJob", "StoreStats", "SyncRunRecord", "open_index"]
+__all__ = [
+    "NEXT_SYNC_KEY",
+    "BlobUse",
+    "CommitInfo",
+    "CommitKey",
+    "ExportRecord",
+    "FullCommit",
+    "Index",
+    "PushBook",
+    "PushJob",
+    "StoreStats",
+    "SyncRunRecord",
+    "open_index",
+    "utcnow",
+]

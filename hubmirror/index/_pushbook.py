@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ._base import utcnow
 from ._records import PushJob
-from ._sqlite import Index, utcnow
+from ._sqlite import Index
 
 
 class PushBook:
@@ -17,16 +18,10 @@ class PushBook:
 
     def cached_hashes(self, paths: Iterable[str]) -> dict[str, tuple[int, int, str, str]]:
         """path → (size, mtime_ns, sha256, git_sha1) for the paths hashed before (a few queries in all)."""
-        out: dict[str, tuple[int, int, str, str]] = {}
-        wanted = list(paths)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for path, size, mtime_ns, sha256, git_sha1 in self.index._rows(
-                f"SELECT path, size, mtime_ns, sha256, git_sha1 FROM local_hashes WHERE path IN ({marks})", chunk
-            ):
-                out[path] = (size, mtime_ns, sha256, git_sha1)
-        return out
+        rows = self.index._each(
+            "SELECT path, size, mtime_ns, sha256, git_sha1 FROM local_hashes WHERE path IN ({marks})", list(paths)
+        )
+        return {path: (size, mtime_ns, sha256, git_sha1) for path, size, mtime_ns, sha256, git_sha1 in rows}
 
     def save_hashes(self, rows: Iterable[tuple[str, int, int, str, str]]) -> None:
         with self.index.atomic():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from ..models import FileRecord
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,55 @@ class PushJob:
     attempts: int
     next_attempt: float
     last_error: str | None
+
+
+class CommitKey(NamedTuple):
+    """A commit of a repo, as bundles, inventories and states name it."""
+
+    type: str
+    repo: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class FullCommit:
+    """A complete commit with everything a bundle carries about it."""
+
+    type: str
+    repo: str
+    sha: str
+    source: str
+    recorded_at: str
+    filters: tuple[str, ...]
+    files: tuple[FileRecord, ...]
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """A bundle this store wrote: its identity and the state the far side has once it is imported."""
+
+    id: str
+    created_at: str
+    dest: str
+    digest: str
+    base: str | None
+    state: tuple[CommitKey, ...]
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    source: str  # "sync" | "push" | "import"
+    recorded_at: str
+    complete: bool
+
+
+class BlobUse(NamedTuple):
+    """A file that uses a blob."""
+
+    type: str
+    repo: str
+    commit: str
+    path: str

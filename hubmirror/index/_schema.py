@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 # Bumped with every migration; a store at this user_version needs no migration check. Reads never import
 # sqlite-utils (it pulls in numpy and costs ~100 ms of start-up that `hubmirror resolve` cannot afford).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def m001_initial(db: sqlite_utils.Database) -> None:
@@ -80,11 +80,30 @@ def m004_gated(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE repos ADD COLUMN gated TEXT")
 
 
+def m005_airgap(db: sqlite_utils.Database) -> None:
+    """Ref kinds and history (gc's retention), and the records of bundles exported and imported."""
+    db.executescript("""
+    ALTER TABLE refs ADD COLUMN kind TEXT;
+    CREATE TABLE ref_history (
+        repo_id INTEGER NOT NULL, name TEXT NOT NULL, commit_sha TEXT NOT NULL, moved_at TEXT NOT NULL);
+    CREATE INDEX ref_history_ref ON ref_history (repo_id, name, moved_at);
+    INSERT INTO ref_history (repo_id, name, commit_sha, moved_at)
+        SELECT repo_id, name, commit_sha, updated_at FROM refs;
+    CREATE TABLE exports (
+        id TEXT PRIMARY KEY, created_at TEXT NOT NULL, dest TEXT NOT NULL, digest TEXT NOT NULL,
+        base TEXT, state_json TEXT NOT NULL, blobs INTEGER NOT NULL, bytes INTEGER NOT NULL);
+    CREATE TABLE imports (
+        digest TEXT PRIMARY KEY, bundle_id TEXT NOT NULL, exported_at TEXT NOT NULL, imported_at TEXT NOT NULL,
+        commits INTEGER NOT NULL, blobs_copied INTEGER NOT NULL, bytes_copied INTEGER NOT NULL);
+    CREATE INDEX commits_source ON commits (source);
+    """)
+
+
 def apply_migrations(db: sqlite_utils.Database) -> None:
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations("hubmirror")
-    for step in (m001_initial, m002_push, m003_meta, m004_gated):
+    for step in (m001_initial, m002_push, m003_meta, m004_gated, m005_airgap):
         migrations()(step)
     migrations.apply(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

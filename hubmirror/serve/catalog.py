@@ -35,7 +35,8 @@ class Snapshot:
 class Catalog:
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
-        self.store = Store(self.home)
+        self.store = Store(self.home, create=False)
+        self.read_only = self.store.read_only
         self._local = threading.local()
         self._lock = threading.Lock()
         self._files: OrderedDict[tuple[int, str], dict[str, FileRecord]] = OrderedDict()
@@ -47,7 +48,7 @@ class Catalog:
     def index(self) -> Index:
         index = getattr(self._local, "index", None)
         if index is None:
-            index = self._local.index = open_index(self.store.index_path)
+            index = self._local.index = open_index(self.store.index_path, read_only=self.read_only)
             self._local.version = -1
             self._local.repos, self._local.revisions = {}, {}
         return index

@@ -3,7 +3,17 @@ blob writer, plus the home's layout, locks and temp files."""
 
 from __future__ import annotations
 
+from ._batch import BlobBatch
 from ._layout import CACHEDIR_TAG, LAYOUT_VERSION, Store, read_layout_version
 from ._writer import BlobInfo, BlobWriter, Expected
 
-__all__ = ["CACHEDIR_TAG", "LAYOUT_VERSION", "BlobInfo", "BlobWriter", "Expected", "Store", "read_layout_version"]
+__all__ = [
+    "CACHEDIR_TAG",
+    "LAYOUT_VERSION",
+    "BlobBatch",
+    "BlobInfo",
+    "BlobWriter",
+    "Expected",
+    "Store",
+    "read_layout_version",
+]

@@ -23,6 +23,7 @@ except ImportError:  # Windows
 from ..errors import LockTimeoutError, StoreError
 from ..hashing import CHUNK
 from ..paths import blob_relpath, is_sha256
+from ._batch import BlobBatch
 from ._files import disk_error, plain_name, remove_older
 from ._writer import BlobInfo, BlobWriter, Expected
 
@@ -132,11 +133,38 @@ class Store:
             return False
         return False
 
+    @property
+    def read_only(self) -> bool:
+        """True when the store's filesystem is mounted read-only or this user cannot write the store."""
+        try:
+            if os.statvfs(self.home).f_flag & os.ST_RDONLY:
+                return True
+        except OSError:
+            return True
+        return not os.access(self.home, os.W_OK)
+
+    def iter_blobs(self) -> Iterator[tuple[str, Path]]:
+        """Every blob file on disk, as (sha256 its name claims, path); names that are not hashes are skipped."""
+        try:
+            subdirs = sorted(os.scandir(self.blobs_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        for sub in subdirs:
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(sub.path):
+                if is_sha256(entry.name) and entry.name[:2] == sub.name and entry.is_file(follow_symlinks=False):
+                    yield entry.name, Path(entry.path)
+
     # -- writing ---------------------------------------------------------------------------------
     def writer(self, expected: Expected, *, resume_key: str | None = None) -> BlobWriter:
         """A writer for one blob. With ``resume_key`` the temp file has a stable name (resumable across
         processes; the caller holds :meth:`blob_lock` for that key); without, a unique one."""
         return BlobWriter(self.tmp_dir, self.blob_path, expected, resume_key)
+
+    def batch(self, **limits: int) -> BlobBatch:
+        """A batch of blobs made durable together (imports): see :class:`BlobBatch`."""
+        return BlobBatch(self.tmp_dir, self.blob_path, **limits)
 
     def ingest_file(self, source: Path, expected: Expected | None = None) -> BlobInfo:
         """Copy a local file into the store through the one writer (used by imports and push)."""
@@ -189,6 +217,67 @@ class Store:
     def write_lock(self, timeout: float = 600.0) -> AbstractContextManager[None]:
         """The one-writer-at-a-time lock around index changes."""
         return self.lock("index-write", timeout)
+
+    @contextmanager
+    def gc_guard(self, *, exclusive: bool = False, timeout: float = 3600.0) -> Iterator[None]:
+        """Shared by everything that adds blobs before the index names them (sync, push, import) or reads
+        them in bulk (export); exclusive for what deletes them (gc, repair). A shared holder never sees a
+        blob it relies on deleted; gc waits until they are done. On a read-only store nothing can be deleted
+        (and no lock file created): a no-op."""
+        if self.read_only and not exclusive:
+            yield
+            return
+        if fcntl is None:  # no flock: an exclusive file lock is the best we have
+            with self.lock("gc", timeout):
+                yield
+            return
+        try:
+            fd = os.open(self.locks_dir / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise disk_error(exc, f"the gc lock in {self.locks_dir}") from exc
+        try:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        who = "a sync, push, import or export" if exclusive else "gc or a repair"
+                        raise LockTimeoutError(
+                            f"{who} of {self.home} has been running for over {timeout:.0f}s; try again when it is done"
+                        ) from None
+                    time.sleep(0.2)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- deleting (gc and repair only) ------------------------------------------------------------
+    def delete_blob(self, sha256: str) -> int:
+        """Remove a blob file; returns the bytes freed (0 if it was not there)."""
+        path = self.blob_path(sha256)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise disk_error(exc, str(path)) from exc
+        return size
+
+    def quarantine(self, sha256: str) -> Path | None:
+        """Move a damaged blob out of ``blobs/`` into ``quarantine/`` (kept for inspection); returns where."""
+        source = self.blob_path(sha256)
+        target = self.home / "quarantine" / f"{sha256}.{time.strftime('%Y%m%dT%H%M%S')}"
+        try:
+            target.parent.mkdir(exist_ok=True)
+            os.replace(source, target)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise disk_error(exc, str(target)) from exc
+        return target
 
     # -- maintenance -----------------------------------------------------------------------------
     def sweep_tmp(self, max_age: float = STALE_TMP_SECONDS) -> int:

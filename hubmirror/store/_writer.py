@@ -103,10 +103,11 @@ class BlobWriter:
             raise disk_error(exc, str(self.tmp_path)) from exc
         self._update(chunk)
 
-    def _close_durably(self) -> None:
+    def _close(self, durable: bool) -> None:
         try:
             self._handle.flush()
-            os.fsync(self._handle.fileno())
+            if durable:
+                os.fsync(self._handle.fileno())
         except OSError as exc:
             self._close_quietly()
             raise disk_error(exc, str(self.tmp_path)) from exc
@@ -128,7 +129,14 @@ class BlobWriter:
 
         Raises :class:`IntegrityError` (temp file deleted) on any mismatch, :class:`StoreError` on I/O.
         """
-        self._close_durably()
+        info = self.finish(durable=True)
+        self.publish(info, durable=True)
+        return info
+
+    def finish(self, *, durable: bool) -> BlobInfo:
+        """Close the temp file (fsync'd when ``durable``) and check size and hashes; the bytes stay in the
+        temp file until :meth:`publish`. A mismatch deletes it and raises :class:`IntegrityError`."""
+        self._close(durable)
         sha256 = self._sha256.hexdigest()
         git_sha1 = self._sha1.hexdigest() if self._sha1 is not None else None
         problem = None
@@ -141,23 +149,30 @@ class BlobWriter:
         if problem:
             self.tmp_path.unlink(missing_ok=True)
             raise IntegrityError(f"content mismatch ({problem}); nothing was stored")
-        final = self._blob_path(sha256)
-        fetched = not final.exists()
+        fetched = not self._blob_path(sha256).exists()
+        return BlobInfo(sha256=sha256, size=self.offset, git_sha1=git_sha1, fetched=fetched)
+
+    def publish(self, info: BlobInfo, *, durable: bool) -> None:
+        """Move the verified temp file to its blob address (read-only), or drop it if the blob exists.
+
+        ``durable``: fsync the directory entries too. Without, the caller's batch makes the bytes durable
+        before (and the names after) publishing, with one filesystem sync each."""
+        final = self._blob_path(info.sha256)
         try:
-            if fetched:
+            if final.exists():
+                self.tmp_path.unlink(missing_ok=True)
+            else:
                 parent_existed = final.parent.exists()
                 final.parent.mkdir(parents=True, exist_ok=True)
-                if not parent_existed:
+                if durable and not parent_existed:
                     fsync_dir(final.parent.parent)
                 os.chmod(self.tmp_path, 0o444)
                 os.replace(self.tmp_path, final)
-                fsync_dir(final.parent)
-            else:
-                self.tmp_path.unlink(missing_ok=True)
+                if durable:
+                    fsync_dir(final.parent)
         except OSError as exc:
             raise disk_error(exc, str(final)) from exc
         self._committed = True
-        return BlobInfo(sha256=sha256, size=self.offset, git_sha1=git_sha1, fetched=fetched)
 
     def discard(self, *, keep_partial: bool) -> None:
         if not self._handle.closed:

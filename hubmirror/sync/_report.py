@@ -5,26 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..models import NoProgress, Progress
 
-class SyncObserver(Protocol):
+
+class SyncObserver(Progress, Protocol):
     """Progress callbacks; ``advanced`` and ``file_done`` are called from worker threads."""
 
-    def planned(self, label: str, files: int, nbytes: int) -> None: ...
-    def advanced(self, nbytes: int) -> None: ...
-    def file_done(self) -> None: ...
     def finished(self, result: RevisionResult) -> None: ...
 
 
-class NullObserver:
-    def planned(self, label: str, files: int, nbytes: int) -> None:
-        pass
-
-    def advanced(self, nbytes: int) -> None:
-        pass
-
-    def file_done(self) -> None:
-        pass
-
+class NullObserver(NoProgress):
     def finished(self, result: RevisionResult) -> None:
         pass
 

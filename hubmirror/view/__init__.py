@@ -5,5 +5,18 @@ from __future__ import annotations
 
 from ._hfcache import HFCacheView, ViewReport, repo_folder_name, view_root
 from ._hfimport import CacheImporter, ImportReport
+from ._upkeep import check_repo, prune_repo, remove_ref, remove_repo, repair_repo
 
-__all__ = ["CacheImporter", "HFCacheView", "ImportReport", "ViewReport", "repo_folder_name", "view_root"]
+__all__ = [
+    "CacheImporter",
+    "HFCacheView",
+    "ImportReport",
+    "ViewReport",
+    "check_repo",
+    "prune_repo",
+    "remove_ref",
+    "remove_repo",
+    "repair_repo",
+    "repo_folder_name",
+    "view_root",
+]

@@ -1,0 +1,233 @@
+"""Repos, blobs, commits and refs: the core of the index (portable SQL over the backend's connection)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..models import Access, BlobRecord, CommitRecord, FileRecord, Ref, Repo
+from ._base import Queries, rowid, utcnow
+
+
+def _repo(row: Sequence[Any]) -> Repo:
+    return Repo(row[0], row[1], row[2], bool(row[3]), row[4] or None)
+
+
+class RepoQueries(Queries):
+    # -- repos -----------------------------------------------------------------------------------
+    def find_repo(self, repo_type: str, name: str) -> Repo | None:
+        """The repo by canonical name or alias, or None."""
+        rows = self._rows(
+            "SELECT id, type, name, private, gated FROM repos WHERE type = ? AND name = ? "
+            "UNION ALL SELECT r.id, r.type, r.name, r.private, r.gated FROM aliases a JOIN repos r "
+            "ON r.id = a.repo_id WHERE a.type = ? AND a.alias = ? LIMIT 1",
+            (repo_type, name, repo_type, name),
+        )
+        return _repo(rows[0]) if rows else None
+
+    def list_repos(self, repo_type: str | None = None) -> list[Repo]:
+        sql = "SELECT id, type, name, private, gated FROM repos"
+        params: tuple[Any, ...] = ()
+        if repo_type:
+            sql, params = sql + " WHERE type = ?", (repo_type,)
+        return [_repo(r) for r in self._rows(sql + " ORDER BY type, name", params)]
+
+    def aliases(self, repo: Repo) -> list[str]:
+        return [r[0] for r in self._rows("SELECT alias FROM aliases WHERE repo_id = ? ORDER BY alias", (repo.id,))]
+
+    def _ensure_repo(self, repo_type: str, name: str, access: Access | None) -> int:
+        """The repo's id, creating it if needed; ``access`` (when given) replaces its flags."""
+        rows = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, name))
+        if rows:
+            if access is not None:
+                self.conn.execute(
+                    "UPDATE repos SET private = ?, gated = ? WHERE id = ?",
+                    (int(access.private), access.gated, rows[0][0]),
+                )
+            return int(rows[0][0])
+        # A repo renamed back and forth: the new canonical name must not also be an alias.
+        self.conn.execute("DELETE FROM aliases WHERE type = ? AND alias = ?", (repo_type, name))
+        access = access or Access()
+        cursor = self.conn.execute(
+            "INSERT INTO repos (type, name, private, gated, created_at) VALUES (?, ?, ?, ?, ?)",
+            (repo_type, name, int(access.private), access.gated, utcnow()),
+        )
+        return rowid(cursor)
+
+    def set_access(self, repo_type: str, name: str, access: Access) -> bool:
+        """Replace the private/gated flags of a repo the index has; returns True if they changed."""
+        with self.atomic():
+            repo = self.find_repo(repo_type, name)
+            if repo is None or (repo.private, repo.gated) == (access.private, access.gated):
+                return False
+            self._ensure_repo(repo_type, repo.name, access)
+            return True
+
+    def add_alias(self, repo_type: str, alias: str, canonical: str) -> None:
+        """Record that ``alias`` (a listed or old name) means the repo now called ``canonical``.
+
+        If ``alias`` was itself a mirrored repo (mirrored before the rename), its commits and refs move
+        to the canonical repo, so nothing mirrored under the old name is lost."""
+        with self.atomic():
+            target = self._ensure_repo(repo_type, canonical, None)
+            old = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, alias))
+            if old and old[0][0] != target:
+                old_id = old[0][0]
+                for table in ("commits", "commit_filters", "files", "refs"):
+                    self.conn.execute(f"UPDATE OR IGNORE {table} SET repo_id = ? WHERE repo_id = ?", (target, old_id))
+                    self.conn.execute(f"DELETE FROM {table} WHERE repo_id = ?", (old_id,))
+                self.conn.execute("UPDATE aliases SET repo_id = ? WHERE repo_id = ?", (target, old_id))
+                self.conn.execute("DELETE FROM repos WHERE id = ?", (old_id,))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)", (repo_type, alias, target)
+            )
+
+    # -- blobs -----------------------------------------------------------------------------------
+    def sha256_for_git_sha1(self, git_sha1: str) -> str | None:
+        rows = self._rows("SELECT sha256 FROM blobs WHERE git_sha1 = ? LIMIT 1", (git_sha1,))
+        return rows[0][0] if rows else None
+
+    def sha256s_for_git_sha1s(self, git_sha1s: Sequence[str]) -> dict[str, str]:
+        """git sha1 → sha256 for the ones the index knows, in a few queries whatever the count."""
+        unique = list(dict.fromkeys(git_sha1s))
+        return dict(self._each("SELECT git_sha1, sha256 FROM blobs WHERE git_sha1 IN ({marks})", unique))
+
+    def has_blob(self, sha256: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM blobs WHERE sha256 = ?", (sha256,)))
+
+    def add_blobs(self, blobs: Iterable[BlobRecord]) -> None:
+        """Record durable blobs that no commit names yet (a failed revision's downloads), for dedupe."""
+        with self.atomic():
+            self._upsert_blobs(blobs)
+
+    def _upsert_blobs(self, blobs: Iterable[BlobRecord]) -> None:
+        self.conn.executemany(
+            "INSERT INTO blobs (sha256, size, git_sha1, verified_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (sha256) DO UPDATE SET git_sha1 = COALESCE(blobs.git_sha1, excluded.git_sha1)",
+            [(b.sha256, b.size, b.git_sha1, utcnow()) for b in blobs],
+        )
+
+    # -- commits ---------------------------------------------------------------------------------
+    def commit_complete(self, repo_type: str, name: str, sha: str, filter_key: str | None = None) -> bool:
+        """True when the commit is fully mirrored (for ``filter_key``'s patterns, when given)."""
+        repo = self.find_repo(repo_type, name)
+        if repo is None:
+            return False
+        if filter_key is None:
+            return bool(
+                self._rows("SELECT 1 FROM commits WHERE repo_id = ? AND sha = ? AND complete = 1", (repo.id, sha))
+            )
+        return bool(
+            self._rows(
+                "SELECT 1 FROM commits c JOIN commit_filters f ON f.repo_id = c.repo_id AND f.sha = c.sha "
+                "WHERE c.repo_id = ? AND c.sha = ? AND c.complete = 1 AND f.filter_key = ?",
+                (repo.id, sha, filter_key),
+            )
+        )
+
+    def publish_commit(
+        self,
+        repo_type: str,
+        name: str,
+        sha: str,
+        files: Iterable[FileRecord],
+        blobs: Iterable[BlobRecord],
+        *,
+        source: str,
+        filter_key: str | None = None,
+        access: Access | None = None,
+    ) -> None:
+        """Record a commit's blobs and files and mark it complete, in one transaction.
+
+        The caller has made every blob durable first. Files add to what the commit already had (a
+        second pattern set widens a snapshot; nothing is removed). ``access`` sets the repo's flags in
+        the same transaction, so a new private repo is never visible without them."""
+        now = utcnow()
+        with self.atomic():
+            repo_id = self._ensure_repo(repo_type, name, access)
+            self._upsert_blobs(blobs)
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO files (repo_id, commit_sha, path, size, sha256, git_oid, lfs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(repo_id, sha, f.path, f.size, f.sha256, f.git_oid, int(f.lfs)) for f in files],
+            )
+            self.conn.execute(
+                "INSERT INTO commits (repo_id, sha, complete, source, recorded_at) VALUES (?, ?, 1, ?, ?) "
+                "ON CONFLICT (repo_id, sha) DO UPDATE SET complete = 1",
+                (repo_id, sha, source, now),
+            )
+            if filter_key is not None:
+                self.conn.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)", (repo_id, sha, filter_key))
+
+    def files(self, repo: Repo, sha: str) -> list[FileRecord]:
+        return [
+            FileRecord(r[0], r[1], r[2], r[3], bool(r[4]))
+            for r in self._rows(
+                "SELECT path, size, sha256, git_oid, lfs FROM files WHERE repo_id = ? AND commit_sha = ? ORDER BY path",
+                (repo.id, sha),
+            )
+        ]
+
+    def commits(self, repo: Repo) -> list[CommitRecord]:
+        return [
+            CommitRecord(r[0], r[1], r[2], r[3], r[4] or 0)
+            for r in self._rows(
+                "SELECT c.sha, c.recorded_at, c.source, COUNT(f.path), SUM(f.size) FROM commits c "
+                "LEFT JOIN files f ON f.repo_id = c.repo_id AND f.commit_sha = c.sha "
+                "WHERE c.repo_id = ? AND c.complete = 1 GROUP BY c.sha ORDER BY c.recorded_at, c.sha",
+                (repo.id,),
+            )
+        ]
+
+    # -- refs ------------------------------------------------------------------------------------
+    def set_ref(
+        self, repo_type: str, name: str, ref: str, sha: str, *, kind: str | None = None, at: str | None = None
+    ) -> bool:
+        """Point ``ref`` at a complete commit; returns True if it moved. Refs move last.
+
+        ``kind`` (branch | tag | pr) is kept when not given; ``at`` is when the ref moved where it was
+        decided (an imported ref keeps its source's time), default now. Every position is kept in
+        ``ref_history`` (gc's retention counts on it)."""
+        repo = self.find_repo(repo_type, name)
+        if repo is None:
+            raise KeyError(f"{repo_type} {name} is not in the index")
+        when = at or utcnow()
+        with self.atomic():
+            current = self._rows("SELECT commit_sha, kind FROM refs WHERE repo_id = ? AND name = ?", (repo.id, ref))
+            if current and current[0][0] == sha:
+                if kind is not None and current[0][1] != kind:
+                    self.conn.execute("UPDATE refs SET kind = ? WHERE repo_id = ? AND name = ?", (kind, repo.id, ref))
+                return False
+            kept_kind = kind if kind is not None else (current[0][1] if current else None)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO refs (repo_id, name, commit_sha, updated_at, kind) VALUES (?, ?, ?, ?, ?)",
+                (repo.id, ref, sha, when, kept_kind),
+            )
+            self.conn.execute(
+                "INSERT INTO ref_history (repo_id, name, commit_sha, moved_at) VALUES (?, ?, ?, ?)",
+                (repo.id, ref, sha, when),
+            )
+            return True
+
+    def ref(self, repo: Repo, name: str) -> str | None:
+        rows = self._rows("SELECT commit_sha FROM refs WHERE repo_id = ? AND name = ?", (repo.id, name))
+        return rows[0][0] if rows else None
+
+    def commit_shas(self, repo: Repo) -> list[str]:
+        return [r[0] for r in self._rows("SELECT sha FROM commits WHERE repo_id = ? AND complete = 1", (repo.id,))]
+
+    def create_repo(self, repo_type: str, name: str, private: bool) -> bool:
+        """Create an empty repo; returns False if it (or an alias of that name) exists."""
+        with self.atomic():
+            if self.find_repo(repo_type, name) is not None:
+                return False
+            self._ensure_repo(repo_type, name, Access(private))
+            return True
+
+    def refs(self, repo: Repo) -> list[Ref]:
+        return [
+            Ref(r[0], r[1], r[2], r[3])
+            for r in self._rows(
+                "SELECT name, commit_sha, updated_at, kind FROM refs WHERE repo_id = ? ORDER BY name", (repo.id,)
+            )
+        ]
