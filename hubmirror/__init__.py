@@ -4,7 +4,8 @@
     >>> path = hubmirror.snapshot_path("sentence-transformers/all-MiniLM-L6-v2")  # no network
     >>> AutoModel.from_pretrained(path)
 
-``Mirror`` (store + index + sync) is imported lazily so that resolving stays cheap.
+``Mirror`` (store + index + sync) and the lookups are imported on first use, so that a command only pays for
+what it uses.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from .errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from .resolve import file_path, snapshot_path
 from .version import __version__
 
 if TYPE_CHECKING:
     from .mirror import Mirror
+    from .resolve import file_path, snapshot_path
 
 __all__ = [
     "ConfigError",
@@ -40,8 +41,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    # Loaded on first use: every `hubmirror` command imports this package, and most never need these.
     if name == "Mirror":
         from .mirror import Mirror
 
         return Mirror
+    if name in ("file_path", "snapshot_path"):
+        from . import resolve
+
+        return getattr(resolve, name)
     raise AttributeError(f"module 'hubmirror' has no attribute {name!r}")

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -274,4 +275,29 @@ def test_every_read_command_works_on_a_read_only_store_and_writes_exit_10(
     assert resolved.is_relative_to(ro) and (home / resolved.relative_to(ro)).read_bytes() == data
     assert (out / "served").read_bytes() == data
     assert (out / "b.tar").stat().st_size > 300_000
+    check_invariants(home)
+
+
+def test_gc_waits_for_a_running_sync_and_never_takes_its_blobs(
+    store: tuple[Path, Path, dict[str, bytes]], upstream: HubServer, procs: Procs
+) -> None:
+    """A sync downloads blobs before any commit names them; gc must not collect them meanwhile."""
+    cfg, home, _ = store
+    fresh = make_small_files(120, seed=99)
+    head = upstream.commit(REPO, fresh, message="big change")
+    upstream.latency = 0.25  # the sync takes a few seconds
+    sync = procs.start("-c", str(cfg), "sync")
+    # wait until it is downloading (a blob of the new commit is on disk, unnamed by the index)
+    fresh_blobs = {blob_path(home, data) for data in fresh.values()}
+    deadline = time.monotonic() + 30
+    while not any(p.exists() for p in fresh_blobs):
+        assert time.monotonic() < deadline and sync.poll() is None, "the sync never started downloading"
+        time.sleep(0.02)
+    gc = procs.start("-c", str(cfg), "gc", "--json")
+    assert sync.wait(timeout=120) == 0, procs.output(sync)
+    assert gc.wait(timeout=120) == 0, procs.output(gc)
+    upstream.latency = 0
+    assert all(p.exists() for p in fresh_blobs)
+    r = run_cli("-c", str(cfg), "resolve", REPO, next(iter(fresh)), "-r", head)
+    assert r.returncode == 0
     check_invariants(home)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class ExportReport:
     bytes: int = 0
     blobs_skipped: int = 0
     recorded: bool = True
+    seconds: float = 0.0  # the work itself (without interpreter start-up)
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -67,6 +69,7 @@ class Exporter:
         self, dest: str | Path, repos: Sequence[str] = (), *, since: Path | None = None, incremental: bool = False
     ) -> ExportReport:
         """Write a bundle to ``dest`` (a new directory, a ``.tar`` file, or ``-`` for stdout)."""
+        started = time.perf_counter()
         chosen = self._repos(repos)
         far = self._far_side(since, incremental)
         report = ExportReport(bundle=str(dest), base=far.describe() if far.kind != "none" else None)
@@ -88,6 +91,7 @@ class Exporter:
             state = sorted(set(far.commits) | set(commits))
             self._write(dest, chosen, full, sorted(sizes.items()), state, far, report)
         self._record(report, dest, state, far)
+        report.seconds = round(time.perf_counter() - started, 4)
         return report
 
     def _repos(self, names: Sequence[str]) -> list[Repo]:

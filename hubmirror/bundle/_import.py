@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class ImportReport:
     diverged: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # bad or missing blobs, with the paths that use them
     repos: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0  # the work itself (without interpreter start-up)
 
     @property
     def exit_code(self) -> int:
@@ -75,6 +77,7 @@ class Importer:
         self.on_published = on_published  # (type, name): refresh that repo's HF-cache view
 
     def run(self, src: str | Path) -> ImportReport:
+        started = time.perf_counter()
         report = ImportReport(bundle=str(src))
         # gc waits until the copied blobs are named by published commits
         with self.store.gc_guard():
@@ -100,6 +103,7 @@ class Importer:
                     report.blobs_copied,
                     report.bytes_copied,
                 )
+        report.seconds = round(time.perf_counter() - started, 4)
         return report
 
     # -- checks before anything is written -------------------------------------------------------

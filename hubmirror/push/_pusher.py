@@ -112,6 +112,32 @@ class Pusher:
         add_model_card: bool = False,
     ) -> PushResult:
         """Push what changed in ``folder``; raises our errors (the folder and outbox lose nothing)."""
+        with self.store.gc_guard():  # what it copies into the store is not collected before it is recorded
+            return self._push(
+                folder,
+                repo,
+                repo_type=repo_type,
+                revision=revision,
+                message=message,
+                private=private,
+                create=create,
+                delete_remote=delete_remote,
+                add_model_card=add_model_card,
+            )
+
+    def _push(
+        self,
+        folder: Path,
+        repo: str,
+        *,
+        repo_type: str,
+        revision: str,
+        message: str,
+        private: bool,
+        create: bool,
+        delete_remote: bool,
+        add_model_card: bool,
+    ) -> PushResult:
         folder = Path(folder)
         if not folder.is_dir():
             raise HubMirrorError(f"{folder} is not a folder")

@@ -198,7 +198,7 @@ class Writer:
 
     def _apply(self, repo: Repo, branch: str, header: dict[str, Any], ops: list[dict[str, Any]]) -> str:
         index, store = self.catalog.index(), self.catalog.store
-        with store.write_lock():
+        with store.gc_guard(), store.write_lock():
             head = index.ref(repo, branch)
             if head is None and index.refs(repo):
                 raise HubHTTPError(404, f"branch '{branch}' does not exist in {repo.name}", "RevisionNotFound")

@@ -42,7 +42,7 @@ class BlobBatch:
     named. Leaving without flushing deletes what was staged."""
 
     def __init__(
-        self, tmp_dir: Path, blob_path: Callable[[str], Path], max_files: int = 512, max_bytes: int = 512 * 1024 * 1024
+        self, tmp_dir: Path, blob_path: Callable[[str], Path], max_files: int = 4096, max_bytes: int = 1024**3
     ) -> None:
         self.tmp_dir, self._blob_path = tmp_dir, blob_path
         self.max_files, self.max_bytes = max_files, max_bytes

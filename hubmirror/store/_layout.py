@@ -143,8 +143,9 @@ class Store:
             return True
         return not os.access(self.home, os.W_OK)
 
-    def iter_blobs(self) -> Iterator[tuple[str, Path]]:
-        """Every blob file on disk, as (sha256 its name claims, path); names that are not hashes are skipped."""
+    def iter_blobs(self) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        """Every blob file on disk, as (sha256 its name claims, its directory entry: ``.path``, ``.stat()``);
+        names that are not hashes are skipped. Plain ``os`` calls: a store holds hundreds of thousands."""
         try:
             subdirs = sorted(os.scandir(self.blobs_dir), key=lambda e: e.name)
         except FileNotFoundError:
@@ -154,7 +155,7 @@ class Store:
                 continue
             for entry in os.scandir(sub.path):
                 if is_sha256(entry.name) and entry.name[:2] == sub.name and entry.is_file(follow_symlinks=False):
-                    yield entry.name, Path(entry.path)
+                    yield entry.name, entry
 
     # -- writing ---------------------------------------------------------------------------------
     def writer(self, expected: Expected, *, resume_key: str | None = None) -> BlobWriter:
@@ -254,17 +255,17 @@ class Store:
             os.close(fd)
 
     # -- deleting (gc and repair only) ------------------------------------------------------------
-    def delete_blob(self, sha256: str) -> int:
-        """Remove a blob file; returns the bytes freed (0 if it was not there)."""
-        path = self.blob_path(sha256)
+    def delete_blob(self, sha256: str) -> None:
+        """Remove a blob file (gone already is fine)."""
+        if not is_sha256(sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        path = os.path.join(self.blobs_dir, sha256[:2], sha256)
         try:
-            size = path.stat().st_size
-            path.unlink()
+            os.unlink(path)
         except FileNotFoundError:
-            return 0
+            return
         except OSError as exc:
-            raise disk_error(exc, str(path)) from exc
-        return size
+            raise disk_error(exc, path) from exc
 
     def quarantine(self, sha256: str) -> Path | None:
         """Move a damaged blob out of ``blobs/`` into ``quarantine/`` (kept for inspection); returns where."""

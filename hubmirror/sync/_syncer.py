@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from ..config import LockedRevision, RepoSpec
@@ -99,6 +100,11 @@ class Syncer:
         return self._run(jobs, dry_run, locked=True)
 
     def _run(self, jobs: list[_Job], dry_run: bool, locked: bool = False) -> SyncReport:
+        # gc waits while a run downloads blobs that no published commit names yet (a dry run writes nothing)
+        with nullcontext() if dry_run else self.store.gc_guard():
+            return self._run_guarded(jobs, dry_run, locked)
+
+    def _run_guarded(self, jobs: list[_Job], dry_run: bool, locked: bool) -> SyncReport:
         started = time.monotonic()
         requests_before = self.client.requests
         report = SyncReport(dry_run=dry_run)
