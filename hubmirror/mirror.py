@@ -212,12 +212,14 @@ class Mirror:
         bundle: Path | None = None,
         client: UpstreamClient | None = None,
         progress: Progress | None = None,
+        locked: Sequence[LockedRevision] = (),
     ) -> VerifyReport:
-        """Rehash blobs and check invariants (of ``repos`` or everything); with ``repair``, heal."""
+        """Rehash blobs and check invariants (of ``repos`` or everything) and the lock file's pins; with
+        ``repair``, heal."""
         from .maintenance import Repairer, Verifier
 
         chosen = [self._repo(name) for name in repos]
-        report = Verifier(self.store, self.index, self.view, progress=progress).run(chosen)
+        report = Verifier(self.store, self.index, self.view, progress=progress).run(chosen, locked)
         if repair and not report.ok:
             Repairer(self.store, self.index, self.view, client=client, bundle=bundle).repair(report)
         return report

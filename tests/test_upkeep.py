@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -97,6 +98,18 @@ def test_repair_from_a_bundle_when_upstream_is_gone(
     assert report["exit_code"] == 0 and any("restored from" in x for x in report["repaired"])
     assert victim.read_bytes() == files[name]
     check_invariants(home)
+
+
+def test_verify_checks_what_the_lock_file_pins(store: tuple[Path, Path, dict[str, bytes]], upstream: HubServer) -> None:
+    cfg, home, _ = store
+    assert run_cli("-c", str(cfg), "lock").returncode == 0
+    assert cli_json("-c", str(cfg), "verify")["ok"] is True
+    pinned = upstream.head(REPO)
+    assert run_cli("-c", str(cfg), "remove", REPO, "--revision", pinned).returncode == 0
+    report = cli_json("-c", str(cfg), "verify", code=7)
+    assert any("hubmirror.lock pins" in p and "sync --locked" in p for p in report["problems"]), report
+    assert run_cli("-c", str(cfg), "sync", "--locked").returncode == 0
+    assert cli_json("-c", str(cfg), "verify")["ok"] is True
 
 
 def test_verify_checks_the_view_and_the_index_and_repair_heals_them(store: tuple[Path, Path, dict[str, bytes]]) -> None:
@@ -190,6 +203,13 @@ def test_gc_killed_at_any_point_leaves_a_valid_store(
     for point in ("gc.after_index", "gc.mid_delete"):
         proc = procs.start("-c", str(cfg), "gc", env=clean_env(HUBMIRROR_FAILPOINTS=point))
         assert proc.wait(timeout=60) == -signal.SIGKILL
+        check_invariants(home)
+    rng = random.Random(11)
+    for _ in range(3):  # and at random moments
+        proc = procs.start("-c", str(cfg), "gc")
+        time.sleep(rng.uniform(0.2, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
         check_invariants(home)
     report = cli_json("-c", str(cfg), "gc")
     assert report["commits_dropped"] == 0  # the index part was done by the first killed run

@@ -52,7 +52,10 @@ def verify(
         observer = progress_bar(not as_json)
         client = Mirror.client_for(config) if repair and config is not None else None
         with Mirror(home, write=repair) as mirror, observer or nullcontext(), client or nullcontext():
-            report = mirror.verify(repos or (), repair=repair, bundle=from_bundle, client=client, progress=observer)
+            locked = read_lock(config.lock_path) if config is not None and config.lock_path.exists() else []
+            report = mirror.verify(
+                repos or (), repair=repair, bundle=from_bundle, client=client, progress=observer, locked=locked
+            )
         if as_json:
             print_json(report.as_dict())
         else:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ..config import LockedRevision
 from ..errors import StoreError
 from ..hashing import CHUNK
 from ..index import BlobUse, Index
@@ -95,12 +96,16 @@ class Verifier:
         self.progress = progress or NoProgress()
         self.workers = workers or os.cpu_count() or 2
 
-    def run(self, repos: Sequence[Repo] = ()) -> VerifyReport:
+    def run(self, repos: Sequence[Repo] = (), locked: Sequence[LockedRevision] = ()) -> VerifyReport:
+        """Check the blobs of ``repos`` (default: every blob), the index, the view, and that what the lock
+        file pins is here as it pins it."""
         report = VerifyReport()
         sizes = self._blobs_to_check(repos)
         self._rehash(sizes, report)
         chosen = list(repos) or self.index.list_repos()
         self._check_index(chosen, report)
+        names = {(r.type, r.name) for r in chosen}
+        self._check_lock([pin for pin in locked if (pin.type, pin.repo) in names or not repos], report)
         for repo in chosen:
             problems = check_repo(self.view, repo)
             if problems:
@@ -179,6 +184,24 @@ class Verifier:
             if (kind, repo) in names:
                 report.index_problems.append(
                     f"{kind} {repo}: ref {ref} names {commit[:12]}, which is not a complete commit here"
+                )
+
+    def _check_lock(self, locked: Sequence[LockedRevision], report: VerifyReport) -> None:
+        for pin in locked:
+            label = f"{pin.type} {pin.repo}@{pin.revision}"
+            repo = self.index.find_repo(pin.type, pin.repo)
+            if repo is None or not self.index.commit_complete(pin.type, repo.name, pin.commit):
+                report.index_problems.append(
+                    f"hubmirror.lock pins {label} to {pin.commit[:12]}, which this store lacks: run "
+                    "'hubmirror sync --locked' (or import a bundle that has it)"
+                )
+                continue
+            have = {f.path: f.sha256 for f in self.index.files(repo, pin.commit)}
+            wrong = [f.path for f in pin.files if have.get(f.path) != f.sha256]
+            if wrong:
+                report.index_problems.append(
+                    f"hubmirror.lock pins {label}, but {len(wrong)} file(s) here differ from it (e.g. {wrong[0]}): "
+                    "run 'hubmirror sync --locked'"
                 )
 
     def _ref_names(self, repos: Sequence[Repo]) -> dict[tuple[str, str, str], list[str]]:
