@@ -7,6 +7,7 @@ through :func:`safe_relpath` before it touches the filesystem. Nothing here does
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from .errors import UnsafePathError
@@ -66,3 +67,29 @@ def safe_relpath(path: str) -> str:
 def join_within(root: Path, relpath: str) -> Path:
     """``root / relpath`` after :func:`safe_relpath`; the result is guaranteed to stay below ``root``."""
     return root.joinpath(*safe_relpath(relpath).split("/"))
+
+
+MAX_COMPONENT_BYTES = 255  # what ext4, xfs and most filesystems allow for one name
+
+
+def check_tree(paths: Iterable[str]) -> None:
+    """Refuse a set of repo paths that cannot be laid out as files, before anything is published.
+
+    Each path must pass :func:`safe_relpath`, have no component over 255 bytes (UTF-8) and no ``.git``
+    component, and no path may be both a file and a folder (``x`` beside ``x/y``). Raises
+    :class:`UnsafePathError` naming the first problem."""
+    seen: set[str] = set()
+    for path in paths:
+        safe_relpath(path)
+        for part in path.split("/"):
+            if len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
+                raise UnsafePathError(f"refused path with a name over {MAX_COMPONENT_BYTES} bytes: {path[:80]!r}...")
+            if part.lower() == ".git":
+                raise UnsafePathError(f"refused path inside a .git folder: {path!r}")
+        if path in seen:
+            raise UnsafePathError(f"refused path listed twice: {path!r}")
+        seen.add(path)
+    folders = {"/".join(p.split("/")[:i]) for p in seen for i in range(1, p.count("/") + 1)}
+    clash = sorted(seen & folders)
+    if clash:
+        raise UnsafePathError(f"refused '{clash[0]}': it is both a file and a folder")

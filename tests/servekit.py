@@ -166,7 +166,7 @@ class ServeProcess:
             if self.proc.poll() is not None:
                 return False
             try:
-                if httpx2.get(self.url + "/", timeout=1.0).status_code == 200:
+                if httpx2.get(self.url + "/", timeout=1.0).status_code < 500:  # up (the page may want a token)
                     return True
             except httpx2.HTTPError:
                 pass

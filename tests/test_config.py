@@ -14,6 +14,7 @@ from hubmirror.config import (
     Config,
     RepoSpec,
     ServeConfig,
+    ServeUser,
     SyncConfig,
     UpstreamConfig,
     WatchSpec,
@@ -62,7 +63,7 @@ def assert_error(error: ConfigError, path: Path, line: int | None, key: str | No
 
 
 def test_example_loads_with_env_and_exposes_every_key() -> None:
-    env = {"HF_TOKEN": SECRET, "HUBMIRROR_TOKEN": "serve-secret"}
+    env = {"HF_TOKEN": SECRET, "HUBMIRROR_TOKEN": "serve-secret", "CI_TOKEN": "ci-secret"}
     config = load_config(EXAMPLE, env=env)
     base = EXAMPLE.parent
     assert config.path == EXAMPLE
@@ -108,7 +109,15 @@ def test_example_loads_with_env_and_exposes_every_key() -> None:
             message="Checkpoint from the training cluster",
         ),
     )
-    assert config.serve == ServeConfig(host="127.0.0.1", port=8080, token="serve-secret", enabled=True)
+    assert config.serve == ServeConfig(
+        host="127.0.0.1",
+        port=8080,
+        token="serve-secret",
+        enabled=True,
+        users=(ServeUser("ci-bot", "ci-secret", ("my-org/*",), False),),
+        anonymous=True,
+        access_log=False,
+    )
 
 
 def test_example_loads_without_env_tokens_become_none() -> None:
@@ -212,6 +221,17 @@ def test_a_config_without_repos_is_valid(write: Write, text: str) -> None:
     """A training machine that only pushes or watches has nothing to mirror."""
     config = load_config(write(text))
     assert config.repos == ()
+
+
+def test_serve_users_and_a_user_whose_token_is_unset_is_left_out(write: Write) -> None:
+    path = write(
+        "serve:\n  users:\n    - {name: ci, token: '${CI_TOKEN}', write: 'team/*'}\n"
+        "    - {name: gone, token: '${UNSET_TOKEN}'}\n  anonymous: false\n  access_log: true\n"
+    )
+    serve = load_config(path, env={"CI_TOKEN": "ci-secret"}).serve
+    assert serve.users == (ServeUser("ci", "ci-secret", ("team/*",), False),)
+    assert (serve.anonymous, serve.access_log) == (False, True)
+    assert "ci-secret" not in repr(serve)
 
 
 def test_config_is_frozen(write: Write) -> None:
@@ -911,6 +931,51 @@ MALFORMED = [
         "must be greater than 0",
         id="zero-timeout",
     ),
+    # serve.users
+    pytest.param("serve:\n  users: {name: a}\n", 2, "serve.users", "expected a list of users", id="users-mapping"),
+    pytest.param(
+        "serve:\n  users:\n    - {name: a, token: t1, colour: red}\n",
+        3,
+        "serve.users[0].colour",
+        "unknown key",
+        id="user-unknown-key",
+    ),
+    pytest.param(
+        "serve:\n  users:\n    - {name: a}\n",
+        3,
+        "serve.users[0].token",
+        "missing required key 'token'",
+        id="user-without-token",
+    ),
+    pytest.param(
+        "serve:\n  users:\n    - {name: 'a b', token: t1}\n",
+        3,
+        "serve.users[0].name",
+        "use letters, digits",
+        id="user-bad-name",
+    ),
+    pytest.param(
+        "serve:\n  users:\n    - {name: a, token: t1}\n    - {name: a, token: t2}\n",
+        4,
+        "serve.users[1].name",
+        "duplicate user name 'a'",
+        id="user-duplicate-name",
+    ),
+    pytest.param(
+        "serve:\n  token: same\n  users:\n    - {name: a, token: same}\n",
+        4,
+        "serve.users[0].token",
+        "the same token as another user or serve.token",
+        id="user-shares-a-token",
+    ),
+    pytest.param(
+        "serve:\n  users:\n    - {name: a, token: t1, write: ['a b/*']}\n",
+        3,
+        "serve.users[0].write[0]",
+        "is not a repo pattern",
+        id="user-bad-pattern",
+    ),
+    pytest.param("serve:\n  anonymous: maybe\n", 2, "serve.anonymous", "expected a boolean", id="anonymous-not-bool"),
     # values so large they would overflow the clocks they are handed to
     pytest.param("upstream:\n  timeout: 1e300\n", 2, "upstream.timeout", "longer than a year", id="huge-timeout"),
     pytest.param(

@@ -188,10 +188,10 @@ def test_a_server_without_serve_token_refuses_writes_with_403(site: Site, tmp_pa
     for name in ("create", "upload"):
         err = r.result[name]
         assert err is not None and err[1] == 403, err
-        assert "this mirror accepts no pushes: set serve.token in its config to enable them" in err[2], err
+        assert "this mirror accepts no pushes: set serve.token (or serve.users with write patterns)" in err[2], err
     assert r.result["read"] == site.dataset_sha  # reads still work
     assert lfs.status_code == 403 and "accepts no pushes" in lfs.json()["error"]
-    assert "pushes disabled: no serve.token" in log
+    assert "pushes disabled (no serve.token or writing user)" in log
 
 
 def test_a_stale_parent_commit_gets_412(server: ServeProcess, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from ..config import validate_repo_id
 from ..errors import IntegrityError, UnsafePathError
 from ..index import CommitKey, FullCommit
 from ..models import REPO_TYPES, Access, FileRecord
-from ..paths import is_sha1, is_sha256, safe_relpath
+from ..paths import check_tree, is_sha1, is_sha256, safe_relpath
 
 FORMAT = "hubmirror-bundle"
 VERSION = 1
@@ -296,19 +296,11 @@ def _ref_name(value: Any) -> str:
 
 def _parse_commit(item: dict[str, Any]) -> FullCommit:
     files = []
-    seen: set[str] = set()
     for path, size, sha256, git_oid, lfs in item["files"]:
-        path = safe_relpath(path)
-        if path in seen:
-            raise ValueError(f"path {path!r} listed twice")
-        seen.add(path)
         if not (isinstance(git_oid, str) and is_sha1(git_oid)):
             raise ValueError(f"not a git object id: {str(git_oid)[:80]!r}")
-        files.append(FileRecord(path, _size(size), _sha256(sha256), git_oid, bool(lfs)))
-    prefixes = {"/".join(p.split("/")[:i]) for p in seen for i in range(1, p.count("/") + 1)}
-    clash = sorted(seen & prefixes)
-    if clash:
-        raise ValueError(f"{clash[0]!r} is both a file and a folder")
+        files.append(FileRecord(safe_relpath(path), _size(size), _sha256(sha256), git_oid, bool(lfs)))
+    check_tree(f.path for f in files)  # nothing a view could not lay out is ever published
     filters = tuple(_text(f) for f in item.get("filters", []))
     return FullCommit(
         _repo_type(item["type"]),

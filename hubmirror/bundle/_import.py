@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cards import card_json
 from ..errors import IntegrityError, NotMirroredError, RefDivergedError
 from ..failpoints import failpoint
 from ..index import Index
@@ -201,6 +202,7 @@ class Importer:
                 report.commits_refused += 1
                 continue
             repo_record = access.get((commit.type, commit.repo))
+            card = card_json(commit.files, self.store.blob_path)
             with self.store.write_lock():
                 self.index.publish_commit(
                     commit.type,
@@ -210,6 +212,7 @@ class Importer:
                     [BlobRecord(f.sha256, f.size, None if f.lfs else f.git_oid) for f in commit.files],
                     source=commit.source if commit.source in ("sync", "push") else "import",
                     access=repo_record.access if repo_record else None,
+                    card=card,
                 )
                 repo = self.index.find_repo(commit.type, commit.repo)
                 assert repo is not None

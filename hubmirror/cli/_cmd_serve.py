@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
-from ..config import ServeConfig
 from ..mirror import Mirror
 from ._common import State, config_and_home, errors, load, stop_on_signals
 
@@ -17,21 +17,30 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Port (0: any free one). Default: serve.port (8080).")
     ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log", help="One line per request on stderr. Default: serve.access_log (off)."
+        ),
+    ] = None,
 ) -> None:
-    """Answer the Hub's HTTP API from the mirror: point HF_ENDPOINT at it. Pushes need serve.token."""
-    from ..serve import run
+    """Answer the Hub's HTTP API from the mirror: point HF_ENDPOINT at it. Pushes need serve.token or a user
+    of serve.users with write patterns; private repos need a token that may read them."""
+    from ..serve import ServeSettings, run
 
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
-        serve_config = config.serve if config is not None else ServeConfig()
+        settings = ServeSettings.from_config(config)
+        if access_log is not None:
+            settings = replace(settings, config=replace(settings.config, access_log=access_log))
         # Check the store before binding; only a server that accepts pushes may create one.
-        Mirror(home, write=serve_config.token is not None).close()
+        Mirror(home, write=bool(settings.config.token or settings.config.users)).close()
         run(
             home,
-            host or serve_config.host,
-            port if port is not None else serve_config.port,
-            serve_config.token,
+            host or settings.config.host,
+            port if port is not None else settings.config.port,
+            settings,
             log_level="warning" if state.quiet else "info",
         )
 

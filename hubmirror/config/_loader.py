@@ -15,6 +15,7 @@ import time.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ._model import (
     GcConfig,
     RepoSpec,
     ServeConfig,
+    ServeUser,
     SyncConfig,
     UpstreamConfig,
     WatchSpec,
@@ -51,7 +53,8 @@ _WATCH_KEYS = (
     "add_model_card",
     "message",
 )
-_SERVE_KEYS = ("host", "port", "token")
+_SERVE_KEYS = ("host", "port", "token", "users", "anonymous", "access_log")
+_USER_KEYS = ("name", "token", "write", "read_private")
 _GC_KEYS = ("keep_previous", "grace")
 
 
@@ -144,8 +147,12 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         host=reader.string(se, ("serve",), "host", "127.0.0.1"),
         port=reader.integer(se, ("serve",), "port", 8080, 0, 65535),
         token=reader.secret(se, ("serve",), "token"),
+        users=_read_users(reader, se),
+        anonymous=reader.boolean(se, ("serve",), "anonymous", True),
+        access_log=reader.boolean(se, ("serve",), "access_log", False),
         enabled="serve" in top,
     )
+    _check_tokens(reader, serve)
 
     gc_section = reader.section(top, "gc", _GC_KEYS)
     gc = GcConfig(
@@ -188,6 +195,48 @@ def _check_cron(reader: _Reader, cron: str | None) -> str | None:
         except ValueError as exc:
             raise reader.invalid(("sync", "cron"), str(exc)) from exc
     return cron
+
+
+def _read_users(reader: _Reader, section: dict[str, Any]) -> tuple[ServeUser, ...]:
+    entries = section.get("users")
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise reader.expected(("serve", "users"), entries, "a list of users")
+    users: list[ServeUser] = []
+    for index, entry in enumerate(entries):
+        path: _KeyPath = ("serve", "users", index)
+        if not isinstance(entry, dict):
+            raise reader.expected(path, entry, "a mapping with 'name' and 'token'")
+        reader.check_keys(entry, path, _USER_KEYS)
+        name = reader.required(entry, path, "name")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+            raise reader.invalid((*path, "name"), "use letters, digits, '.', '_' and '-' (at most 64)")
+        if name in {u.name for u in users}:
+            raise reader.error((*path, "name"), f"duplicate user name {name!r}")
+        if "token" not in entry:
+            raise reader.error((*path, "token"), "missing required key 'token'")
+        token = reader.secret(entry, path, "token")
+        if token is None:  # its ${VAR} is unset on this machine: the user has no way in here (fails safe)
+            continue
+        write = reader.string_list(entry, path, "write", single=True) or ()
+        for number, pattern in enumerate(write):
+            if not re.fullmatch(r"[A-Za-z0-9*?._\-\[\]]+(/[A-Za-z0-9*?._\-\[\]]+)?", pattern):
+                raise reader.invalid((*path, "write", number), f"{pattern!r} is not a repo pattern such as 'my-org/*'")
+        users.append(ServeUser(name, token, tuple(write), reader.boolean(entry, path, "read_private", False)))
+    return tuple(users)
+
+
+def _check_tokens(reader: _Reader, serve: ServeConfig) -> None:
+    """Two identities with one token would be one identity with the rights of whichever matched first."""
+    tokens = [serve.token] if serve.token else []
+    for index, user in enumerate(serve.users):
+        if user.token in tokens:
+            raise reader.error(
+                ("serve", "users", index, "token"),
+                "the same token as another user or serve.token (value not shown); give every user a token of its own",
+            )
+        tokens.append(user.token)
 
 
 def _read_repos(reader: _Reader, top: dict[str, Any]) -> tuple[RepoSpec, ...]:

@@ -54,10 +54,24 @@ class WatchSpec:
 
 
 @dataclass(frozen=True)
+class ServeUser:
+    """A token of serve's with its rights: writes to repos matching ``write`` (``org/*`` globs; may then read
+    those repos when private), and reads every private repo when ``read_private``."""
+
+    name: str
+    token: str = field(repr=False)
+    write: tuple[str, ...] = ()
+    read_private: bool = False
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    token: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)  # the admin token: reads everything, writes anything
+    users: tuple[ServeUser, ...] = ()
+    anonymous: bool = True  # anonymous reads of public repos (and public metadata of gated ones)
+    access_log: bool = False
     enabled: bool = False  # the file has a serve: section, so `hubmirror run` starts the server
 
 

@@ -431,23 +431,57 @@ def _is_scalar(value: Any) -> bool:
     return value is not None and not isinstance(value, (dict, list, str))
 
 
-def parse_card_metadata(text: str) -> dict[str, Any] | None:
-    """The YAML header of a model card (``---`` … ``---`` at the top of README.md) as a dict.
+MAX_CARD_HEADER = 256 * 1024  # bytes of YAML between the --- lines; real cards have a few kB
+MAX_CARD_VALUES = 20_000  # values once aliases are expanded: a few hundred bytes can otherwise expand to GBs
 
-    Returns None when there is no header; raises ValueError when the header is not valid YAML or not a
-    mapping. Lives here because this module owns YAML parsing."""
+
+def parse_card_metadata(text: str) -> dict[str, Any] | None:
+    """The YAML header of a model card (``---`` … ``---`` at the top of README.md) as plain JSON-able values.
+
+    Returns None when there is no header; raises ValueError when the header is not valid YAML, not a mapping,
+    too large, or expands (through aliases) to more than a bounded number of values. Lives here because this
+    module owns YAML parsing."""
     if not text.startswith("---"):
         return None
-    match = re.match(r"^---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*$", text, re.S | re.M)
+    match = re.match(r"^---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*$", text[: MAX_CARD_HEADER + 4096], re.S | re.M)
     if match is None:
+        if len(text) > MAX_CARD_HEADER:
+            raise ValueError(f"model card metadata is larger than {MAX_CARD_HEADER // 1024} kB")
         return None
+    if len(match.group(1)) > MAX_CARD_HEADER:
+        raise ValueError(f"model card metadata is larger than {MAX_CARD_HEADER // 1024} kB")
     try:
         data = yaml.safe_load(match.group(1)) if match.group(1).strip() else {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ValueError(f"model card metadata is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError("model card metadata is not a mapping")
-    return data
+    return _plain_values(data, [MAX_CARD_VALUES], set())
+
+
+def _plain_values(value: Any, budget: list[int], active: set[int]) -> Any:
+    """A copy made of dicts, lists, strings, numbers, booleans and None, counting every value it expands;
+    past the budget (an alias bomb) it raises ValueError before the copy grows."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError(f"model card metadata expands to more than {MAX_CARD_VALUES} values (too many aliases?)")
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if id(value) in active:
+        raise ValueError("model card metadata refers to itself")
+    if isinstance(value, dict):
+        active.add(id(value))
+        try:
+            return {str(k): _plain_values(v, budget, active) for k, v in value.items()}
+        finally:
+            active.discard(id(value))
+    if isinstance(value, (list, tuple)):
+        active.add(id(value))
+        try:
+            return [_plain_values(v, budget, active) for v in value]
+        finally:
+            active.discard(id(value))
+    return str(value)  # dates, timestamps, binary: as text
 
 
 def read_document(text: str, shown: str, env: Mapping[str, str]) -> tuple[_Reader, dict[str, Any]]:

@@ -136,6 +136,7 @@ class RepoQueries(Queries):
         source: str,
         filter_key: str | None = None,
         access: Access | None = None,
+        card: str | None = None,
     ) -> None:
         """Record a commit's blobs and files and mark it complete, in one transaction.
 
@@ -152,9 +153,11 @@ class RepoQueries(Queries):
                 [(repo_id, sha, f.path, f.size, f.sha256, f.git_oid, int(f.lfs)) for f in files],
             )
             self.conn.execute(
-                "INSERT INTO commits (repo_id, sha, complete, source, recorded_at) VALUES (?, ?, 1, ?, ?) "
-                "ON CONFLICT (repo_id, sha) DO UPDATE SET complete = 1",
-                (repo_id, sha, source, now),
+                "INSERT INTO commits (repo_id, sha, complete, source, recorded_at, card_json) "
+                "VALUES (?, ?, 1, ?, ?, ?) "
+                "ON CONFLICT (repo_id, sha) DO UPDATE SET complete = 1, "
+                "card_json = COALESCE(excluded.card_json, commits.card_json)",
+                (repo_id, sha, source, now, card),
             )
             if filter_key is not None:
                 self.conn.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)", (repo_id, sha, filter_key))
@@ -212,6 +215,39 @@ class RepoQueries(Queries):
     def ref(self, repo: Repo, name: str) -> str | None:
         rows = self._rows("SELECT commit_sha FROM refs WHERE repo_id = ? AND name = ?", (repo.id, name))
         return rows[0][0] if rows else None
+
+    def repos_using_blob(self, sha256: str, limit: int = 100) -> list[Repo]:
+        return [
+            _repo(r)
+            for r in self._rows(
+                "SELECT DISTINCT r.id, r.type, r.name, r.private, r.gated FROM files f "
+                "JOIN repos r ON r.id = f.repo_id WHERE f.sha256 = ? LIMIT ?",
+                (sha256, limit),
+            )
+        ]
+
+    def record_upload(self, sha256: str, caller: str) -> None:
+        with self.atomic():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO lfs_uploads (sha256, caller, uploaded_at) VALUES (?, ?, ?)",
+                (sha256, caller, utcnow()),
+            )
+
+    def uploaded_by(self, sha256: str, caller: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM lfs_uploads WHERE sha256 = ? AND caller = ?", (sha256, caller)))
+
+    def is_local(self, repo: Repo) -> bool:
+        """True for a repo created by a push to this store (its commits come from pushes, not from a mirror)."""
+        return bool(self._rows("SELECT 1 FROM commits WHERE repo_id = ? AND source = 'push' LIMIT 1", (repo.id,)))
+
+    def card(self, repo: Repo, sha: str) -> str | None:
+        """The commit's model-card JSON ('' when it has none), or None when it was never parsed."""
+        rows = self._rows("SELECT card_json FROM commits WHERE repo_id = ? AND sha = ?", (repo.id, sha))
+        return rows[0][0] if rows else None
+
+    def set_card(self, repo: Repo, sha: str, card: str) -> None:
+        with self.atomic():
+            self.conn.execute("UPDATE commits SET card_json = ? WHERE repo_id = ? AND sha = ?", (card, repo.id, sha))
 
     def commit_shas(self, repo: Repo) -> list[str]:
         return [r[0] for r in self._rows("SELECT sha FROM commits WHERE repo_id = ? AND complete = 1", (repo.id,))]

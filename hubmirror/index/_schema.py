@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 # Bumped with every migration; a store at this user_version needs no migration check. Reads never import
 # sqlite-utils (it pulls in numpy and costs ~100 ms of start-up that `hubmirror resolve` cannot afford).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def m001_initial(db: sqlite_utils.Database) -> None:
@@ -99,11 +99,23 @@ def m005_airgap(db: sqlite_utils.Database) -> None:
     """)
 
 
+def m006_cards(db: sqlite_utils.Database) -> None:
+    """Model-card metadata per commit, parsed once at publish (NULL: not parsed yet; '': none; the repo-level
+    column was never written), and which serve caller uploaded which LFS object (a commit may name an object
+    only its caller uploaded or can already read)."""
+    db.executescript("""
+    ALTER TABLE commits ADD COLUMN card_json TEXT;
+    ALTER TABLE repos DROP COLUMN card_json;
+    CREATE TABLE lfs_uploads (
+        sha256 TEXT NOT NULL, caller TEXT NOT NULL, uploaded_at TEXT NOT NULL, PRIMARY KEY (sha256, caller));
+    """)
+
+
 def apply_migrations(db: sqlite_utils.Database) -> None:
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations("hubmirror")
-    for step in (m001_initial, m002_push, m003_meta, m004_gated, m005_airgap):
+    for step in (m001_initial, m002_push, m003_meta, m004_gated, m005_airgap, m006_cards):
         migrations()(step)
     migrations.apply(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

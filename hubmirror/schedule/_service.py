@@ -90,10 +90,13 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
         )
     server = None
     if serve:
-        from ..serve import BackgroundServer
+        from ..serve import BackgroundServer, ServeSettings
 
         Mirror(config.home).close()  # create or check the store before binding
-        server = BackgroundServer(config.home, config.serve.host, config.serve.port, config.serve.token)
+        settings = ServeSettings(
+            config.serve, frozenset((s.type, s.repo) for s in config.repos), config.upstream.endpoint
+        )
+        server = BackgroundServer(config.home, config.serve.host, config.serve.port, settings)
         server.start()
         logger.info("serving %s on http://%s:%d", config.home, config.serve.host, config.serve.port)
     threads = []

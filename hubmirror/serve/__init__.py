@@ -7,6 +7,6 @@ and stream blobs from the store; write endpoints (with ``serve.token``) accept p
 
 from __future__ import annotations
 
-from .app import BackgroundServer, create_app, run
+from .app import BackgroundServer, ServeSettings, create_app, run
 
-__all__ = ["BackgroundServer", "create_app", "run"]
+__all__ = ["BackgroundServer", "ServeSettings", "create_app", "run"]

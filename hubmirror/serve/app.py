@@ -1,36 +1,83 @@
-"""The ASGI application: route on the raw path, check access, call the endpoint, map errors; and ``run``."""
+"""The ASGI application: route on the raw path, find the caller, call the endpoint, map errors; and ``run``.
+
+Every failure we can name answers as the Hub would (status, ``X-Error-Code``, message). Anything else is a
+bug: it is logged with the request line and answered with a plain 500, never a traceback. The optional
+access log has one line per request (no query strings, no tokens).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from ..config import Config, ServeConfig
 from ..errors import HubMirrorError
 from . import reads
+from .auth import Caller, Tokens
 from .catalog import Catalog
-from .http import HubHTTPError, check_token, gated_refusal, require_write, translate
+from .http import HubHTTPError, gated_refusal, translate
+from .lfs import LfsEndpoints
 from .page import index_page
 from .routing import Route, route
 from .writes import Writer
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("hubmirror.access")
 
-WRITE_ENDPOINTS = ("create_repo", "preupload", "commit", "lfs_batch", "lfs_upload", "lfs_verify")
+WRITES = ("create_repo", "preupload", "commit", "lfs_batch", "lfs_upload", "lfs_verify")
+METHODS = {
+    "index_page": ("GET",),
+    "list": ("GET",),
+    "whoami": ("GET",),
+    "validate_yaml": ("POST",),
+    "create_repo": ("POST",),
+    "preupload": ("POST",),
+    "commit": ("POST",),
+    "lfs_batch": ("POST",),
+    "lfs_upload": ("PUT",),
+    "lfs_verify": ("POST",),
+    "refs": ("GET",),
+    "repo_info": ("GET",),
+    "tree": ("GET",),
+    "paths_info": ("POST",),
+    "resolve": ("GET", "HEAD"),
+}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What a server is told besides its home: its tokens and switches, and what it mirrors."""
+
+    config: ServeConfig = field(default_factory=ServeConfig)
+    mirrored: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (type, repo) listed under repos:
+    upstream: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Config | None) -> ServeSettings:
+        """The serve: section, the repos the config mirrors, and where upstream is (defaults with no config)."""
+        if config is None:
+            return cls()
+        return cls(config.serve, frozenset((s.type, s.repo) for s in config.repos), config.upstream.endpoint)
 
 
 class HubApp:
     """Hub-compatible HTTP API over one store."""
 
-    def __init__(self, home: Path, token: str | None = None) -> None:
+    def __init__(self, home: Path, settings: ServeSettings | None = None) -> None:
+        settings = settings or ServeSettings()
         self.catalog = Catalog(home)
-        self.token = token
-        self.writer = Writer(self.catalog, token) if token else None
+        self.tokens = Tokens(settings.config)
+        self.lfs = LfsEndpoints(self.catalog, settings.config)
+        self.writer = Writer(self.catalog, self.lfs, settings.mirrored, settings.upstream)
+        self.access_log = settings.config.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -40,66 +87,108 @@ class HubApp:
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         request = Request(scope, receive)
-        authorized = False
+        caller: Caller | None = None
         try:
             r = route(scope_raw_path(request))
-            if r.endpoint in WRITE_ENDPOINTS and self.writer is None:
-                raise HubHTTPError(403, "this mirror accepts no pushes: set serve.token in its config to enable them")
-            authorized = check_token(request, self.token)
-            response = await self._dispatch(request, r, authorized)
+            if r.endpoint in WRITES and not self.tokens.accepts_pushes:  # said before any token is looked at
+                raise HubHTTPError(
+                    403,
+                    "this mirror accepts no pushes: set serve.token (or serve.users with write "
+                    "patterns) in its config to enable them",
+                )
+            if r.endpoint in ("lfs_upload", "lfs_verify"):
+                caller = None  # a signed URL: the signature names the caller, the client sends no token
+            else:
+                caller = self.tokens.caller(request)
+            response = await self._dispatch(request, r, caller)
         except HubHTTPError as exc:
             response = exc.response()
+            if exc.status >= 500:
+                logger.error("%d on %s %s: %s", exc.status, request.method, request.url.path, exc.message)
         except HubMirrorError as exc:
-            response = translate(exc, authorized=authorized).response()
-        await response(scope, receive, send)
+            translated = translate(exc, anonymous=caller is None or caller.anonymous)
+            if translated.status >= 500:
+                logger.error("%d on %s %s: %s", translated.status, request.method, request.url.path, exc)
+            response = translated.response()
+        except Exception:
+            logger.exception("500 on %s %s", request.method, request.url.path)
+            response = HubHTTPError(500, "internal error in hubmirror serve (logged on the server)").response()
+        status: list[int] = []
 
-    async def _dispatch(self, request: Request, r: Route, authorized: bool) -> Response:
-        method = request.method
+        async def send_noting_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await response(scope, receive, send_noting_status)
+        if self.access_log:
+            access_logger.info(
+                '%s "%s %s" %s %.1fms %s',
+                request.client.host if request.client else "-",
+                request.method,
+                request.url.path,
+                status[0] if status else "-",
+                (time.perf_counter() - started) * 1000,
+                (caller.name if caller else None) or "-",
+            )
+
+    async def _dispatch(self, request: Request, r: Route, caller: Caller | None) -> Response:
+        allowed = METHODS.get(r.endpoint)
+        if allowed is None:
+            raise HubHTTPError(404, f"no such endpoint: {request.method} {request.url.path[:200]}")
+        if request.method not in allowed:
+            raise HubHTTPError(405, f"{request.method} is not allowed here", headers={"Allow": ", ".join(allowed)})
+        if r.endpoint == "lfs_upload":
+            return await self.lfs.upload(request, r.revision or "", r.path)
+        if r.endpoint == "lfs_verify":
+            return await self.lfs.verify(request, r.revision or "", r.path)
+        assert caller is not None
         catalog = self.catalog
-        if r.endpoint == "index_page" and method == "GET":
-            return index_page(catalog, authorized)
-        if r.endpoint == "list" and method == "GET":
-            return reads.listing(request, catalog, r.repo_type, authorized)
-        if r.endpoint == "whoami" and method == "GET":
-            if not authorized:
-                raise HubHTTPError(401, "Invalid user token")
-            return reads.whoami()
-        if r.endpoint == "validate_yaml" and method == "POST":
+        if r.endpoint == "index_page":
+            return index_page(catalog, caller)
+        if r.endpoint == "list":
+            return reads.listing(request, catalog, r.repo_type, caller)
+        if r.endpoint == "whoami":
+            if caller.anonymous:
+                raise HubHTTPError(401, "Invalid user token", hint="send a token of this mirror")
+            return reads.whoami(caller)
+        if r.endpoint == "validate_yaml":
             return await reads.validate_yaml(request)
-        if r.endpoint in WRITE_ENDPOINTS:
-            return await self._write(request, r, authorized)
-        if r.endpoint in ("repo_info", "tree", "paths_info", "resolve") and method in ("GET", "HEAD", "POST"):
-            snapshot = catalog.snapshot(r.repo_type, r.repo_id, r.revision or "main", authorized=authorized)
-            if r.endpoint == "repo_info":
-                return reads.repo_info(request, catalog, snapshot)
-            if r.endpoint == "tree":
-                return reads.tree(request, snapshot, r.path)
-            if r.endpoint == "paths_info":
-                return await reads.paths_info(request, snapshot)
-            if snapshot.repo.gated and not authorized:  # metadata is public, files are not
-                raise gated_refusal(snapshot.repo, authenticated=False)
-            return reads.resolve_file(request, catalog, snapshot, r.path)
-        if r.endpoint == "refs" and method == "GET":
-            return reads.refs(catalog, catalog.repo(r.repo_type, r.repo_id, authorized=authorized))
-        raise HubHTTPError(404, f"no such endpoint: {method} {request.url.path}")
+        if r.endpoint in WRITES:
+            return await self._write(request, r, caller)
+        if r.endpoint == "refs":
+            return reads.refs(catalog, catalog.repo(r.repo_type, r.repo_id, caller))
+        snapshot = catalog.snapshot(r.repo_type, r.repo_id, r.revision or "main", caller)
+        if r.endpoint == "repo_info":
+            return reads.repo_info(request, catalog, snapshot)
+        if r.endpoint == "tree":
+            return reads.tree(request, snapshot, r.path)
+        if r.endpoint == "paths_info":
+            return await reads.paths_info(request, snapshot)
+        if not caller.may_download(snapshot.repo):  # a gated repo: metadata is public, files are not
+            raise gated_refusal(snapshot.repo, authenticated=not caller.anonymous)
+        return reads.resolve_file(request, catalog, snapshot, r.path)
 
-    async def _write(self, request: Request, r: Route, authorized: bool) -> Response:
-        writer = self.writer
-        if r.endpoint == "lfs_upload" and writer is not None:  # signed URL, no token (as the Hub's CDN)
-            return await writer.lfs_upload(request, r.revision or "", r.path)
-        if r.endpoint == "lfs_verify" and writer is not None:
-            return await writer.lfs_verify(request, r.revision or "")
-        require_write(request, self.token)
-        assert writer is not None
+    async def _write(self, request: Request, r: Route, caller: Caller) -> Response:
+        if not self.tokens.accepts_pushes:
+            raise HubHTTPError(
+                403,
+                "this mirror accepts no pushes: set serve.token (or serve.users with write "
+                "patterns) in its config to enable them",
+            )
+        if caller.anonymous:
+            raise HubHTTPError(401, "a token is required to push to this mirror (Authorization: Bearer ...)")
         if r.endpoint == "create_repo":
-            return await writer.create_repo(request)
-        repo = self.catalog.repo(r.repo_type, r.repo_id, authorized=authorized)
+            return await self.writer.create_repo(request, caller)
+        repo = self.catalog.repo(r.repo_type, r.repo_id, caller)
         if r.endpoint == "lfs_batch":
-            return await writer.lfs_batch(request)
+            self.writer.check_writable(caller, repo.type, repo.name, repo)
+            return await self.lfs.batch(request, caller)
         if r.endpoint == "preupload":
-            return await writer.preupload(request, repo, r.revision or "main")
-        return await writer.commit(request, repo, r.revision or "main")
+            return await self.writer.preupload(request, caller, repo, r.revision or "main")
+        return await self.writer.commit(request, caller, repo, r.revision or "main")
 
 
 def scope_raw_path(request: Request) -> str:
@@ -107,44 +196,42 @@ def scope_raw_path(request: Request) -> str:
     return raw.decode("latin-1") if raw else request.scope["path"]
 
 
-def create_app(home: Path, token: str | None = None) -> HubApp:
-    return HubApp(home, token)
+def create_app(home: Path, settings: ServeSettings | None = None) -> HubApp:
+    return HubApp(home, settings)
 
 
-def run(home: Path, host: str, port: int, token: str | None = None, log_level: str = "info") -> None:
-    """Serve until interrupted (SIGINT/SIGTERM stop it cleanly)."""
+def _uvicorn_config(home: Path, host: str, port: int, settings: ServeSettings, log_level: str) -> Any:
     import uvicorn
 
-    logger.info(
-        "serving %s on http://%s:%d (pushes %s)", home, host, port, "enabled" if token else "disabled: no serve.token"
-    )
-    uvicorn.run(
-        create_app(home, token),
+    return uvicorn.Config(
+        create_app(home, settings),
         host=host,
         port=port,
         log_level=log_level,
         access_log=False,
         server_header=False,
         timeout_keep_alive=30,
+        h11_max_incomplete_event_size=64 * 1024,
     )
+
+
+def run(home: Path, host: str, port: int, settings: ServeSettings | None = None, log_level: str = "info") -> None:
+    """Serve until interrupted (SIGINT/SIGTERM stop it cleanly)."""
+    import uvicorn
+
+    settings = settings or ServeSettings()
+    pushes = "enabled" if Tokens(settings.config).accepts_pushes else "disabled (no serve.token or writing user)"
+    logger.info("serving %s on http://%s:%d (pushes %s)", home, host, port, pushes)
+    uvicorn.Server(_uvicorn_config(home, host, port, settings, log_level)).run()
 
 
 class BackgroundServer:
     """uvicorn in a thread, for ``hubmirror run`` (signals stay with the main thread)."""
 
-    def __init__(self, home: Path, host: str, port: int, token: str | None = None) -> None:
+    def __init__(self, home: Path, host: str, port: int, settings: ServeSettings | None = None) -> None:
         import uvicorn
 
-        config = uvicorn.Config(
-            create_app(home, token),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            timeout_keep_alive=30,
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(_uvicorn_config(home, host, port, settings or ServeSettings(), "warning"))
         self._host, self._port = host, port
         self._thread = threading.Thread(target=self._server.run, name="hubmirror-serve", daemon=True)
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import parse_card_metadata
-from ..errors import RepoNotMirroredError
+from ..cards import card_from_json, card_json
+from ..errors import HubMirrorError, RepoNotMirroredError
 from ..index import Index, open_index
 from ..models import FileRecord, Repo
 from ..resolve import Resolver
 from ..store import Store
+from .auth import Caller
 
 FILE_CACHE_COMMITS = 256
 BODY_CACHE_BYTES = 64 * 1024 * 1024  # total size of cached response bodies
@@ -40,7 +41,7 @@ class Catalog:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._files: OrderedDict[tuple[int, str], dict[str, FileRecord]] = OrderedDict()
-        self._cards: dict[str, dict[str, Any] | None] = {}
+        self._cards: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._body_bytes = 0
 
@@ -64,17 +65,17 @@ class Catalog:
         return self._local.repos, self._local.revisions
 
     # -- lookups ---------------------------------------------------------------------------------
-    def repo(self, repo_type: str, name: str, *, authorized: bool) -> Repo:
-        """The repo, or RepoNotMirroredError; a private repo is invisible without the token."""
-        return self._repo(self._caches()[0], repo_type, name, authorized)
+    def repo(self, repo_type: str, name: str, caller: Caller) -> Repo:
+        """The repo, or RepoNotMirroredError; a private repo is invisible to a caller who may not read it."""
+        return self._repo(self._caches()[0], repo_type, name, caller)
 
-    def _repo(self, repos: dict[tuple[str, str], Repo], repo_type: str, name: str, authorized: bool) -> Repo:
+    def _repo(self, repos: dict[tuple[str, str], Repo], repo_type: str, name: str, caller: Caller) -> Repo:
         repo = repos.get((repo_type, name))
         if repo is None:
             repo = self.index().find_repo(repo_type, name)
             if repo is not None:
                 repos[(repo_type, name)] = repo
-        if repo is None or (repo.private and not authorized):
+        if repo is None or not caller.may_read(repo):
             raise RepoNotMirroredError(f"{repo_type} repo '{name}' is not on this mirror")
         return repo
 
@@ -85,12 +86,12 @@ class Catalog:
         key = (repo.id, revision)
         commit = revisions.get(key)
         if commit is None:
-            commit = revisions[key] = Resolver(self.home, self.index()).commit(repo, revision)
+            commit = revisions[key] = Resolver(self.home, self.index(), self.store).commit(repo, revision)
         return commit
 
-    def snapshot(self, repo_type: str, name: str, revision: str, *, authorized: bool) -> Snapshot:
+    def snapshot(self, repo_type: str, name: str, revision: str, caller: Caller) -> Snapshot:
         repos, revisions = self._caches()
-        repo = self._repo(repos, repo_type, name, authorized)
+        repo = self._repo(repos, repo_type, name, caller)
         commit = self._commit(revisions, repo, revision)
         return Snapshot(repo, commit, self.files(repo, commit))
 
@@ -127,20 +128,26 @@ class Catalog:
         return body
 
     def card(self, snapshot: Snapshot) -> dict[str, Any] | None:
-        """The README's YAML header (cardData), cached by the README's content hash."""
-        readme = snapshot.files.get("README.md")
-        if readme is None or readme.size > 1024 * 1024:
-            return None
-        if readme.sha256 not in self._cards:
-            try:
-                text = self.store.blob_path(readme.sha256).read_text(encoding="utf-8", errors="replace")
-                self._cards[readme.sha256] = parse_card_metadata(text)
-            except (OSError, ValueError):
-                self._cards[readme.sha256] = None
-        return self._cards[readme.sha256]
+        """The commit's model-card metadata, parsed when the commit was published. A commit published
+        before cards were kept is parsed once here (bounded) and remembered in the index when it can be."""
+        key = (snapshot.repo.id, snapshot.commit)
+        if key not in self._cards:
+            text = self.index().card(snapshot.repo, snapshot.commit)
+            if text is None:
+                text = card_json(snapshot.files.values(), self.store.blob_path)
+                if not self.read_only:
+                    try:
+                        with self.store.write_lock(timeout=5):
+                            self.index().set_card(snapshot.repo, snapshot.commit, text)
+                    except HubMirrorError:
+                        pass  # remembered next time; the answer is the same
+            if len(self._cards) > 10_000:
+                self._cards.clear()
+            self._cards[key] = card_from_json(text)
+        return self._cards[key]
 
-    def visible_repos(self, repo_type: str, *, authorized: bool) -> list[Repo]:
-        return [r for r in self.index().list_repos(repo_type) if authorized or not r.private]
+    def visible_repos(self, repo_type: str, caller: Caller) -> list[Repo]:
+        return [r for r in self.index().list_repos(repo_type) if caller.may_read(r)]
 
     def blob_path(self, record: FileRecord) -> Path:
         return self.store.blob_path(record.sha256)

@@ -1,8 +1,7 @@
-"""HTTP plumbing shared by serve's endpoints: the error type, Hub-style error answers, auth, base URL."""
+"""HTTP plumbing shared by serve's endpoints: Hub-style error answers, the translation of our errors, and the
+base URL clients used."""
 
 from __future__ import annotations
-
-import hmac
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,11 +10,15 @@ from ..errors import (
     FileNotMirroredError,
     HubMirrorError,
     IntegrityError,
+    LockTimeoutError,
     RepoNotMirroredError,
     RevisionNotMirroredError,
+    StoreError,
     UnsafePathError,
 )
 from ..models import Repo
+
+INVALID_TOKEN = "Invalid credentials in Authorization header"  # the Hub's words; clients match them
 
 
 class HubHTTPError(Exception):
@@ -41,46 +44,25 @@ class HubHTTPError(Exception):
         if self.code:
             headers["X-Error-Code"] = self.code
         body = f"{self.message} ({self.hint})" if self.hint else self.message
-        return JSONResponse({"error": body}, status_code=self.status, headers=headers)
+        return JSONResponse({"error": body[:2000]}, status_code=self.status, headers=headers)
 
 
-def translate(exc: HubMirrorError, *, authorized: bool) -> HubHTTPError:
+def translate(exc: HubMirrorError, *, anonymous: bool) -> HubHTTPError:
     """Our error classes → the status and ``X-Error-Code`` the real client maps back to its classes."""
     if isinstance(exc, RepoNotMirroredError):
         # Like the Hub: unauthenticated requests for unknown (or private) repos get 401.
-        return HubHTTPError(404 if authorized else 401, str(exc), "RepoNotFound")
+        return HubHTTPError(401 if anonymous else 404, str(exc), "RepoNotFound")
     if isinstance(exc, RevisionNotMirroredError):
         return HubHTTPError(404, str(exc), "RevisionNotFound")
     if isinstance(exc, FileNotMirroredError):
         return HubHTTPError(404, str(exc), "EntryNotFound")
     if isinstance(exc, (UnsafePathError, IntegrityError)):
         return HubHTTPError(400, str(exc))
+    if isinstance(exc, LockTimeoutError):
+        return HubHTTPError(503, str(exc), headers={"Retry-After": "5"})
+    if isinstance(exc, StoreError):
+        return HubHTTPError(507 if "disk full" in str(exc) else 503, str(exc))
     return HubHTTPError(500, str(exc))
-
-
-def bearer(request: Request) -> str | None:
-    value = request.headers.get("authorization", "")
-    return value[7:].strip() if value.lower().startswith("bearer ") else None
-
-
-INVALID_TOKEN = "Invalid credentials in Authorization header"  # the Hub's words; clients match them
-
-
-def check_token(request: Request, token: str | None) -> bool:
-    """True when the request carries the configured token, False without one; a token this server does
-    not know is refused with 401, as the Hub refuses an invalid token (also when no token is configured:
-    a request never silently drops to anonymous)."""
-    given = bearer(request)
-    if given is None:
-        return False
-    if token is None or not hmac.compare_digest(given.encode(), token.encode()):
-        raise HubHTTPError(
-            401,
-            INVALID_TOKEN,
-            hint="this mirror does not know that token: use one from "
-            "its serve.token, or unset HF_TOKEN to read public repos anonymously",
-        )
-    return True
 
 
 def gated_refusal(repo: Repo, authenticated: bool) -> HubHTTPError:
@@ -89,15 +71,10 @@ def gated_refusal(repo: Repo, authenticated: bool) -> HubHTTPError:
     if authenticated:
         return HubHTTPError(403, f"{what} and you are not in the authorized list.", "GatedRepo")
     return HubHTTPError(
-        401, f"{what}. You must have access to it and be authenticated to access it. Please log in.", "GatedRepo"
+        401,
+        f"{what}. You must have access to it and be authenticated to access it. Please log in.",
+        "GatedRepo",
     )
-
-
-def require_write(request: Request, token: str | None) -> None:
-    if token is None:
-        raise HubHTTPError(403, "this mirror accepts no pushes: set serve.token in its config to enable them")
-    if not check_token(request, token):
-        raise HubHTTPError(401, "a token is required to push to this mirror (Authorization: Bearer ...)")
 
 
 def base_url(request: Request) -> str:

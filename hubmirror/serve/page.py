@@ -8,13 +8,14 @@ from starlette.responses import HTMLResponse
 
 from ..errors import RevisionNotMirroredError
 from ..units import human_size
+from .auth import Caller
 from .catalog import Catalog, Snapshot
 
 
-def index_page(catalog: Catalog, authorized: bool) -> HTMLResponse:
+def index_page(catalog: Catalog, caller: Caller) -> HTMLResponse:
     rows = []
     for repo_type in ("model", "dataset"):
-        for repo in catalog.visible_repos(repo_type, authorized=authorized):
+        for repo in catalog.visible_repos(repo_type, caller):
             refs = catalog.index().refs(repo)
             main = next((r.commit for r in refs if r.name == "main"), refs[0].commit if refs else None)
             if main is None:

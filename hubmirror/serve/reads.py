@@ -9,6 +9,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
@@ -17,6 +18,8 @@ from ..errors import RevisionNotMirroredError, UnsafePathError
 from ..hashing import lfs_pointer
 from ..models import FileRecord
 from ..paths import safe_relpath
+from .auth import Caller
+from .bodies import JSON_LIMIT, YAML_LIMIT, json_object, parse_json, read_body
 from .catalog import Catalog, Snapshot
 from .http import HubHTTPError, base_url
 
@@ -159,16 +162,20 @@ def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
 async def paths_info(request: Request, snapshot: Snapshot) -> Response:
     # The client posts a urlencoded form (``paths=a&paths=b&expand=false``); parsed here because Starlette's
     # request.form() needs python-multipart, which is not a dependency. A JSON body is accepted too.
-    body = await request.body()
+    body = await read_body(request, JSON_LIMIT)
     if "json" in request.headers.get("content-type", ""):
-        try:
-            data = json.loads(body or b"{}")
-            paths, expand = list(data.get("paths") or []), bool(data.get("expand"))
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise HubHTTPError(400, "paths-info body must be a JSON object with a 'paths' list") from exc
+        data = parse_json(body, "paths-info request")
+        if not isinstance(data, dict) or not isinstance(data.get("paths", []), list):
+            raise HubHTTPError(400, "paths-info body must be a JSON object with a 'paths' list")
+        paths, expand = data.get("paths", []), bool(data.get("expand"))
     else:
-        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        try:
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=10_001)
+        except ValueError:
+            raise HubHTTPError(400, "paths-info: at most 10000 paths per request") from None
         paths, expand = form.get("paths", []), form.get("expand", [""])[-1].lower() == "true"
+    if len(paths) > 10_000:
+        raise HubHTTPError(400, "paths-info: at most 10000 paths per request")
     entries = []
     folders = {"/".join(p.split("/")[:i]) for p in snapshot.files for i in range(1, p.count("/") + 1)}
     for path in paths:
@@ -229,14 +236,14 @@ def _media_type(path: str) -> str:
     return "application/octet-stream"
 
 
-def listing(request: Request, catalog: Catalog, repo_type: str, authorized: bool) -> Response:
+def listing(request: Request, catalog: Catalog, repo_type: str, caller: Caller) -> Response:
     search = request.query_params.get("search", "").lower()
     author = request.query_params.get("author")
     wanted = request.query_params.getlist("filter")
     limit = _int_param(request, "limit")
     with_card = _flag(request, "cardData") or _flag(request, "full")
     out = []
-    for repo in catalog.visible_repos(repo_type, authorized=authorized):
+    for repo in catalog.visible_repos(repo_type, caller):
         if search and search not in repo.name.lower():
             continue
         if author and not repo.name.startswith(f"{author}/"):
@@ -262,16 +269,14 @@ def listing(request: Request, catalog: Catalog, repo_type: str, authorized: bool
 
 
 async def validate_yaml(request: Request) -> Response:
-    """``POST /api/validate-yaml``: the client checks a README.md's card header here before committing it."""
-    try:
-        body = json.loads(await request.body() or b"{}")
-        content = body.get("content") if isinstance(body, dict) else None
-    except ValueError as exc:
-        raise HubHTTPError(400, "request body is not valid JSON") from exc
+    """``POST /api/validate-yaml``: the client checks a README.md's card header here before committing it.
+    The parser is bounded (size, alias expansion) and runs off the event loop."""
+    body = await json_object(request, "validate-yaml request", limit=YAML_LIMIT)
+    content = body.get("content")
     if not isinstance(content, str):
         raise HubHTTPError(400, "'content' must be the README.md text")
     try:
-        parse_card_metadata(content)
+        await run_in_threadpool(parse_card_metadata, content)
     except ValueError as exc:
         return JSONResponse(
             {"errors": [{"message": str(exc)}], "warnings": []},
@@ -281,14 +286,16 @@ async def validate_yaml(request: Request) -> Response:
     return JSONResponse({"errors": [], "warnings": []})
 
 
-def whoami() -> Response:
+def whoami(caller: Caller) -> Response:
+    """The token's identity, as the Hub's ``whoami-v2`` shapes it (the name is the serve user's)."""
+    role = "write" if caller.can_push else "read"
     return JSONResponse(
         {
             "type": "user",
-            "id": "hubmirror",
-            "name": "hubmirror",
-            "fullname": "hubmirror serve",
+            "id": caller.name,
+            "name": caller.name,
+            "fullname": caller.name,
             "orgs": [],
-            "auth": {"type": "access_token", "accessToken": {"displayName": "serve.token", "role": "write"}},
+            "auth": {"type": "access_token", "accessToken": {"displayName": caller.name, "role": role}},
         }
     )

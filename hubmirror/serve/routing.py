@@ -53,8 +53,8 @@ def route(raw_path: str) -> Route:
         return _api_route(segments[1:])
     if segments[0] == "lfs-upload" and len(segments) == 3:
         return Route("lfs_upload", revision=segments[1], path=segments[2])
-    if segments[0] == "lfs-verify" and len(segments) == 2:
-        return Route("lfs_verify", revision=segments[1])
+    if segments[0] == "lfs-verify" and len(segments) == 3:
+        return Route("lfs_verify", revision=segments[1], path=segments[2])
     repo_type = "model"
     if segments[0] in ("datasets", "spaces"):
         repo_type, segments = TYPE_SEGMENTS[segments[0]], segments[1:]

@@ -15,6 +15,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+from ..cards import card_json
 from ..config import LockedRevision, RepoSpec
 from ..errors import (
     AccessDeniedError,
@@ -22,6 +23,7 @@ from ..errors import (
     HubMirrorError,
     IntegrityError,
     Interrupted,
+    RefDivergedError,
     RepoNotFoundError,
     StoreError,
     UpstreamUnreachableError,
@@ -30,7 +32,7 @@ from ..failpoints import failpoint
 from ..hub import UpstreamClient
 from ..index import Index
 from ..models import Access, BlobRecord, FileRecord, RevisionInfo, TreeEntry
-from ..paths import is_sha1, safe_relpath
+from ..paths import check_tree, is_sha1
 from ..patterns import PathFilter
 from ..store import BlobInfo, Expected, Store
 from ._report import NullObserver, RevisionResult, SyncObserver, SyncReport
@@ -221,6 +223,7 @@ class Syncer:
             blobs.setdefault(sha256, BlobRecord(sha256, entry.size, git_sha1))
             records.append(FileRecord(entry.path, entry.size, sha256, entry.oid, entry.is_lfs))
         failpoint("sync.before_publish")
+        card = card_json(records, self.store.blob_path)
         with self.store.write_lock():
             seen = self._seen.get((spec.type, spec.repo))
             self.index.publish_commit(
@@ -232,6 +235,7 @@ class Syncer:
                 source="sync",
                 filter_key=filter_key,
                 access=seen.access if seen else None,
+                card=card,
             )
         result.status = "updated"
         self._finish(spec, name, revision, commit)
@@ -292,18 +296,31 @@ class Syncer:
                 self.index.add_alias(spec.type, spec.repo, name)
             moved = False
             if not is_sha1(revision) or revision != commit:
+                self._refuse_divergence(spec, name, revision, commit)
                 moved = self.index.set_ref(spec.type, name, revision, commit)
         if moved:
             logger.info("%s %s: %s now at %s", spec.type, name, revision, commit[:12])
         if self.on_published is not None:
             self.on_published(spec.type, name, commit)
 
+    def _refuse_divergence(self, spec: RepoSpec, name: str, revision: str, commit: str) -> None:
+        """A ref that names a commit pushed to this store is never moved to upstream's: that would drop it."""
+        repo = self.index.find_repo(spec.type, name)
+        current = self.index.ref(repo, revision) if repo is not None else None
+        if repo is None or current is None or current == commit:
+            return
+        if any(c.sha == current and c.source == "push" for c in self.index.commits(repo)):
+            raise RefDivergedError(
+                f"{spec.type} {name}: {revision} here is at {current[:12]}, a commit pushed to this store, and "
+                f"upstream has {commit[:12]}; the local commit is kept. Push it upstream, or drop it with "
+                f"'hubmirror remove {name} --revision {current[:12]}' to follow upstream"
+            )
+
     def _listing(
         self, spec: RepoSpec, name: str, commit: str, path_filter: PathFilter, pin: LockedRevision | None
     ) -> list[TreeEntry]:
         listed = self.client.list_tree(spec.type, name, commit)
-        for entry in listed:
-            safe_relpath(entry.path)  # a hostile listing fails the whole revision before any write
+        check_tree(e.path for e in listed)  # a hostile listing fails the whole revision before any write
         if pin is None:
             return [e for e in listed if path_filter(e.path)]
         by_path = {e.path: e for e in listed}

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cards import card_json
 from ..errors import IntegrityError, StoreError, UnsafePathError
 from ..hashing import git_blob_sha1, hash_file, lfs_pointer
 from ..index import Index
@@ -151,7 +152,15 @@ class CacheImporter:
                 report.skipped.append(f"{label}: no usable files, snapshot skipped")
             return False
         with self.store.write_lock():
-            self.index.publish_commit(repo_type, name, snap.name, records, blobs, source="import")
+            self.index.publish_commit(
+                repo_type,
+                name,
+                snap.name,
+                records,
+                blobs,
+                source="import",
+                card=card_json(records, self.store.blob_path),
+            )
         report.commits_imported += 1
         report.files_imported += new_files
         report.bytes_imported += new_bytes
