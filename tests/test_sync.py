@@ -588,7 +588,7 @@ def test_private_and_gated_repos_sync_with_a_token_that_is_never_shown(
 
 
 # ========================================================================================= 9. path traversal
-HOSTILE = ["../x", "/etc/passwd", "a\\b", "a\x00b"]
+HOSTILE = ["../x", "/etc/passwd", "a\\b", "a\x00b", "ok.txt/inner", ".git/config", "é" * 200]
 
 
 @pytest.mark.timeout(60)
@@ -620,7 +620,12 @@ def test_hostile_tree_paths_are_refused_and_nothing_escapes_home(
     for repo, hostile in evil.items():
         failed = lines_naming(proc.stdout, "FAILED", repo)
         assert len(failed) == 1 and "refused" in failed[0], proc.stdout
-        assert repr(hostile)[1:-1] in failed[0] or hostile in failed[0], failed[0]
+        if hostile == "ok.txt/inner":  # a file beside a folder of the same name: the view could not hold both
+            assert "'ok.txt': it is both a file and a folder" in failed[0], failed[0]
+        elif hostile.startswith("é"):
+            assert "over 255 bytes" in failed[0], failed[0]
+        else:
+            assert repr(hostile)[1:-1] in failed[0] or hostile in failed[0], failed[0]
         assert resolve_gets(upstream, repo) == [], f"{repo}: downloads started despite a hostile listing"
         assert complete_commits(home, repo) == set()
     assert_mirrored(upstream, home, "org/good")

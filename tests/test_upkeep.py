@@ -321,3 +321,20 @@ def test_gc_waits_for_a_running_sync_and_never_takes_its_blobs(
     r = run_cli("-c", str(cfg), "resolve", REPO, next(iter(fresh)), "-r", head)
     assert r.returncode == 0
     check_invariants(home)
+
+
+def test_view_building_reports_a_broken_repo_and_lays_out_the_others(
+        store: tuple[Path, Path, dict[str, bytes]], upstream: HubServer) -> None:
+    cfg, home, files = store
+    upstream.commit("org/other", {"a.txt": b"other repo\n"})
+    write_config(cfg, upstream.url, home, [{"repo": REPO}, {"repo": "org/other"}], gc={"grace": "0s"})
+    assert run_cli("-c", str(cfg), "sync").returncode == 0
+    shutil.rmtree(home / "hf")
+    blob_path(home, files["weights.safetensors"]).unlink()  # damage: one repo cannot be laid out
+    report = cli_json("-c", str(cfg), "hf-cache")
+    assert report["repos"] == 1 and len(report["problems"]) == 1 and REPO in report["problems"][0]
+    assert (home / "hf" / "hub" / "models--org--other" / "refs" / "main").exists()
+    r = run_cli("-c", str(cfg), "resolve", "org/other", "a.txt")
+    assert r.returncode == 0 and Path(r.stdout.strip()).read_bytes() == b"other repo\n"
+    r = run_cli("-c", str(cfg), "resolve", REPO)
+    assert r.returncode in (4, 10) and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr

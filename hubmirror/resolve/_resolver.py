@@ -17,6 +17,7 @@ from ..errors import (
     FileNotMirroredError,
     RepoNotMirroredError,
     RevisionNotMirroredError,
+    StoreError,
     UnsafePathError,
 )
 from ..home import open_store_index
@@ -103,7 +104,18 @@ class Resolver:
 
     def _build(self, repo: Repo) -> None:
         """The view is derived: lay out a missing snapshot from the store (local disk only)."""
-        HFCacheView(self.view_root, self.store, self.index).update_repo(repo)
+        try:
+            HFCacheView(self.view_root, self.store, self.index).update_repo(repo)
+        except FileNotFoundError as exc:
+            raise StoreError(
+                f"{repo.type} {repo.name} cannot be laid out in the HF-cache view: {exc.filename} is missing from "
+                "the store; run 'hubmirror verify --repair'"
+            ) from exc
+        except OSError as exc:
+            raise StoreError(
+                f"{repo.type} {repo.name} cannot be laid out in the HF-cache view at {self.view_root} "
+                f"({exc.strerror or exc}); lay one out elsewhere with 'hubmirror hf-cache --dir DIR'"
+            ) from exc
 
 
 _resolvers: dict[Path, Resolver] = {}
