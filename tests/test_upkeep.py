@@ -324,7 +324,8 @@ def test_gc_waits_for_a_running_sync_and_never_takes_its_blobs(
 
 
 def test_view_building_reports_a_broken_repo_and_lays_out_the_others(
-        store: tuple[Path, Path, dict[str, bytes]], upstream: HubServer) -> None:
+    store: tuple[Path, Path, dict[str, bytes]], upstream: HubServer
+) -> None:
     cfg, home, files = store
     upstream.commit("org/other", {"a.txt": b"other repo\n"})
     write_config(cfg, upstream.url, home, [{"repo": REPO}, {"repo": "org/other"}], gc={"grace": "0s"})
