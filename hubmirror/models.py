@@ -34,6 +34,8 @@ class RevisionInfo:
     sha: str
     private: bool = False
     gated: str | None = None  # None, or how upstream gates downloads: "auto" | "manual"
+    last_modified: str | None = None  # the revision's commit date (ISO 8601), when upstream says
+    created_at: str | None = None  # when the repo was created upstream, when it says
 
     @property
     def access(self) -> Access:
@@ -73,6 +75,7 @@ class Repo:
     name: str
     private: bool
     gated: str | None = None
+    created_at: str | None = None  # ISO 8601: upstream's date for a mirrored repo, else when it was created here
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,19 @@ class Ref:
     commit: str
     updated_at: str
     kind: str | None = None  # "branch" | "tag" | "pr"; None: not known (mirrored before kinds were kept)
+
+
+@dataclass(frozen=True)
+class CommitMeta:
+    """What a commit says about itself, as the Hub's commit listing shows it (None/empty: not known).
+
+    ``date`` is ISO 8601 UTC; ``authors`` are user names."""
+
+    parent: str | None = None
+    title: str | None = None
+    message: str | None = None
+    authors: tuple[str, ...] = ()
+    date: str | None = None
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,29 @@ class BlobUse(NamedTuple):
     repo: str
     commit: str
     path: str
+
+
+@dataclass(frozen=True)
+class Discussion:
+    """A discussion or pull request of a repo. ``status``: open | closed | merged; ``base``: the branch a
+    pull request merges into; its changes live on the ref ``refs/pr/<num>``."""
+
+    num: int
+    title: str
+    author: str | None
+    is_pr: bool
+    status: str
+    created_at: str
+    base: str | None
+    merge_commit: str | None
+
+
+@dataclass(frozen=True)
+class DiscussionEvent:
+    """One entry of a discussion's log: comment | status-change | title-change | commit."""
+
+    id: int
+    type: str
+    author: str | None
+    created_at: str
+    data: dict[str, Any]

@@ -5,12 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..models import Access, BlobRecord, CommitRecord, FileRecord, Ref, Repo
+import json
+
+from ..models import Access, BlobRecord, CommitMeta, CommitRecord, FileRecord, Ref, Repo
 from ._base import Queries, rowid, utcnow
+
+_REPO_COLUMNS = "id, type, name, private, gated, created_at"
+_META_COLUMNS = "parent, title, message, authors_json, committed_at"
 
 
 def _repo(row: Sequence[Any]) -> Repo:
-    return Repo(row[0], row[1], row[2], bool(row[3]), row[4] or None)
+    return Repo(row[0], row[1], row[2], bool(row[3]), row[4] or None, row[5])
+
+
+def _meta(row: Sequence[Any]) -> CommitMeta:
+    authors = tuple(a for a in json.loads(row[3]) if isinstance(a, str)) if row[3] else ()
+    return CommitMeta(row[0], row[1], row[2], authors, row[4])
+
+
+def _meta_values(meta: CommitMeta | None) -> tuple[Any, ...]:
+    if meta is None:
+        return (None, None, None, None, None)
+    authors = json.dumps(list(meta.authors)) if meta.authors else None
+    return (meta.parent, meta.title, meta.message, authors, meta.date)
 
 
 class RepoQueries(Queries):
@@ -18,15 +35,15 @@ class RepoQueries(Queries):
     def find_repo(self, repo_type: str, name: str) -> Repo | None:
         """The repo by canonical name or alias, or None."""
         rows = self._rows(
-            "SELECT id, type, name, private, gated FROM repos WHERE type = ? AND name = ? "
-            "UNION ALL SELECT r.id, r.type, r.name, r.private, r.gated FROM aliases a JOIN repos r "
+            f"SELECT {_REPO_COLUMNS} FROM repos WHERE type = ? AND name = ? "
+            "UNION ALL SELECT r.id, r.type, r.name, r.private, r.gated, r.created_at FROM aliases a JOIN repos r "
             "ON r.id = a.repo_id WHERE a.type = ? AND a.alias = ? LIMIT 1",
             (repo_type, name, repo_type, name),
         )
         return _repo(rows[0]) if rows else None
 
     def list_repos(self, repo_type: str | None = None) -> list[Repo]:
-        sql = "SELECT id, type, name, private, gated FROM repos"
+        sql = f"SELECT {_REPO_COLUMNS} FROM repos"
         params: tuple[Any, ...] = ()
         if repo_type:
             sql, params = sql + " WHERE type = ?", (repo_type,)
@@ -137,15 +154,21 @@ class RepoQueries(Queries):
         filter_key: str | None = None,
         access: Access | None = None,
         card: str | None = None,
+        meta: CommitMeta | None = None,
+        repo_created_at: str | None = None,
     ) -> None:
         """Record a commit's blobs and files and mark it complete, in one transaction.
 
         The caller has made every blob durable first. Files add to what the commit already had (a
         second pattern set widens a snapshot; nothing is removed). ``access`` sets the repo's flags in
-        the same transaction, so a new private repo is never visible without them."""
+        the same transaction, so a new private repo is never visible without them. ``meta`` fills what
+        the commit says about itself where the index does not know it yet; ``repo_created_at`` is when
+        upstream created the repo."""
         now = utcnow()
         with self.atomic():
             repo_id = self._ensure_repo(repo_type, name, access)
+            if repo_created_at:
+                self.conn.execute("UPDATE repos SET created_at = ? WHERE id = ?", (repo_created_at, repo_id))
             self._upsert_blobs(blobs)
             self.conn.executemany(
                 "INSERT OR REPLACE INTO files (repo_id, commit_sha, path, size, sha256, git_oid, lfs) "
@@ -153,14 +176,46 @@ class RepoQueries(Queries):
                 [(repo_id, sha, f.path, f.size, f.sha256, f.git_oid, int(f.lfs)) for f in files],
             )
             self.conn.execute(
-                "INSERT INTO commits (repo_id, sha, complete, source, recorded_at, card_json) "
-                "VALUES (?, ?, 1, ?, ?, ?) "
+                "INSERT INTO commits (repo_id, sha, complete, source, recorded_at, card_json, "
+                f"{_META_COLUMNS}) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (repo_id, sha) DO UPDATE SET complete = 1, "
-                "card_json = COALESCE(excluded.card_json, commits.card_json)",
-                (repo_id, sha, source, now, card),
+                "card_json = COALESCE(excluded.card_json, commits.card_json), "
+                "parent = COALESCE(commits.parent, excluded.parent), "
+                "title = COALESCE(commits.title, excluded.title), "
+                "message = COALESCE(commits.message, excluded.message), "
+                "authors_json = COALESCE(commits.authors_json, excluded.authors_json), "
+                "committed_at = COALESCE(commits.committed_at, excluded.committed_at)",
+                (repo_id, sha, source, now, card, *_meta_values(meta)),
             )
             if filter_key is not None:
                 self.conn.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)", (repo_id, sha, filter_key))
+
+    def set_commit_meta(self, repo: Repo, sha: str, meta: CommitMeta) -> None:
+        """Replace what the index knows about a commit with ``meta`` where ``meta`` knows something."""
+        with self.atomic():
+            self.conn.execute(
+                "UPDATE commits SET parent = COALESCE(?, parent), title = COALESCE(?, title), "
+                "message = COALESCE(?, message), authors_json = COALESCE(?, authors_json), "
+                "committed_at = COALESCE(?, committed_at) WHERE repo_id = ? AND sha = ?",
+                (*_meta_values(meta), repo.id, sha),
+            )
+
+    def commit_meta(self, repo: Repo, sha: str) -> CommitMeta | None:
+        """What the commit says about itself, or None for a commit the index does not have."""
+        rows = self._rows(f"SELECT {_META_COLUMNS} FROM commits WHERE repo_id = ? AND sha = ?", (repo.id, sha))
+        return _meta(rows[0]) if rows else None
+
+    def history(self, repo: Repo, head: str, limit: int) -> list[tuple[str, CommitMeta]]:
+        """``head`` and its ancestors the index has, newest first, at most ``limit`` (one recursive query)."""
+        rows = self._rows(
+            "WITH RECURSIVE chain (sha, depth) AS (SELECT ?, 0 UNION ALL "
+            "SELECT c.parent, chain.depth + 1 FROM chain JOIN commits c ON c.repo_id = ? AND c.sha = chain.sha "
+            "WHERE c.parent IS NOT NULL AND chain.depth < ?) "
+            f"SELECT c.sha, {', '.join('c.' + col for col in _META_COLUMNS.split(', '))} FROM chain "
+            "JOIN commits c ON c.repo_id = ? AND c.sha = chain.sha ORDER BY chain.depth",
+            (head, repo.id, limit, repo.id),
+        )
+        return [(r[0], _meta(r[1:])) for r in rows[:limit]]
 
     def files(self, repo: Repo, sha: str) -> list[FileRecord]:
         return [
@@ -212,6 +267,12 @@ class RepoQueries(Queries):
             )
             return True
 
+    def delete_ref(self, repo: Repo, ref: str) -> bool:
+        """Remove a ref; its positions stay in ``ref_history`` (gc's retention). True if it existed."""
+        with self.atomic():
+            cursor = self.conn.execute("DELETE FROM refs WHERE repo_id = ? AND name = ?", (repo.id, ref))
+            return bool(cursor.rowcount)
+
     def ref(self, repo: Repo, name: str) -> str | None:
         rows = self._rows("SELECT commit_sha FROM refs WHERE repo_id = ? AND name = ?", (repo.id, name))
         return rows[0][0] if rows else None
@@ -220,7 +281,7 @@ class RepoQueries(Queries):
         return [
             _repo(r)
             for r in self._rows(
-                "SELECT DISTINCT r.id, r.type, r.name, r.private, r.gated FROM files f "
+                "SELECT DISTINCT r.id, r.type, r.name, r.private, r.gated, r.created_at FROM files f "
                 "JOIN repos r ON r.id = f.repo_id WHERE f.sha256 = ? LIMIT ?",
                 (sha256, limit),
             )
@@ -259,6 +320,34 @@ class RepoQueries(Queries):
                 return False
             self._ensure_repo(repo_type, name, Access(private))
             return True
+
+    def rename_repo(self, repo: Repo, new_name: str) -> bool:
+        """Give the repo a new canonical name; the old one stays an alias (it keeps resolving). False when
+        the new name is taken (by a repo or an alias)."""
+        with self.atomic():
+            if self.find_repo(repo.type, new_name) is not None:
+                return False
+            self.conn.execute("UPDATE repos SET name = ? WHERE id = ?", (new_name, repo.id))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)", (repo.type, repo.name, repo.id)
+            )
+            return True
+
+    def delete_repo(self, repo: Repo) -> None:
+        """Forget a repo: its commits, files, refs, aliases and discussions (its blobs stay for gc)."""
+        with self.atomic():
+            for table in (
+                "files",
+                "commit_filters",
+                "commits",
+                "refs",
+                "ref_history",
+                "aliases",
+                "discussions",
+                "discussion_events",
+            ):
+                self.conn.execute(f"DELETE FROM {table} WHERE repo_id = ?", (repo.id,))
+            self.conn.execute("DELETE FROM repos WHERE id = ?", (repo.id,))
 
     def refs(self, repo: Repo) -> list[Ref]:
         return [

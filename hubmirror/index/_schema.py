@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 # Bumped with every migration; a store at this user_version needs no migration check. Reads never import
 # sqlite-utils (it pulls in numpy and costs ~100 ms of start-up that `hubmirror resolve` cannot afford).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def m001_initial(db: sqlite_utils.Database) -> None:
@@ -111,11 +111,32 @@ def m006_cards(db: sqlite_utils.Database) -> None:
     """)
 
 
+def m007_repo_api(db: sqlite_utils.Database) -> None:
+    """What the Hub's repo API tells about commits (parent, title, message, authors, date: from upstream for
+    mirrored commits, from the push for local ones; NULL when not known) and the discussions and pull
+    requests of local repos, each with its events (comments, status and title changes, commits)."""
+    db.executescript("""
+    ALTER TABLE commits ADD COLUMN parent TEXT;
+    ALTER TABLE commits ADD COLUMN title TEXT;
+    ALTER TABLE commits ADD COLUMN message TEXT;
+    ALTER TABLE commits ADD COLUMN authors_json TEXT;
+    ALTER TABLE commits ADD COLUMN committed_at TEXT;
+    CREATE TABLE discussions (
+        repo_id INTEGER NOT NULL REFERENCES repos(id), num INTEGER NOT NULL, title TEXT NOT NULL,
+        author TEXT, is_pr INTEGER NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+        base TEXT, merge_commit TEXT, PRIMARY KEY (repo_id, num));
+    CREATE TABLE discussion_events (
+        id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL, num INTEGER NOT NULL, type TEXT NOT NULL,
+        author TEXT, created_at TEXT NOT NULL, data_json TEXT NOT NULL);
+    CREATE INDEX discussion_events_of ON discussion_events (repo_id, num, id);
+    """)
+
+
 def apply_migrations(db: sqlite_utils.Database) -> None:
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations("hubmirror")
-    for step in (m001_initial, m002_push, m003_meta, m004_gated, m005_airgap, m006_cards):
+    for step in (m001_initial, m002_push, m003_meta, m004_gated, m005_airgap, m006_cards, m007_repo_api):
         migrations()(step)
     migrations.apply(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import LockTimeoutError, StoreError
+from ._discussions import DiscussionQueries
 from ._history import HistoryQueries
 from ._repos import RepoQueries
 from ._schema import SCHEMA_VERSION, apply_migrations
@@ -80,7 +81,7 @@ class _Connection:
         self.raw.close()
 
 
-class Index(RepoQueries, HistoryQueries, TransferQueries, UpkeepQueries):
+class Index(RepoQueries, DiscussionQueries, HistoryQueries, TransferQueries, UpkeepQueries):
     """The SQLite index of one store. Open with :func:`open_index`; close when done."""
 
     conn: _Connection
