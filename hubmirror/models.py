@@ -14,6 +14,15 @@ def url_prefix(repo_type: str) -> str:
     return "" if repo_type == "model" else f"{repo_type}s/"
 
 
+def ref_name(revision: str) -> str:
+    """The name a ref is kept under, for every spelling the Hub accepts: ``refs/heads/dev`` → ``dev``,
+    ``refs/tags/v1`` → ``v1``; pull-request refs keep their full name (``refs/pr/3``)."""
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if revision.startswith(prefix) and len(revision) > len(prefix):
+            return revision[len(prefix) :]
+    return revision
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     """A file in an upstream tree listing. ``oid`` is the git blob sha1 (of the pointer, for LFS)."""

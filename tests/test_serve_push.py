@@ -93,8 +93,12 @@ def test_create_upload_delete_then_download_and_resolve_offline(
     assert res["first"] != res["second"] and res["sha"] == res["second"]
     expected = {p: b for p, b in files.items() if p != "old.txt"}
     snap = Path(res["snap"])
-    assert snap.name == res["second"] and read_tree(snap) == expected
-    assert sorted(res["siblings"]) == sorted(expected)
+    tree = read_tree(snap)  # a new repo starts, as on the Hub, with a .gitattributes sending binaries to LFS
+    tree_gitattributes = tree.pop(".gitattributes")
+    assert b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n" in tree_gitattributes
+    assert snap.name == res["second"] and tree == expected
+    assert sorted(res["siblings"]) == sorted([*expected, ".gitattributes"])
+    res["siblings"].pop(".gitattributes")
     for path, (size, blob_id, lfs_sha) in res["siblings"].items():
         assert size == len(expected[path])
         if path in ("weights/small.bin", "data/big.dat"):
@@ -111,7 +115,8 @@ def test_create_upload_delete_then_download_and_resolve_offline(
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).read_bytes() == files["data/big.dat"]
     out = run_cli(*home, "resolve", "me/pushed", timeout=60)
-    assert out.returncode == 0 and read_tree(Path(out.stdout.strip())) == expected
+    resolved = read_tree(Path(out.stdout.strip()))
+    assert out.returncode == 0 and resolved.pop(".gitattributes") == tree_gitattributes and resolved == expected
     out = run_cli(*home, "resolve", "me/pushed", "old.txt", "-r", res["first"], timeout=60)
     assert out.returncode == 0 and Path(out.stdout.strip()).read_bytes() == files["old.txt"]
     out = run_cli(*home, "resolve", "me/pushed", "old.txt", timeout=60)

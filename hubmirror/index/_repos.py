@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-import json
 
 from ..models import Access, BlobRecord, CommitMeta, CommitRecord, FileRecord, Ref, Repo
 from ._base import Queries, rowid, utcnow
 
 _REPO_COLUMNS = "id, type, name, private, gated, created_at"
 _META_COLUMNS = "parent, title, message, authors_json, committed_at"
+# Read side: a commit mirrored before dates were kept is dated when it was mirrored.
+_META_READ = "c.parent, c.title, c.message, c.authors_json, COALESCE(c.committed_at, c.recorded_at)"
 
 
 def _repo(row: Sequence[Any]) -> Repo:
@@ -202,7 +203,7 @@ class RepoQueries(Queries):
 
     def commit_meta(self, repo: Repo, sha: str) -> CommitMeta | None:
         """What the commit says about itself, or None for a commit the index does not have."""
-        rows = self._rows(f"SELECT {_META_COLUMNS} FROM commits WHERE repo_id = ? AND sha = ?", (repo.id, sha))
+        rows = self._rows(f"SELECT {_META_READ} FROM commits c WHERE c.repo_id = ? AND c.sha = ?", (repo.id, sha))
         return _meta(rows[0]) if rows else None
 
     def history(self, repo: Repo, head: str, limit: int) -> list[tuple[str, CommitMeta]]:
@@ -211,7 +212,7 @@ class RepoQueries(Queries):
             "WITH RECURSIVE chain (sha, depth) AS (SELECT ?, 0 UNION ALL "
             "SELECT c.parent, chain.depth + 1 FROM chain JOIN commits c ON c.repo_id = ? AND c.sha = chain.sha "
             "WHERE c.parent IS NOT NULL AND chain.depth < ?) "
-            f"SELECT c.sha, {', '.join('c.' + col for col in _META_COLUMNS.split(', '))} FROM chain "
+            f"SELECT c.sha, {_META_READ} FROM chain "
             "JOIN commits c ON c.repo_id = ? AND c.sha = chain.sha ORDER BY chain.depth",
             (head, repo.id, limit, repo.id),
         )
@@ -329,7 +330,8 @@ class RepoQueries(Queries):
                 return False
             self.conn.execute("UPDATE repos SET name = ? WHERE id = ?", (new_name, repo.id))
             self.conn.execute(
-                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)", (repo.type, repo.name, repo.id)
+                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)",
+                (repo.type, repo.name, repo.id),
             )
             return True
 

@@ -89,6 +89,7 @@ class Index(RepoQueries, DiscussionQueries, HistoryQueries, TransferQueries, Upk
     def __init__(self, path: Path, synchronous: str = "FULL", *, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
+        self._own_commits = 0
         try:
             raw = sqlite3.connect(_uri(path, read_only), timeout=60, check_same_thread=False, uri=True)
         except sqlite3.Error as exc:
@@ -151,6 +152,7 @@ class Index(RepoQueries, DiscussionQueries, HistoryQueries, TransferQueries, Upk
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        self._own_commits += 1
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -171,8 +173,9 @@ class Index(RepoQueries, DiscussionQueries, HistoryQueries, TransferQueries, Upk
         self.close()
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits: lets readers cache until the index changes."""
-        return int(self.conn.rows("PRAGMA data_version")[0][0])
+        """Changes whenever the index changes (another connection's commit moves SQLite's data_version, one
+        of ours moves our counter): lets readers cache until then."""
+        return (int(self.conn.rows("PRAGMA data_version")[0][0]) << 32) + self._own_commits
 
 
 def _uri(path: Path, read_only: bool) -> str:

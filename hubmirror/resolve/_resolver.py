@@ -22,7 +22,7 @@ from ..errors import (
 )
 from ..home import open_store_index
 from ..index import Index
-from ..models import Repo
+from ..models import Repo, ref_name
 from ..paths import is_sha1, safe_relpath
 from ..store import Store
 from ..view import HFCacheView, repo_folder_name, view_root
@@ -59,8 +59,9 @@ class Resolver:
         return repo
 
     def commit(self, repo: Repo, revision: str) -> str:
-        """A branch or tag name, a full sha, or a unique sha prefix of ≥ 7 hex → a mirrored commit."""
-        commit = self.index.ref(repo, revision)
+        """A branch or tag name (also spelled ``refs/heads/x``, ``refs/tags/x``), a pull-request ref
+        (``refs/pr/N``), a full sha, or a unique sha prefix of ≥ 7 hex → a mirrored commit."""
+        commit = self.index.ref(repo, revision) or self.index.ref(repo, ref_name(revision))
         if commit is not None:
             return commit
         commits = self.index.commit_shas(repo)

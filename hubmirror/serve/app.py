@@ -23,16 +23,32 @@ from ..errors import HubMirrorError
 from . import reads
 from .auth import Caller, Tokens
 from .catalog import Catalog
+from .discussions import Discussions
+from .history import list_commits
 from .http import HubHTTPError, gated_refusal, translate
 from .lfs import LfsEndpoints
 from .page import index_page
+from .refs import RefWriter, list_refs
+from .repo_admin import RepoAdmin
 from .routing import Route, route
 from .writes import Writer
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("hubmirror.access")
 
-WRITES = ("create_repo", "preupload", "commit", "lfs_batch", "lfs_upload", "lfs_verify")
+WRITES = (
+    "create_repo",
+    "preupload",
+    "commit",
+    "lfs_batch",
+    "lfs_upload",
+    "lfs_verify",
+    "branch",
+    "tag",
+    "settings",
+    "delete_repo",
+    "move_repo",
+)
 METHODS = {
     "index_page": ("GET",),
     "list": ("GET",),
@@ -45,6 +61,14 @@ METHODS = {
     "lfs_upload": ("PUT",),
     "lfs_verify": ("POST",),
     "refs": ("GET",),
+    "commits": ("GET",),
+    "branch": ("POST", "DELETE"),
+    "tag": ("POST", "DELETE"),
+    "settings": ("PUT",),
+    "delete_repo": ("DELETE",),
+    "move_repo": ("POST",),
+    "discussions": ("GET", "POST"),
+    "xet_token": ("GET", "POST"),
     "repo_info": ("GET",),
     "tree": ("GET",),
     "paths_info": ("POST",),
@@ -77,7 +101,11 @@ class HubApp:
         self.tokens = Tokens(settings.config)
         self.lfs = LfsEndpoints(self.catalog, settings.config)
         self.writer = Writer(self.catalog, self.lfs, settings.mirrored, settings.upstream)
+        self.ref_writer = RefWriter(self.catalog, self.writer)
+        self.admin = RepoAdmin(self.catalog, self.writer)
+        self.discussions = Discussions(self.catalog, self.writer)
         self.access_log = settings.config.access_log
+        self._xet_warned = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -158,15 +186,34 @@ class HubApp:
             return await reads.validate_yaml(request)
         if r.endpoint in WRITES:
             return await self._write(request, r, caller)
+        if r.endpoint == "xet_token":
+            if not self._xet_warned:  # hf_xet shows the client only the status: the log says what to do
+                self._xet_warned = True
+                logger.warning(
+                    "a client asked for a Xet token (%s): hubmirror serve does not speak Xet; clients must "
+                    "set HF_HUB_DISABLE_XET=1 to upload and download over HTTP and LFS",
+                    request.url.path,
+                )
+            raise HubHTTPError(
+                501,
+                "Xet storage is not supported by hubmirror serve: set HF_HUB_DISABLE_XET=1 in the client's "
+                "environment to upload and download over plain HTTP and LFS",
+                "XetNotSupported",
+            )
         if r.endpoint == "refs":
-            return reads.refs(catalog, catalog.repo(r.repo_type, r.repo_id, caller))
+            return list_refs(request, catalog, catalog.repo(r.repo_type, r.repo_id, caller))
+        if r.endpoint == "discussions":
+            return await self._discussion(request, r, caller)
+        if r.endpoint == "commits":
+            repo = catalog.repo(r.repo_type, r.repo_id, caller)
+            return list_commits(request, catalog, repo, catalog.commit(repo, r.revision or "main"))
         snapshot = catalog.snapshot(r.repo_type, r.repo_id, r.revision or "main", caller)
         if r.endpoint == "repo_info":
             return reads.repo_info(request, catalog, snapshot)
         if r.endpoint == "tree":
-            return reads.tree(request, snapshot, r.path)
+            return reads.tree(request, catalog, snapshot, r.path)
         if r.endpoint == "paths_info":
-            return await reads.paths_info(request, snapshot)
+            return await reads.paths_info(request, catalog, snapshot)
         if not caller.may_download(snapshot.repo):  # a gated repo: metadata is public, files are not
             raise gated_refusal(snapshot.repo, authenticated=not caller.anonymous)
         return reads.resolve_file(request, catalog, snapshot, r.path)
@@ -182,13 +229,36 @@ class HubApp:
             raise HubHTTPError(401, "a token is required to push to this mirror (Authorization: Bearer ...)")
         if r.endpoint == "create_repo":
             return await self.writer.create_repo(request, caller)
+        if r.endpoint == "delete_repo":
+            return await self.admin.delete(request, caller)
+        if r.endpoint == "move_repo":
+            return await self.admin.move(request, caller)
+        if r.endpoint == "settings":
+            return await self.admin.settings(request, caller, r.repo_type, r.repo_id)
         repo = self.catalog.repo(r.repo_type, r.repo_id, caller)
-        if r.endpoint == "lfs_batch":
-            self.writer.check_writable(caller, repo.type, repo.name, repo)
+        if r.endpoint == "branch":
+            return await self.ref_writer.branch(request, caller, repo, r.revision or "")
+        if r.endpoint == "tag":
+            return await self.ref_writer.tag(request, caller, repo, r.revision or "")
+        if r.endpoint == "lfs_batch":  # uploading objects changes no repo: readers may, for pull requests
+            self.writer.check_writable(caller, repo.type, repo.name, repo, propose=True)
             return await self.lfs.batch(request, caller)
         if r.endpoint == "preupload":
             return await self.writer.preupload(request, caller, repo, r.revision or "main")
         return await self.writer.commit(request, caller, repo, r.revision or "main")
+
+    async def _discussion(self, request: Request, r: Route, caller: Caller) -> Response:
+        repo = self.catalog.repo(r.repo_type, r.repo_id, caller)
+        number, action = r.revision, r.path
+        if request.method == "GET" and not action:
+            if number is None:
+                return self.discussions.listing(request, repo)
+            return await self.discussions.details(request, repo, number)
+        if request.method == "POST" and number is None:
+            return await self.discussions.create(request, caller, repo)
+        if request.method == "POST" and number is not None and action:
+            return await self.discussions.act(request, caller, repo, number, action)
+        raise HubHTTPError(405, f"{request.method} is not allowed here")
 
 
 def scope_raw_path(request: Request) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from ..cards import card_from_json, card_json
 from ..errors import HubMirrorError, RepoNotMirroredError
 from ..index import Index, open_index
-from ..models import FileRecord, Repo
+from ..models import CommitMeta, FileRecord, Repo
 from ..resolve import Resolver
 from ..store import Store
 from .auth import Caller
@@ -51,7 +51,7 @@ class Catalog:
         if index is None:
             index = self._local.index = open_index(self.store.index_path, read_only=self.read_only)
             self._local.version = -1
-            self._local.repos, self._local.revisions = {}, {}
+            self._local.repos, self._local.revisions, self._local.metas = {}, {}, {}
         return index
 
     def _caches(self) -> tuple[dict[tuple[str, str], Repo], dict[tuple[int, str], str]]:
@@ -62,6 +62,7 @@ class Catalog:
         version = index.data_version()
         if version != self._local.version:
             self._local.version, self._local.repos, self._local.revisions = version, {}, {}
+            self._local.metas = {}
         return self._local.repos, self._local.revisions
 
     # -- lookups ---------------------------------------------------------------------------------
@@ -145,6 +146,19 @@ class Catalog:
                 self._cards.clear()
             self._cards[key] = card_from_json(text)
         return self._cards[key]
+
+    def commit_meta(self, repo: Repo, sha: str) -> CommitMeta:
+        """What the commit says about itself (title, authors, date), cached until the index changes."""
+        self._caches()
+        metas: dict[tuple[int, str], CommitMeta] = self._local.metas
+        key = (repo.id, sha)
+        meta = metas.get(key)
+        if meta is None:
+            meta = self.index().commit_meta(repo, sha) or CommitMeta()
+            if len(metas) > 10_000:
+                metas.clear()
+            metas[key] = meta
+        return meta
 
     def visible_repos(self, repo_type: str, caller: Caller) -> list[Repo]:
         return [r for r in self.index().list_repos(repo_type) if caller.may_read(r)]

@@ -3,6 +3,8 @@ base URL clients used."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -81,3 +83,16 @@ def base_url(request: Request) -> str:
     """Scheme and host the client used, for absolute URLs (pagination links, upload hrefs)."""
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
     return f"{request.url.scheme}://{host}"
+
+
+def hub_date(iso: str | None) -> str:
+    """An ISO 8601 time as the Hub writes dates (``2024-05-01T12:00:00.000Z``); 1970 when not known."""
+    if not iso:
+        return "1970-01-01T00:00:00.000Z"
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return "1970-01-01T00:00:00.000Z"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -16,17 +15,17 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from ..config import parse_card_metadata
 from ..errors import RevisionNotMirroredError, UnsafePathError
 from ..hashing import lfs_pointer
-from ..models import FileRecord
+from ..models import CommitMeta, FileRecord
 from ..paths import safe_relpath
 from .auth import Caller
 from .bodies import JSON_LIMIT, YAML_LIMIT, json_object, parse_json, read_body
 from .catalog import Catalog, Snapshot
-from .http import HubHTTPError, base_url
+from .history import last_commits
+from .http import HubHTTPError, base_url, hub_date
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
 SMALL_BODY = 1024 * 1024  # GETs of files up to this size are answered from one read, without a thread
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC).isoformat().replace("+00:00", ".000Z")
 
 
 class BlobResponse(FileResponse):
@@ -54,20 +53,33 @@ def _lfs_info(record: FileRecord, key: str) -> dict[str, Any]:
     return {key: record.sha256, "size": record.size, "pointerSize": len(lfs_pointer(record.sha256, record.size))}
 
 
-def _tree_entry(record: FileRecord, snapshot: Snapshot, expand: bool) -> dict[str, Any]:
+LastCommits = dict[str, tuple[str, CommitMeta]] | None  # path → last commit, when ``expand`` asks for it
+
+
+def _last_commit(path: str, lasts: dict[str, tuple[str, CommitMeta]]) -> dict[str, Any]:
+    """The commit that last changed a file, or (for a folder) any file below it."""
+    found = lasts.get(path)
+    if found is None:
+        below = [v for p, v in lasts.items() if p.startswith(f"{path}/")]
+        found = max(below, key=lambda v: v[1].date or "", default=("", CommitMeta()))
+    sha, meta = found
+    return {"id": sha, "title": meta.title or "", "date": hub_date(meta.date)}
+
+
+def _tree_entry(record: FileRecord, lasts: LastCommits) -> dict[str, Any]:
     entry: dict[str, Any] = {"type": "file", "oid": record.git_oid, "size": record.size, "path": record.path}
     if record.lfs:
         entry["lfs"] = _lfs_info(record, "oid")
-    if expand:
-        entry["lastCommit"] = {"id": snapshot.commit, "title": "", "date": EPOCH}
+    if lasts is not None:
+        entry["lastCommit"] = _last_commit(record.path, lasts)
     return entry
 
 
-def _folder_entry(path: str, snapshot: Snapshot, expand: bool) -> dict[str, Any]:
+def _folder_entry(path: str, snapshot: Snapshot, lasts: LastCommits) -> dict[str, Any]:
     oid = hashlib.sha1(f"tree {snapshot.commit} {path}".encode()).hexdigest()
     entry: dict[str, Any] = {"type": "directory", "oid": oid, "size": 0, "path": path}
-    if expand:
-        entry["lastCommit"] = {"id": snapshot.commit, "title": "", "date": EPOCH}
+    if lasts is not None:
+        entry["lastCommit"] = _last_commit(path, lasts)
     return entry
 
 
@@ -84,8 +96,8 @@ def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bo
         "id": repo.name,
         "author": repo.name.split("/")[0] if "/" in repo.name else None,
         "sha": snapshot.commit,
-        "lastModified": EPOCH,
-        "createdAt": EPOCH,
+        "lastModified": hub_date(catalog.commit_meta(repo, snapshot.commit).date),
+        "createdAt": hub_date(repo.created_at),
         "private": repo.private,
         "gated": repo.gated or False,
         "disabled": False,
@@ -123,7 +135,7 @@ def repo_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Respons
     return Response(body, media_type="application/json")
 
 
-def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
+def tree(request: Request, catalog: Catalog, snapshot: Snapshot, sub: str) -> Response:
     recursive, expand = _flag(request, "recursive"), _flag(request, "expand")
     if sub:
         try:
@@ -146,9 +158,9 @@ def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
             folder = prefix + "/".join(rest[:depth])
             if folder not in folders:
                 folders.add(folder)
-                entries.append(_folder_entry(folder, snapshot, expand))
+                entries.append(_folder_entry(folder, snapshot, None))
         if recursive or len(rest) == 1:
-            entries.append(_tree_entry(snapshot.files[path], snapshot, expand))
+            entries.append(_tree_entry(snapshot.files[path], None))
     page = TREE_PAGE_EXPANDED if expand else TREE_PAGE
     start = _int_param(request, "cursor")
     headers = {}
@@ -156,10 +168,15 @@ def tree(request: Request, snapshot: Snapshot, sub: str) -> Response:
         query = parse_qs(request.url.query)
         query["cursor"] = [str(start + page)]
         headers["Link"] = f'<{base_url(request)}{request.url.path}?{urlencode(query, doseq=True)}>; rel="next"'
-    return JSONResponse(entries[start : start + page], headers=headers)
+    shown = entries[start : start + page]
+    if expand:  # only for the entries of this page
+        lasts = last_commits(catalog, snapshot.repo, snapshot.commit)
+        for entry in shown:
+            entry["lastCommit"] = _last_commit(entry["path"], lasts)
+    return JSONResponse(shown, headers=headers)
 
 
-async def paths_info(request: Request, snapshot: Snapshot) -> Response:
+async def paths_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Response:
     # The client posts a urlencoded form (``paths=a&paths=b&expand=false``); parsed here because Starlette's
     # request.form() needs python-multipart, which is not a dependency. A JSON body is accepted too.
     body = await read_body(request, JSON_LIMIT)
@@ -178,20 +195,14 @@ async def paths_info(request: Request, snapshot: Snapshot) -> Response:
         raise HubHTTPError(400, "paths-info: at most 10000 paths per request")
     entries = []
     folders = {"/".join(p.split("/")[:i]) for p in snapshot.files for i in range(1, p.count("/") + 1)}
+    lasts = await run_in_threadpool(last_commits, catalog, snapshot.repo, snapshot.commit) if expand else None
     for path in paths:
         path = str(path).strip("/")
         if path in snapshot.files:
-            entries.append(_tree_entry(snapshot.files[path], snapshot, expand))
+            entries.append(_tree_entry(snapshot.files[path], lasts))
         elif path in folders:
-            entries.append(_folder_entry(path, snapshot, expand))
+            entries.append(_folder_entry(path, snapshot, lasts))
     return JSONResponse(entries)
-
-
-def refs(catalog: Catalog, snapshot_repo: Any) -> Response:
-    refs_ = catalog.index().refs(snapshot_repo)
-    # The index does not know whether an upstream name was a branch or a tag: all are listed as branches.
-    branches = [{"name": r.name, "ref": f"refs/heads/{r.name}", "targetCommit": r.commit} for r in refs_]
-    return JSONResponse({"branches": branches, "tags": [], "converts": []})
 
 
 def resolve_file(request: Request, catalog: Catalog, snapshot: Snapshot, path: str) -> Response:

@@ -23,6 +23,9 @@ API_ACTIONS = {
     "xet-write-token",
     "discussions",
     "lfs-files",
+    "branch",
+    "tag",
+    "settings",
 }
 TYPE_SEGMENTS = {**REPO_TYPE_BY_PLURAL, "spaces": "space"}  # spaces are recognised, then refused
 
@@ -38,7 +41,10 @@ class Route:
 
 
 def _repo_and_rest(segments: list[str]) -> tuple[str, list[str]]:
-    """Repo ids are ``name`` or ``ns/name``: the action keyword tells where the id ends."""
+    """Repo ids are ``name`` or ``ns/name``: the action keyword tells where the id ends (``ns/refs/tree/main``
+    is the repo ``ns/refs``; ``gpt2/refs`` the refs of ``gpt2``)."""
+    if len(segments) >= 3 and segments[2] in API_ACTIONS:
+        return "/".join(segments[:2]), segments[2:]
     if len(segments) >= 2 and segments[1] in API_ACTIONS:
         return segments[0], segments[1:]
     return "/".join(segments[:2]), segments[2:]
@@ -82,6 +88,10 @@ def _api_route(segments: list[str]) -> Route:
         return Route("create_repo")
     if segments == ["validate-yaml"]:
         return Route("validate_yaml")
+    if segments == ["repos", "delete"]:
+        return Route("delete_repo")
+    if segments == ["repos", "move"]:
+        return Route("move_repo")
     if not segments or segments[0] not in TYPE_SEGMENTS:
         return Route("unknown")
     repo_type = TYPE_SEGMENTS[segments[0]]
@@ -102,4 +112,13 @@ def _api_route(segments: list[str]) -> Route:
         return Route(name.replace("-", "_"), repo_type, repo_id, revision)
     if name == "refs" and not args:
         return Route("refs", repo_type, repo_id)
+    if name in ("commits", "branch", "tag") and len(args) == 1 and revision:
+        return Route(name, repo_type, repo_id, revision)
+    if name == "settings" and not args:
+        return Route("settings", repo_type, repo_id)
+    if name in ("xet-read-token", "xet-write-token"):
+        return Route("xet_token", repo_type, repo_id, revision)
+    if name == "discussions" and len(args) <= 2:
+        # discussions | discussions/{num} | discussions/{num}/{comment|status|title|merge}
+        return Route("discussions", repo_type, repo_id, revision, sub)
     return Route("unknown", repo_type, repo_id)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,8 +19,10 @@ from starlette.responses import JSONResponse, Response
 
 from ..cards import card_json
 from ..config import validate_repo_id
+from ..errors import HubMirrorError
 from ..hashing import git_blob_sha1
-from ..models import Access, BlobRecord, FileRecord, Repo, url_prefix
+from ..index import utcnow
+from ..models import Access, BlobRecord, CommitMeta, FileRecord, Repo, ref_name, url_prefix
 from ..store import Expected
 from ..view import HFCacheView, view_root
 from . import commits
@@ -27,6 +31,8 @@ from .bodies import COMMIT_LIMIT, json_object, list_field, read_body, text_field
 from .catalog import Catalog
 from .http import HubHTTPError, base_url
 from .lfs import LfsEndpoints
+
+logger = logging.getLogger(__name__)
 
 LFS_THRESHOLD = 10 * 1024 * 1024
 LFS_SUFFIXES = (
@@ -53,6 +59,15 @@ LFS_SUFFIXES = (
 )
 
 
+GITATTRIBUTES = "".join(f"*{suffix} filter=lfs diff=lfs merge=lfs -text\n" for suffix in LFS_SUFFIXES)
+
+
+def _pr_number(revision: str) -> int | None:
+    """N for ``refs/pr/N``, else None."""
+    rest = revision[len("refs/pr/") :] if revision.startswith("refs/pr/") else ""
+    return int(rest) if rest.isdigit() and len(rest) < 10 else None
+
+
 class Writer:
     def __init__(
         self, catalog: Catalog, lfs: LfsEndpoints, mirrored: frozenset[tuple[str, str]], upstream: str | None
@@ -60,8 +75,11 @@ class Writer:
         self.catalog, self.lfs = catalog, lfs
         self.mirrored, self.upstream = mirrored, upstream
 
-    def check_writable(self, caller: Caller, repo_type: str, repo_id: str, repo: Repo | None = None) -> None:
-        """403 unless the caller may write there and the repo is not a mirror."""
+    def check_writable(
+        self, caller: Caller, repo_type: str, repo_id: str, repo: Repo | None = None, *, propose: bool = False
+    ) -> None:
+        """403 unless the caller may write there and the repo is not a mirror. ``propose``: a pull
+        request, which any caller who can read the repo (with a token) may open, as on the Hub."""
         if repo is not None and ((repo.type, repo.name) in self.mirrored or not self.catalog.index().is_local(repo)):
             where = f"upstream ({self.upstream})" if self.upstream else "its upstream"
             raise HubHTTPError(
@@ -69,9 +87,41 @@ class Writer:
                 f"{repo_type} {repo.name} is a mirror of {where} and is read-only here: push to "
                 "it there (e.g. 'hubmirror push --repo ...'); the next sync brings the change",
             )
+        if propose and repo is not None and not caller.anonymous and caller.may_read(repo):
+            return
         if not caller.may_write(repo_type, repo_id):
             who = f"the token '{caller.name}'" if caller.name else "an anonymous request"
             raise HubHTTPError(403, f"{who} may not write to {repo_type} {repo_id}")
+
+    def check_pushable(self, caller: Caller, repo: Repo, revision: str, create_pr: bool) -> None:
+        """Who may commit where: writers to branches; to a pull request's ``refs/pr/N`` its author too;
+        opening a pull request (``create_pr``) any reader with a token."""
+        pr = _pr_number(revision)
+        if pr is None:
+            self.check_writable(caller, repo.type, repo.name, repo, propose=create_pr)
+            return
+        self.check_writable(caller, repo.type, repo.name, repo, propose=True)
+        found = self.catalog.index().discussion(repo.id, pr)
+        if found is None or not found.is_pr:
+            raise HubHTTPError(404, f"pull request #{pr} does not exist in {repo.name}", "RevisionNotFound")
+        if found.status not in ("open", "draft"):
+            raise HubHTTPError(403, f"pull request #{pr} of {repo.name} is {found.status}: it takes no more commits")
+        if found.author != caller.name and not caller.may_write(repo.type, repo.name):
+            raise HubHTTPError(403, f"only the author of pull request #{pr} or a writer of {repo.name} may push to it")
+
+    def refresh_view(self, repo: Repo) -> None:
+        """Bring the HF-cache view's refs of the repo in line with the index."""
+        store, index = self.catalog.store, self.catalog.index()
+        self.guard_view(lambda: HFCacheView(view_root(store.home), store, index).sync_refs(repo))
+
+    @staticmethod
+    def guard_view(change: Callable[[], object]) -> None:
+        """The view is derived from the index: failing to update it must not fail a write that landed
+        (the next sync, resolve or ``hubmirror hf-cache`` lays it out again)."""
+        try:
+            change()
+        except (OSError, HubMirrorError) as exc:
+            logger.warning("HF-cache view not updated: %s", exc)
 
     # -- create ----------------------------------------------------------------------------------
     async def create_repo(self, request: Request, caller: Caller) -> Response:
@@ -96,24 +146,45 @@ class Writer:
         if existing is not None and caller.may_read(existing):
             return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409)
         self.check_writable(caller, repo_type, repo_id, existing)
-        created = await run_in_threadpool(self._create, repo_type, repo_id, private)
+        created = await run_in_threadpool(self._create, repo_type, repo_id, private, caller.name)
         if not created:
             return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409)
         return JSONResponse({"url": url, "name": repo_id, "id": repo_id})
 
-    def _create(self, repo_type: str, repo_id: str, private: bool) -> bool:
+    def _create(self, repo_type: str, repo_id: str, private: bool, creator: str | None) -> bool:
+        """A new repo with a first commit holding a ``.gitattributes`` that sends large and binary files to
+        LFS (the Hub's own starting commit), on ``main``, in one transaction."""
         index, store = self.catalog.index(), self.catalog.store
-        with store.write_lock():
-            if not index.create_repo(repo_type, repo_id, private):
-                return False
-            commit = commits.commit_id(None, [], "initial commit")
-            index.publish_commit(repo_type, repo_id, commit, [], [], source="push", access=Access(private), card="")
-            index.set_ref(repo_type, repo_id, "main", commit, kind="branch")
+        data = GITATTRIBUTES.encode()
+        with store.gc_guard(), store.write_lock():
+            git_oid = git_blob_sha1(data)
+            with store.writer(Expected(size=len(data), git_sha1=git_oid)) as writer:
+                writer.write(data)
+                info = writer.commit()
+            files = [FileRecord(".gitattributes", len(data), info.sha256, git_oid, False)]
+            commit = commits.commit_id(None, files, "initial commit")
+            meta = CommitMeta(None, "initial commit", "", (creator,) if creator else (), utcnow())
+            with index.atomic():
+                if not index.create_repo(repo_type, repo_id, private):
+                    return False
+                index.publish_commit(
+                    repo_type,
+                    repo_id,
+                    commit,
+                    files,
+                    [BlobRecord(info.sha256, info.size, git_oid)],
+                    source="push",
+                    access=Access(private),
+                    card="",
+                    meta=meta,
+                )
+                index.set_ref(repo_type, repo_id, "main", commit, kind="branch")
+        self.guard_view(lambda: HFCacheView(view_root(store.home), store, index).update(repo_type, repo_id, commit))
         return True
 
     # -- preupload -------------------------------------------------------------------------------
     async def preupload(self, request: Request, caller: Caller, repo: Repo, revision: str) -> Response:
-        self.check_writable(caller, repo.type, repo.name, repo)
+        self.check_pushable(caller, repo, revision, bool(request.query_params.get("create_pr")))
         body = await json_object(request, "preupload request")
         items = list_field(body, "files", "preupload request", limit=1000)
         current = self._branch_files(repo, revision)
@@ -136,29 +207,41 @@ class Writer:
             existing = current.get(path)
             oid = (existing.sha256 if existing.lfs else existing.git_oid) if existing else None
             answer.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
-        return JSONResponse({"files": answer, "commitOid": self.catalog.index().ref(repo, revision)})
+        return JSONResponse({"files": answer, "commitOid": self.catalog.index().ref(repo, ref_name(revision))})
 
     def _branch_files(self, repo: Repo, revision: str) -> dict[str, FileRecord]:
-        head = self.catalog.index().ref(repo, revision)
+        head = self.catalog.index().ref(repo, ref_name(revision))
         return self.catalog.files(repo, head) if head else {}
 
     # -- commit ----------------------------------------------------------------------------------
     async def commit(self, request: Request, caller: Caller, repo: Repo, revision: str) -> Response:
-        self.check_writable(caller, repo.type, repo.name, repo)
-        if request.query_params.get("create_pr"):
-            raise HubHTTPError(400, "pull requests are not supported by hubmirror serve; commit to a branch")
+        """A commit onto a branch, onto a pull request (``refs/pr/N``), or (``?create_pr=1``) a new pull
+        request proposing the commit onto the branch ``revision``."""
+        create_pr = request.query_params.get("create_pr", "").lower() in ("1", "true")
+        self.check_pushable(caller, repo, revision, create_pr)
         body = await read_body(request, COMMIT_LIMIT)
         ops = await run_in_threadpool(commits.parse, body)  # base64 of up to 64 MB: off the event loop
-        sha = await run_in_threadpool(self._apply, caller, repo, revision, ops)
-        url = f"{base_url(request)}/{url_prefix(repo.type)}{repo.name}/commit/{sha}"
-        return JSONResponse({"commitUrl": url, "commitOid": sha, "pullRequestUrl": None})
+        sha, pr = await run_in_threadpool(self._apply, caller, repo, revision, ops, create_pr)
+        repo_url = f"{base_url(request)}/{url_prefix(repo.type)}{repo.name}"
+        return JSONResponse(
+            {
+                "commitUrl": f"{repo_url}/commit/{sha}",
+                "commitOid": sha,
+                "pullRequestUrl": f"{repo_url}/discussions/{pr}" if pr is not None else None,
+            }
+        )
 
-    def _apply(self, caller: Caller, repo: Repo, branch: str, ops: commits.Operations) -> str:
+    def _apply(
+        self, caller: Caller, repo: Repo, revision: str, ops: commits.Operations, create_pr: bool
+    ) -> tuple[str, int | None]:
+        """Publish the commit, then move its ref (and open the pull request) in one transaction."""
         index, store = self.catalog.index(), self.catalog.store
+        ref = ref_name(revision)
+        pr = _pr_number(ref)
         with store.gc_guard(), store.write_lock():
-            head = index.ref(repo, branch)
-            if head is None and index.refs(repo):
-                raise HubHTTPError(404, f"branch '{branch}' does not exist in {repo.name}", "RevisionNotFound")
+            head = index.ref(repo, ref)
+            if head is None and (index.refs(repo) or create_pr or pr is not None):
+                raise HubHTTPError(404, f"branch '{ref[:200]}' does not exist in {repo.name}", "RevisionNotFound")
             parent = ops.header.parent
             if parent and (head is None or not head.startswith(parent)):
                 raise HubHTTPError(
@@ -176,12 +259,32 @@ class Writer:
             blobs += [BlobRecord(f.sha256, f.size, None) for f in files.values() if f.lfs]
             ordered = sorted(files.values(), key=lambda f: f.path)
             sha = commits.commit_id(head, ordered, ops.header.summary)
-            index.publish_commit(
-                repo.type, repo.name, sha, ordered, blobs, source="push", card=card_json(ordered, store.blob_path)
+            meta = CommitMeta(
+                head,
+                ops.header.summary,
+                ops.header.description,
+                (caller.name,) if caller.name else (),
+                utcnow(),
             )
-            index.set_ref(repo.type, repo.name, branch, sha, kind="branch")
-        HFCacheView(view_root(store.home), store, index).update(repo.type, repo.name, sha)
-        return sha
+            card = card_json(ordered, store.blob_path)
+            index.publish_commit(repo.type, repo.name, sha, ordered, blobs, source="push", card=card, meta=meta)
+            with index.atomic():
+                if create_pr:
+                    pr = index.open_discussion(
+                        repo.id,
+                        ops.header.summary,
+                        caller.name,
+                        is_pr=True,
+                        base=ref,
+                        description=ops.header.description,
+                    )
+                if pr is not None:
+                    index.set_ref(repo.type, repo.name, f"refs/pr/{pr}", sha, kind="pr")
+                    index.add_event(repo.id, pr, "commit", caller.name, {"subject": ops.header.summary, "oid": sha})
+                else:
+                    index.set_ref(repo.type, repo.name, ref, sha, kind="branch")
+        self.guard_view(lambda: HFCacheView(view_root(store.home), store, index).update(repo.type, repo.name, sha))
+        return sha, pr if create_pr else None
 
     def _store_regular(self, ops: commits.Operations) -> tuple[dict[str, FileRecord], list[BlobRecord]]:
         records: dict[str, FileRecord] = {}

@@ -147,6 +147,39 @@ class HFCacheView:
         refs_dir = self.root / (folder or repo_folder_name(repo.type, repo.name)) / "refs"
         _atomic_write_text(refs_dir.joinpath(*safe_relpath(ref).split("/")), commit)
 
+    def sync_refs(self, repo: Repo, *, folder: str | None = None) -> None:
+        """Write the repo's refs and remove ref files the index no longer has (a deleted branch or tag)."""
+        refs_dir = self.root / (folder or repo_folder_name(repo.type, repo.name)) / "refs"
+        wanted = {ref.name: ref.commit for ref in self.index.refs(repo)}
+        for name, commit in wanted.items():
+            self.set_ref(repo, name, commit, folder=folder)
+        if not refs_dir.is_dir():
+            return
+        for path in sorted(refs_dir.rglob("*"), reverse=True):  # files before the folders holding them
+            name = path.relative_to(refs_dir).as_posix()
+            if path.is_file() and name not in wanted:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+
+    def remove_repo(self, repo_type: str, name: str) -> None:
+        """Take a deleted repo out of the view (its folder, or the alias link of that name)."""
+        folder = self.root / repo_folder_name(repo_type, name)
+        if folder.is_symlink():
+            folder.unlink()
+        elif folder.is_dir():
+            doomed = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.deleted")
+            os.rename(folder, doomed)  # gone for readers at once; the tree is removed after
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    def rename_repo(self, repo: Repo, old_name: str) -> None:
+        """After a move: the folder takes the new name and the old name becomes an alias link to it."""
+        old = self.root / repo_folder_name(repo.type, old_name)
+        new = self.root / repo_folder_name(repo.type, repo.name)
+        if old.is_dir() and not old.is_symlink() and not new.exists():
+            os.rename(old, new)
+        self.update_repo(repo)
+
     def add_alias(self, repo: Repo, alias: str) -> bool:
         """``models--old--name`` → ``models--new--name``, so code using an old name still finds it.
 
@@ -169,8 +202,7 @@ class HFCacheView:
             folder = repo_folder_name(repo.type, alias)
             for commit in commits:
                 self.add_snapshot(repo, commit, self.index.files(repo, commit), folder=folder)
-            for ref in self.index.refs(repo):
-                self.set_ref(repo, ref.name, ref.commit, folder=folder)
+            self.sync_refs(repo, folder=folder)
 
     # -- whole repos -----------------------------------------------------------------------------
     def update_repo(self, repo: Repo) -> int:
@@ -178,8 +210,7 @@ class HFCacheView:
         commits = self.index.commits(repo)
         for commit in commits:
             self.add_snapshot(repo, commit.sha, self.index.files(repo, commit.sha))
-        for ref in self.index.refs(repo):
-            self.set_ref(repo, ref.name, ref.commit)
+        self.sync_refs(repo)
         self._update_aliases(repo, [commit.sha for commit in commits])
         return len(commits)
 
@@ -189,8 +220,7 @@ class HFCacheView:
         if repo is None:
             return
         self.add_snapshot(repo, commit, self.index.files(repo, commit))
-        for ref in self.index.refs(repo):
-            self.set_ref(repo, ref.name, ref.commit)
+        self.sync_refs(repo)
         self._update_aliases(repo, [commit])
 
     def rebuild(self) -> ViewReport:
