@@ -73,7 +73,7 @@ def hf_cli(server: ServeProcess, tmp_path: Path, *args: str, token: str = CI) ->
     return subprocess.run([str(hf), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_branches_tags_and_every_revision_spelling(server: ServeProcess, tmp_path: Path) -> None:
+def test_branches_tags_and_every_revision_spelling(site: dict[str, Any], server: ServeProcess, tmp_path: Path) -> None:
     res = client(
         server,
         tmp_path,
@@ -149,6 +149,12 @@ def test_branches_tags_and_every_revision_spelling(server: ServeProcess, tmp_pat
     assert res["delete_tag_as_branch"] == "RevisionNotFound"
     assert res["after"] == ["feature/x", "main"]
     assert res["gone"] == "RevisionNotFound"
+    # the HF-cache view's refs follow (deleted ones removed), and offline resolve takes every spelling
+    refs = site["home"] / "hf" / "hub" / "models--team--refs-demo" / "refs"
+    assert sorted(p.relative_to(refs).as_posix() for p in refs.rglob("*") if p.is_file()) == ["feature/x", "main"]
+    for revision in ("refs/heads/feature/x", "feature/x", dev[:7]):
+        out = run_cli("--home", str(site["home"]), "resolve", "team/refs-demo", "a.txt", "-r", revision)
+        assert out.returncode == 0 and Path(out.stdout.strip()).read_text() == "two", (revision, out.stderr)
 
 
 def test_writers_only_for_ref_changes_and_mirrors_refuse(server: ServeProcess, tmp_path: Path) -> None:
