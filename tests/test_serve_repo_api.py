@@ -54,8 +54,24 @@ def server(site: dict[str, Any]) -> Iterator[ServeProcess]:
         assert proc.proc is not None and proc.proc.poll() is None, f"serve died:\n{proc.log()}"
 
 
+# Prepended to every client script: the outcome of a call, as the client classifies it.
+STATUS = """
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+def status(call):
+    try:
+        call()
+        return "ok"
+    except RevisionNotFoundError:
+        return "RevisionNotFound"
+    except RepositoryNotFoundError:
+        return "RepoNotFound"
+    except HfHubHTTPError as exc:
+        return exc.response.status_code
+"""
+
+
 def client(server: ServeProcess, tmp_path: Path, code: str, token: str = CI) -> Any:
-    r = hf_client(textwrap.dedent(code), server.url, tmp_path / "hf-cache", HF_TOKEN=token)
+    r = hf_client(STATUS + textwrap.dedent(code), server.url, tmp_path / "hf-cache", HF_TOKEN=token)
     assert r.ok, r
     return r.result
 
@@ -79,19 +95,11 @@ def test_branches_tags_and_every_revision_spelling(site: dict[str, Any], server:
         tmp_path,
         """
         from huggingface_hub import HfApi, hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
         api = HfApi()
         api.create_repo("team/refs-demo")
         first = api.upload_file(path_or_fileobj=b"one", path_in_repo="a.txt", repo_id="team/refs-demo",
                                 commit_message="add a")
         api.create_branch("team/refs-demo", branch="dev")
-        def status(call):
-            try:
-                call()
-            except RevisionNotFoundError:
-                return "RevisionNotFound"
-            except HfHubHTTPError as exc:
-                return exc.response.status_code
         again = status(lambda: api.create_branch("team/refs-demo", branch="dev"))
         api.create_branch("team/refs-demo", branch="dev", exist_ok=True)
         dev = api.upload_file(path_or_fileobj=b"two", path_in_repo="a.txt", repo_id="team/refs-demo",
@@ -163,13 +171,6 @@ def test_writers_only_for_ref_changes_and_mirrors_refuse(server: ServeProcess, t
         tmp_path,
         f"""
         from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError
-        def status(call):
-            try:
-                call()
-                return "ok"
-            except HfHubHTTPError as exc:
-                return exc.response.status_code
         writer, reader = HfApi(token="{CI}"), HfApi(token="{READER}")
         writer.create_repo("team/guarded")
         result = {{
@@ -236,13 +237,6 @@ def test_pull_requests_from_a_reader_merged_by_a_writer(server: ServeProcess, tm
         tmp_path,
         f"""
         from huggingface_hub import HfApi, hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError
-        def status(call):
-            try:
-                call()
-                return "ok"
-            except HfHubHTTPError as exc:
-                return exc.response.status_code
         writer, reader = HfApi(token="{CI}"), HfApi(token="{READER}")
         writer.create_repo("team/prs")
         writer.upload_file(path_or_fileobj=b"base\\n", path_in_repo="doc.txt", repo_id="team/prs")
@@ -328,15 +322,6 @@ def test_settings_move_and_delete(site: dict[str, Any], server: ServeProcess, tm
         tmp_path,
         f"""
         from huggingface_hub import HfApi, hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-        def status(call):
-            try:
-                call()
-                return "ok"
-            except RepositoryNotFoundError:
-                return "RepoNotFound"
-            except HfHubHTTPError as exc:
-                return exc.response.status_code
         api, anonymous, auditor = HfApi(token="{CI}"), HfApi(token=False), HfApi(token="{READER}")
         api.create_repo("team/old-name")
         api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="team/old-name")
