@@ -14,6 +14,21 @@ def url_prefix(repo_type: str) -> str:
     return "" if repo_type == "model" else f"{repo_type}s/"
 
 
+REF_KINDS = ("branch", "tag", "pr")
+
+
+def ref_spelling(revision: str) -> tuple[str, str | None]:
+    """The name the Hub lists a revision's ref under, and its kind when the spelling says it:
+    ``refs/heads/dev`` → ("dev", "branch"), ``refs/tags/v1`` → ("v1", "tag"), ``refs/pr/3`` →
+    ("refs/pr/3", "pr"); a bare name (a branch or a tag) → (name, None)."""
+    for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+        if revision.startswith(prefix) and len(revision) > len(prefix):
+            return revision[len(prefix) :], kind
+    if revision.startswith("refs/pr/"):
+        return revision, "pr"
+    return revision, None
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     """A file in an upstream tree listing. ``oid`` is the git blob sha1 (of the pointer, for LFS)."""

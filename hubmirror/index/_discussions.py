@@ -35,7 +35,8 @@ class DiscussionQueries(Queries):
 
     def _event(self, repo_id: int, num: int, kind: str, author: str | None, data: dict[str, Any], at: str) -> int:
         cursor = self.conn.execute(
-            "INSERT INTO discussion_events (repo_id, num, type, author, created_at, data_json) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO discussion_events (repo_id, num, type, author, created_at, data_json) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (repo_id, num, kind, author, at, json.dumps(data)),
         )
         return int(cursor.lastrowid)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-import json
 
 from ..models import Access, BlobRecord, CommitMeta, CommitRecord, FileRecord, Ref, Repo
 from ._base import Queries, rowid, utcnow
@@ -329,7 +328,8 @@ class RepoQueries(Queries):
                 return False
             self.conn.execute("UPDATE repos SET name = ? WHERE id = ?", (new_name, repo.id))
             self.conn.execute(
-                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)", (repo.type, repo.name, repo.id)
+                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)",
+                (repo.type, repo.name, repo.id),
             )
             return True
 
