@@ -5,6 +5,7 @@ repo's creation date; what each costs in requests; and an upstream sending junk 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -303,3 +304,92 @@ def test_upstream_without_refs_and_commits_endpoints(upstream: HubServer, make_c
     assert upstream.count(path_contains="/refs") == upstream.count(path_contains="/commits/") == 1  # not retried
     assert meta(home, "org/n", sha) == CommitMeta(date=date_of(upstream, "org/n", sha))
     assert kinds(home, "org/n") == {"main": (sha, None)}
+
+
+# ============================================================================ bundles and HF caches
+def _rewrite_records(bundle: Path, change) -> None:  # type: ignore[no-untyped-def]
+    """Edit a directory bundle's records and re-sign its manifest the way an exporter would."""
+    records = bundle / "records.jsonl"
+    lines = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
+    data = b"".join(json.dumps(change(item), sort_keys=True).encode() + b"\n" for item in lines)
+    records.write_bytes(data)
+    manifest = json.loads((bundle / "MANIFEST.json").read_text())
+    manifest.pop("digest")
+    manifest["records"].update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    manifest["digest"] = hashlib.sha256(canonical).hexdigest()
+    (bundle / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+def test_bundles_carry_commit_metadata_ref_kinds_and_repo_dates(
+    upstream: HubServer, make_config, home: Path, tmp_path: Path
+) -> None:
+    first = upstream.commit("org/b", {"a.txt": b"a\n"}, message="First\n\nbody")
+    upstream.tag("org/b", "v1", first)
+    sync_json(make_config([{"repo": "org/b", "revisions": ["main", "v1"]}]))
+    second = upstream.commit("org/b", {"b.txt": b"b\n"}, message="Second")
+    pr = upstream.commit("org/b", {"c.txt": b"c\n"}, branch="refs/pr/2", message="Proposal")
+    sync_json(make_config([{"repo": "org/b", "revisions": ["v1", "main", "refs/pr/2"]}]))
+    here = {sha: meta(home, "org/b", sha) for sha in (first, second, pr)}
+    assert here[second] is not None and here[second].parent == first and here[pr].title == "Proposal"  # type: ignore[union-attr]
+
+    bundle = tmp_path / "bundle"
+    proc = run_cli("--home", str(home), "export", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    far = tmp_path / "far"
+    proc = run_cli("--home", str(far), "import", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {sha: meta(far, "org/b", sha) for sha in here} == here
+    assert (
+        kinds(far, "org/b")
+        == kinds(home, "org/b")
+        == {
+            "v1": (first, "tag"),
+            "main": (second, "branch"),
+            "refs/pr/2": (pr, "pr"),
+        }
+    )
+    with opened(far, "org/b") as (_, far_repo), opened(home, "org/b") as (_, repo):
+        assert far_repo.created_at == repo.created_at == upstream.store.require("model", "org/b").created
+
+    # a bundle from before metadata was carried imports as before; a damaged field is dropped, not stored
+    def old_style(item: dict[str, Any]) -> dict[str, Any]:
+        item.pop("created_at", None)
+        if item.get("sha") == first:
+            item.pop("meta")
+        if item.get("sha") == second:
+            item["meta"] = {"title": "t" * 5000, "parent": "not a sha", "authors": "x", "date": "soon"}
+        return item
+
+    _rewrite_records(bundle, old_style)
+    older = tmp_path / "older"
+    proc = run_cli("--home", str(older), "import", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert meta(older, "org/b", first) == CommitMeta()
+    assert meta(older, "org/b", second) == CommitMeta()
+    assert meta(older, "org/b", pr) == here[pr]
+    assert kinds(older, "org/b") == kinds(home, "org/b")
+
+    # importing a full bundle afterwards fills in what the older one lacked
+    again = tmp_path / "bundle-full"
+    proc = run_cli("--home", str(home), "export", str(again))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_cli("--home", str(older), "import", str(again))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {sha: meta(older, "org/b", sha) for sha in here} == here
+
+
+def test_hf_cache_import_keeps_pr_refs_as_pr(upstream: HubServer, make_config, home: Path, tmp_path: Path) -> None:
+    sha = upstream.commit("org/h", {"a.txt": b"a\n"})
+    pr = upstream.commit("org/h", {"b.txt": b"b\n"}, branch="refs/pr/1")
+    cfg = make_config([{"repo": "org/h", "revisions": ["main", "refs/pr/1"]}])
+    sync_json(cfg)
+    view = tmp_path / "view"
+    proc = run_cli("--home", str(home), "hf-cache", "--dir", str(view))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (view / "models--org--h" / "refs" / "refs" / "pr" / "1").read_text() == pr
+    other = tmp_path / "other"
+    proc = run_cli("--home", str(other), "import-hf-cache", str(view))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # a cache does not say whether main is a branch or a tag; a PR ref says what it is
+    assert kinds(other, "org/h") == {"main": (sha, None), "refs/pr/1": (pr, "pr")}

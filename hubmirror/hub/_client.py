@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from ..commitmeta import iso_date
 from ..config import validate_repo_id
 from ..errors import UpstreamProtocolError, UpstreamUnavailableError
 from ..models import ByteSink, CommitMeta, RevisionInfo, TreeEntry, url_prefix
 from ..paths import is_sha1, is_sha256
-from ._answers import commit_meta, iso_date, ref_kinds
+from ._answers import commit_meta, ref_kinds
 from ._http import HubSession, TransportError
 
 logger = logging.getLogger(__name__)
