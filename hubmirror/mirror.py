@@ -19,7 +19,7 @@ from .errors import HubMirrorError, NotMirroredError
 from .home import open_store_index
 from .hub import UpstreamClient
 from .index import NEXT_SYNC_KEY, Index, PushBook
-from .models import Progress, Repo
+from .models import Progress, Repo, ref_spelling
 from .paths import is_sha1
 from .patterns import PathFilter
 from .store import LAYOUT_VERSION, Store
@@ -137,7 +137,9 @@ class Mirror:
         repo = self.index.find_repo(spec.type, spec.repo)
         if repo is None:
             raise HubMirrorError(f"{spec.type} {spec.repo} vanished from the index while locking")
-        commit = revision if is_sha1(revision) else {r.name: r.commit for r in self.index.refs(repo)}[revision]
+        commit = revision if is_sha1(revision) else self.index.ref(repo, ref_spelling(revision)[0])
+        if commit is None:
+            raise HubMirrorError(f"{spec.type} {spec.repo}@{revision} vanished from the index while locking")
         keep = PathFilter(spec.allow_patterns, spec.ignore_patterns)
         files = tuple(LockedFile(f.path, f.size, f.sha256) for f in self.index.files(repo, commit) if keep(f.path))
         return LockedRevision(spec.repo, spec.type, revision, commit, files)

@@ -14,13 +14,24 @@ def url_prefix(repo_type: str) -> str:
     return "" if repo_type == "model" else f"{repo_type}s/"
 
 
-def ref_name(revision: str) -> str:
-    """The name a ref is kept under, for every spelling the Hub accepts: ``refs/heads/dev`` → ``dev``,
-    ``refs/tags/v1`` → ``v1``; pull-request refs keep their full name (``refs/pr/3``)."""
-    for prefix in ("refs/heads/", "refs/tags/"):
+REF_KINDS = ("branch", "tag", "pr")
+
+
+def ref_spelling(revision: str) -> tuple[str, str | None]:
+    """The name the Hub lists a revision's ref under, and its kind when the spelling says it:
+    ``refs/heads/dev`` → ("dev", "branch"), ``refs/tags/v1`` → ("v1", "tag"), ``refs/pr/3`` →
+    ("refs/pr/3", "pr"); a bare name (a branch or a tag) → (name, None)."""
+    for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
         if revision.startswith(prefix) and len(revision) > len(prefix):
-            return revision[len(prefix) :]
-    return revision
+            return revision[len(prefix) :], kind
+    if revision.startswith("refs/pr/"):
+        return revision, "pr"
+    return revision, None
+
+
+def ref_name(revision: str) -> str:
+    """The name a ref is kept under, for every spelling the Hub accepts (see :func:`ref_spelling`)."""
+    return ref_spelling(revision)[0]
 
 
 @dataclass(frozen=True)

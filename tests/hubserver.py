@@ -39,10 +39,11 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode
 
 try:  # importable both as ``tests.hubserver`` and as plain ``hubserver`` (tests/ on sys.path)
@@ -530,6 +531,10 @@ class HubServer:
         self.multipart_chunk_size = 1024 * 1024  # part size announced for multipart uploads
         self.username = "tester"  # whoami name; namespace of repos created without an organization
         self.page_size = 1000  # tree/commits entries per page
+        # kind of API answer ("info", "revision", "refs", "commits") → function rewriting its JSON payload:
+        # tests play an upstream that sends junk
+        self.tamper: dict[str, Callable[[Any], Any]] = {}
+        self.routes_off: set[str] = set()  # kinds of API answer ("refs", "commits") this hub does not have
         self.expand_page_size = 50  # tree page size with expand=true (min with page_size)
         self.requests: list[RequestLog] = []
         self.uploads: list[tuple[str, str, int]] = []  # accepted LFS PUTs (basic and parts): (origin, path, bytes)
@@ -792,6 +797,8 @@ class HubServer:
         def redirect_to(new: str) -> str:
             return f"/api/{segs[0]}/{quote(new, safe='/')}{tail}{qs}"
 
+        if kind in self.routes_off:
+            raise _not_found_route()
         repo = self._access(repo_type, repo_id, headers, redirect_to)
         params = parse_qs(query, keep_blank_values=True)
         if kind in ("preupload", "commit"):
@@ -800,17 +807,21 @@ class HubServer:
                 return self._preupload(repo, sub[1:], body)
             return self._commit_api(repo, sub[1:], params, body)
         if kind == "info":
-            return _json(200, self._info_json(repo, repo.resolve("main"), params))
+            return _json(200, self._tampered(kind, self._info_json(repo, repo.resolve("main"), params)))
         if kind == "revision":
             commit, _, _ = self._split_rev(repo, sub[1:])
-            return _json(200, self._info_json(repo, commit, params))
+            return _json(200, self._tampered(kind, self._info_json(repo, commit, params)))
         if kind == "tree":
             return self._tree(repo, sub[1:], path, query, params)
         if kind == "paths-info":
             return self._paths_info(repo, sub[1:], headers, body)
         if kind == "refs":
-            return _json(200, self._refs_json(repo, _qbool(params, "include_prs")))
+            return _json(200, self._tampered(kind, self._refs_json(repo, _qbool(params, "include_prs"))))
         return self._commits(repo, sub[1:], path, query, params)
+
+    def _tampered(self, kind: str, payload: Any) -> Any:
+        hook = self.tamper.get(kind)
+        return hook(payload) if hook is not None else payload
 
     def _known(self, repo_type: str, raw_id: str) -> bool:
         repo_id = unquote(raw_id)
@@ -931,8 +942,10 @@ class HubServer:
         commit, _, _ = self._split_rev(repo, segs)
         cursor = self._read_cursor(params)
         offset = int(cursor.get("o", 0))
+        limit = (params.get("limit") or [""])[-1]
+        size = max(1, min(int(limit), self.page_size)) if limit.isdigit() else self.page_size  # ?limit=N
         history, current = [], commit
-        while current is not None and len(history) < offset + self.page_size + 1:
+        while current is not None and len(history) < offset + size + 1:
             history.append(current)
             current = repo.commits[current.parent] if current.parent else None
         page = [
@@ -943,12 +956,12 @@ class HubServer:
                 "date": c.date,
                 "authors": [{"user": "tester"}],
             }
-            for c in history[offset : offset + self.page_size]
+            for c in history[offset : offset + size]
         ]
         headers = []
-        if len(history) > offset + self.page_size:
-            headers.append(("Link", self._next_link(path, query, {"o": offset + self.page_size})))
-        return _json(200, page, headers)
+        if len(history) > offset + size:
+            headers.append(("Link", self._next_link(path, query, {"o": offset + size})))
+        return _json(200, self._tampered("commits", page), headers)
 
     # ---------------------------------------------------------------------------------------- resolve
     def _resolve(self, method: str, path: str, query: str, headers: dict[str, str]) -> _Resp:

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).parent.parent / "hubmirror"
 
 LAYERS = [
     {"version", "errors", "models"},  # records and the error tree
-    {"paths", "hashing", "failpoints", "patterns", "units", "cron"},  # pure helpers
+    {"paths", "hashing", "failpoints", "patterns", "units", "cron", "commitmeta"},  # pure helpers
     {"config"},  # config and lock file
     {"cards"},  # model-card metadata (config's YAML, bounded)
     {"hub", "store", "index"},  # the three backends: never each other

@@ -142,7 +142,8 @@ class Exporter:
         report: ExportReport,
     ) -> None:
         repo_records = [
-            RepoRecord(r.type, r.name, Access(r.private, r.gated), tuple(self.index.aliases(r))) for r in repos
+            RepoRecord(r.type, r.name, Access(r.private, r.gated), tuple(self.index.aliases(r)), r.created_at)
+            for r in repos
         ]
         ref_records = [
             RefRecord(r.type, r.name, ref.name, ref.commit, ref.kind, ref.updated_at)

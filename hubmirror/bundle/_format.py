@@ -3,7 +3,8 @@
 ```
 MANIFEST.json     format, id, source store, base, the far side's state after import, every blob's sha256 and
                   size, the records file's sha256, and the bundle's own digest (of all of the above)
-records.jsonl     one JSON object a line: repos (flags, aliases), commits (files, filters), refs (kind, time)
+records.jsonl     one JSON object a line: repos (flags, aliases, creation date), commits (files, filters,
+                  what the commit says about itself), refs (kind, time)
 SHA256SUMS        "sha256  path" for records.jsonl and every blob: `sha256sum -c SHA256SUMS` checks a bundle
 blobs/ab/<sha256> the content, byte for byte
 ```
@@ -12,6 +13,8 @@ In a ``.tar`` the members come in that order, so an import can stream it from a 
 it will receive (and refuses a bundle whose base it lacks) before the first blob arrives.
 
 Everything read from a bundle is checked here before anything else sees it: names, paths, hashes, sizes.
+Keys added since version 1 (a commit's ``meta``, a repo's ``created_at``) are optional: older bundles import
+as before, and older hubmirrors ignore them.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..commitmeta import checked_meta, iso_date
 from ..config import validate_repo_id
 from ..errors import IntegrityError, UnsafePathError
 from ..index import CommitKey, FullCommit
-from ..models import REPO_TYPES, Access, FileRecord
+from ..models import REPO_TYPES, Access, CommitMeta, FileRecord
 from ..paths import check_tree, is_sha1, is_sha256, safe_relpath
 
 FORMAT = "hubmirror-bundle"
@@ -52,6 +56,7 @@ class RepoRecord:
     name: str
     access: Access
     aliases: tuple[str, ...] = ()
+    created_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,7 @@ def records_lines(
                 "private": repo.access.private,
                 "gated": repo.access.gated,
                 "aliases": list(repo.aliases),
+                **({"created_at": repo.created_at} if repo.created_at else {}),
             }
         )
     for c in commits:
@@ -226,6 +232,7 @@ def records_lines(
                 "recorded_at": c.recorded_at,
                 "filters": list(c.filters),
                 "files": [[f.path, f.size, f.sha256, f.git_oid, int(f.lfs)] for f in c.files],
+                **({"meta": _meta_json(c.meta)} if c.meta is not None else {}),
             }
         )
     for ref in refs:
@@ -240,6 +247,28 @@ def records_lines(
                 "updated_at": ref.updated_at,
             }
         )
+
+
+def _meta_json(meta: CommitMeta) -> dict[str, Any]:
+    out = {"parent": meta.parent, "title": meta.title, "message": meta.message, "date": meta.date}
+    return {
+        **{k: v for k, v in out.items() if v is not None},
+        **({"authors": list(meta.authors)} if meta.authors else {}),
+    }
+
+
+def _parse_meta(value: Any) -> CommitMeta | None:
+    """A commit's ``meta``: each field kept only when well-formed (a damaged field is dropped, not stored)."""
+    if not isinstance(value, dict):
+        return None
+    meta = checked_meta(
+        parent=value.get("parent"),
+        title=value.get("title"),
+        message=value.get("message"),
+        authors=value.get("authors"),
+        date=value.get("date"),
+    )
+    return meta if meta != CommitMeta() else None
 
 
 def _line(data: dict[str, Any]) -> bytes:
@@ -263,6 +292,7 @@ def parse_records(lines: Iterable[bytes], where: str) -> Records:
                         _repo_id(item["name"]),
                         Access(bool(item.get("private")), gated if gated in ("auto", "manual") else None),
                         tuple(_repo_id(a) for a in item.get("aliases", [])),
+                        iso_date(item.get("created_at")),
                     )
                 )
             elif kind == "commit":
@@ -310,6 +340,7 @@ def _parse_commit(item: dict[str, Any]) -> FullCommit:
         _text(item.get("recorded_at", "")),
         filters,
         tuple(files),
+        _parse_meta(item.get("meta")),
     )
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from ..cards import card_json
 from ..errors import IntegrityError, NotMirroredError, RefDivergedError
 from ..failpoints import failpoint
-from ..index import Index
-from ..models import BlobRecord, NoProgress, Progress, Repo
+from ..index import FullCommit, Index
+from ..models import BlobRecord, CommitMeta, NoProgress, Progress, Repo
 from ..store import BlobBatch, Expected, Store
 from ._format import BundleError, Manifest, Records, parse_manifest, parse_records
 from ._io import BundleReader, open_reader
@@ -197,6 +197,7 @@ class Importer:
         for commit in records.commits:
             if self.index.commit_complete(commit.type, commit.repo, commit.sha):
                 report.commits_present += 1
+                self._fill_meta(commit)
                 continue
             if any(f.sha256 not in present for f in commit.files):
                 report.commits_refused += 1
@@ -213,6 +214,8 @@ class Importer:
                     source=commit.source if commit.source in ("sync", "push") else "import",
                     access=repo_record.access if repo_record else None,
                     card=card,
+                    meta=commit.meta,
+                    repo_created_at=repo_record.created_at if repo_record else None,
                 )
                 repo = self.index.find_repo(commit.type, commit.repo)
                 assert repo is not None
@@ -231,6 +234,24 @@ class Importer:
                         self.index.add_alias(repo_record.type, alias, found.name)
             touched[(repo_record.type, found.name)] = None
         report.repos = list(touched)
+
+    def _fill_meta(self, commit: FullCommit) -> None:
+        """A commit this store has already gets what the bundle knows about it and this store does not."""
+        repo = self.index.find_repo(commit.type, commit.repo)
+        known = self.index.commit_meta(repo, commit.sha) if repo is not None else None
+        if repo is None or known is None or commit.meta is None:
+            return
+        theirs = commit.meta
+        merged = CommitMeta(
+            parent=_either(known.parent, theirs.parent),
+            title=_either(known.title, theirs.title),
+            message=_either(known.message, theirs.message),
+            authors=known.authors or theirs.authors,
+            date=_either(known.date, theirs.date),
+        )
+        if merged != known:
+            with self.store.write_lock():
+                self.index.set_commit_meta(repo, commit.sha, merged)
 
     def _move_refs(self, records: Records, report: ImportReport) -> None:
         for ref in records.refs:
@@ -264,6 +285,10 @@ class Importer:
         """A pushed commit here that the bundle's side does not know: moving the ref would drop it."""
         known = {c.sha for c in records.commits if c.repo == repo.name}
         return commit not in known and any(c.sha == commit and c.source == "push" for c in self.index.commits(repo))
+
+
+def _either(mine: str | None, theirs: str | None) -> str | None:
+    return mine if mine is not None else theirs
 
 
 def _users(records: Records) -> dict[str, list[str]]:

@@ -12,15 +12,20 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from ..commitmeta import iso_date
 from ..config import validate_repo_id
 from ..errors import UpstreamProtocolError, UpstreamUnavailableError
-from ..models import ByteSink, RevisionInfo, TreeEntry, url_prefix
+from ..models import ByteSink, CommitMeta, RevisionInfo, TreeEntry, url_prefix
 from ..paths import is_sha1, is_sha256
+from ._answers import commit_meta, ref_kinds
 from ._http import HubSession, TransportError
 
 logger = logging.getLogger(__name__)
 
 MAX_TREE_FILES = 1_000_000  # a listing that never ends (hostile upstream) must not exhaust memory
+MAX_REFS_JSON = 8 * 1024 * 1024  # a /refs answer: tens of thousands of branches and tags
+MAX_COMMITS_JSON = 1024 * 1024  # a /commits answer asked for one commit (64 KB message at most)
+OPTIONAL_RETRIES = 2  # what only adds detail is not worth the long backoff of an essential request
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -48,8 +53,35 @@ class UpstreamClient(HubSession):
         except ValueError as exc:
             raise UpstreamProtocolError(f"upstream named {what} {canonical[:100]!r}: {exc}", url=url) from None
         return RevisionInfo(
-            repo_id=canonical, sha=sha, private=_flag(data.get("private")), gated=_gate(data.get("gated"))
+            repo_id=canonical,
+            sha=sha,
+            private=_flag(data.get("private")),
+            gated=_gate(data.get("gated")),
+            last_modified=iso_date(data.get("lastModified")),
+            created_at=iso_date(data.get("createdAt")),
         )
+
+    def ref_kinds(self, repo_type: str, repo_id: str, *, include_prs: bool = False) -> dict[str, str]:
+        """Upstream's refs by the name the Hub lists them under → "branch" | "tag" | "pr" (one request;
+        pull requests only with ``include_prs``). Malformed entries are left out."""
+        url = f"{self.api_url(repo_type, repo_id)}/refs" + ("?include_prs=1" if include_prs else "")
+        what = f"the refs of {repo_type} '{repo_id}'"
+        answer = self.get_json(url, repo=repo_id, what=what, max_bytes=MAX_REFS_JSON, retries=OPTIONAL_RETRIES)
+        if not isinstance(answer, dict):
+            raise UpstreamProtocolError(f"{what}: expected a JSON object", url=url)
+        return ref_kinds(answer)
+
+    def commit_meta(self, repo_type: str, repo_id: str, sha: str) -> CommitMeta | None:
+        """Title, message, authors and date of a commit, from the Hub's commit listing (one request for
+        one entry); None when the answer does not show the commit. Ill-formed fields come back None."""
+        if not is_sha1(sha):
+            raise ValueError(f"not a commit sha: {sha[:80]!r}")
+        url = f"{self.api_url(repo_type, repo_id)}/commits/{sha}?limit=1"
+        what = f"commit {sha[:12]} of {repo_type} '{repo_id}'"
+        answer = self.get_json(url, repo=repo_id, what=what, max_bytes=MAX_COMMITS_JSON, retries=OPTIONAL_RETRIES)
+        if not isinstance(answer, list):
+            raise UpstreamProtocolError(f"{what}: expected a JSON list", url=url)
+        return commit_meta(answer, sha)
 
     def list_tree(self, repo_type: str, repo_id: str, revision: str) -> list[TreeEntry]:
         """Every file of a revision (recursive, following ``Link: rel="next"`` pagination)."""

@@ -150,13 +150,16 @@ class HubSession:
         headers: dict[str, str] | None = None,
         content: Body | None = None,
         stream: bool = False,
+        retries: int | None = None,
     ) -> Response:
         """Send with bounded retries on connection errors, 408/429/5xx. Redirects are not followed.
 
-        A callable ``content`` (an upload streamed from disk) is called again for every attempt."""
+        A callable ``content`` (an upload streamed from disk) is called again for every attempt.
+        ``retries`` lowers the session's bound for a request that is worth less than a long wait."""
         last_problem = ""
         response: Response | None = None
-        for attempt in range(self.max_retries + 1):
+        max_retries = self.max_retries if retries is None else min(retries, self.max_retries)
+        for attempt in range(max_retries + 1):
             if attempt:
                 self._sleep_before_retry(attempt - 1, response)
             # The budget covers API calls (the Hub's "api" rate-limit scope); file downloads are not API
@@ -184,7 +187,7 @@ class HubSession:
             return response
         if response is not None and response.status_code == 429:
             raise UpstreamUnavailableError(
-                f"upstream rate limit (HTTP 429) while fetching {what}, still after {self.max_retries} "
+                f"upstream rate limit (HTTP 429) while fetching {what}, still after {max_retries} "
                 "retries; try again later or lower upstream.max_requests_per_5min",
                 status=429,
                 url=url,
@@ -194,12 +197,12 @@ class HubSession:
         if response is None:
             raise UpstreamUnreachableError(
                 f"upstream {self.endpoint} unreachable while fetching {what} ({last_problem}, after "
-                f"{self.max_retries + 1} attempts); try again later",
+                f"{max_retries + 1} attempts); try again later",
                 url=url,
             )
         raise UpstreamUnavailableError(
             f"upstream {self.endpoint} unavailable while fetching {what} ({last_problem}, "
-            f"after {self.max_retries + 1} attempts); try again later",
+            f"after {max_retries + 1} attempts); try again later",
             status=response.status_code,
             url=url,
         )
@@ -212,13 +215,19 @@ class HubSession:
         )
 
     def get_following(
-        self, url: str, *, what: str, headers: dict[str, str] | None = None, stream: bool = False
+        self,
+        url: str,
+        *,
+        what: str,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        retries: int | None = None,
     ) -> tuple[Response, str]:
         """GET following redirects ourselves; returns the final response and the last URL on the API
         origin (after a rename it names the canonical repo)."""
         canonical_url = url
         for _ in range(MAX_REDIRECTS):
-            response = self.send("GET", url, what=what, headers=headers, stream=stream)
+            response = self.send("GET", url, what=what, headers=headers, stream=stream, retries=retries)
             if response.status_code not in REDIRECTS:
                 return response, canonical_url
             location = response.headers.get("location")
@@ -251,6 +260,30 @@ class HubSession:
         )
         self.raise_for_status(response, repo=repo, what=what, writing=True)
         return self.json(response, what)
+
+    def get_json(self, url: str, *, repo: str, what: str, max_bytes: int, retries: int | None = None) -> Any:
+        """GET a JSON answer of at most ``max_bytes`` (as decoded): an upstream we do not control must not
+        make us hold an endless body in memory. Raises like :meth:`raise_for_status`, and
+        :class:`UpstreamProtocolError` for a body that is too long or not JSON."""
+        response, _ = self.get_following(url, what=what, stream=True, retries=retries)
+        try:
+            self.raise_for_status(response, repo=repo, what=what)
+            announced = response.headers.get("content-length", "")
+            if announced.strip().isdigit() and int(announced) > max_bytes:
+                raise UpstreamProtocolError(f"upstream sent more than {max_bytes:,} bytes for {what}", url=url)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UpstreamProtocolError(f"upstream sent more than {max_bytes:,} bytes for {what}", url=url)
+                chunks.append(chunk)
+        finally:
+            response.close()
+        try:
+            return json.loads(b"".join(chunks))
+        except (ValueError, RecursionError) as exc:  # RecursionError: a body nested thousands deep
+            raise UpstreamProtocolError(f"upstream sent invalid JSON for {what}", url=url) from exc
 
     # -- answers ---------------------------------------------------------------------------------
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..models import FileRecord
+from ..models import CommitMeta, FileRecord
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class FullCommit:
     recorded_at: str
     filters: tuple[str, ...]
     files: tuple[FileRecord, ...]
+    meta: CommitMeta | None = None  # what the commit says about itself, when the index knows anything
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import StoreError
-from ..models import FileRecord, Repo
+from ..models import CommitMeta, FileRecord, Repo
 from ._base import Queries, utcnow
 from ._records import CommitKey, ExportRecord, FullCommit
+from ._repos import _META_COLUMNS, _meta
 
 STORE_ID_KEY = "store.id"
 
@@ -44,7 +45,9 @@ class TransferQueries(Queries):
 
     def full_commit(self, repo: Repo, sha: str) -> FullCommit:
         """A complete commit with everything a bundle carries about it."""
-        row = self._rows("SELECT source, recorded_at FROM commits WHERE repo_id = ? AND sha = ?", (repo.id, sha))[0]
+        row = self._rows(
+            f"SELECT source, recorded_at, {_META_COLUMNS} FROM commits WHERE repo_id = ? AND sha = ?", (repo.id, sha)
+        )[0]
         filters = [
             r[0]
             for r in self._rows(
@@ -59,7 +62,9 @@ class TransferQueries(Queries):
                 (repo.id, sha),
             )
         ]
-        return FullCommit(repo.type, repo.name, sha, row[0], row[1], tuple(filters), tuple(files))
+        meta = _meta(row[2:])
+        known = meta if meta != CommitMeta() else None
+        return FullCommit(repo.type, repo.name, sha, row[0], row[1], tuple(filters), tuple(files), known)
 
     def blobs_of(self, repo: Repo, shas: Sequence[str]) -> set[str]:
         """The sha256 of every file of these commits of ``repo``."""

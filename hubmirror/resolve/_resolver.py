@@ -22,7 +22,7 @@ from ..errors import (
 )
 from ..home import open_store_index
 from ..index import Index
-from ..models import Repo, ref_name
+from ..models import Repo, ref_spelling
 from ..paths import is_sha1, safe_relpath
 from ..store import Store
 from ..view import HFCacheView, repo_folder_name, view_root
@@ -59,10 +59,10 @@ class Resolver:
         return repo
 
     def commit(self, repo: Repo, revision: str) -> str:
-        """A branch or tag name (also spelled ``refs/heads/x``, ``refs/tags/x``), a pull-request ref
-        (``refs/pr/N``), a full sha, or a unique sha prefix of ≥ 7 hex → a mirrored commit."""
-        commit = self.index.ref(repo, revision) or self.index.ref(repo, ref_name(revision))
-        if commit is not None:
+        """A branch, tag or PR ref (also spelled refs/heads/… or refs/tags/…), a full sha, or a unique sha
+        prefix of ≥ 7 hex → a mirrored commit."""
+        commit = self.index.ref(repo, revision) or self.index.ref(repo, ref_spelling(revision)[0])
+        if commit is not None:  # refs/heads/dev and refs/tags/v1 name the refs kept as dev and v1
             return commit
         commits = self.index.commit_shas(repo)
         if is_sha1(revision) and revision in commits:

@@ -31,10 +31,11 @@ from ..errors import (
 from ..failpoints import failpoint
 from ..hub import UpstreamClient
 from ..index import Index
-from ..models import Access, BlobRecord, FileRecord, RevisionInfo, TreeEntry
+from ..models import Access, BlobRecord, FileRecord, RevisionInfo, TreeEntry, ref_spelling
 from ..paths import check_tree, is_sha1
 from ..patterns import PathFilter
 from ..store import BlobInfo, Expected, Store
+from ._details import Details
 from ._report import NullObserver, RevisionResult, SyncObserver, SyncReport
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Syncer:
         self._indexes: list[Index] = []
         self._indexes_lock = threading.Lock()
         self._seen: dict[tuple[str, str], RevisionInfo] = {}  # (type, listed name) → this run's answer
+        self._details = Details(client, index)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -115,6 +117,7 @@ class Syncer:
             report.run_id = self.index.start_sync_run()
         report.planned = len(jobs)
         self._seen = {}
+        self._details.new_run()
         unreachable: UpstreamUnreachableError | None = None
         for spec, revision, pin in jobs:
             if self.stop.is_set():
@@ -184,20 +187,22 @@ class Syncer:
         filter_key = f"lock:{pin.commit}" if pin else path_filter.key
         pinned = pin.commit if pin is not None else (revision if is_sha1(revision) else None)
         seen = self._seen.get((spec.type, spec.repo))
+        asked: RevisionInfo | None = None  # upstream's answer about this very revision, when asked
         if pinned is not None and seen is not None:
             # A commit sha is immutable and this run already asked upstream about the repo (its name
             # and flags): nothing more to ask.
             commit, name = pinned, seen.repo_id
         else:
-            info = self._ask(spec, pinned or revision, dry_run)
-            commit = pinned or info.sha
-            name = info.repo_id
+            asked = self._ask(spec, pinned or revision, dry_run)
+            commit = pinned or asked.sha
+            name = asked.repo_id
         if name != spec.repo:
             result.canonical = name
         result.commit = commit
         if self.index.commit_complete(spec.type, name, commit, filter_key):
             result.status = "unchanged"
             if not dry_run:
+                self._backfill_date(spec, name, commit, asked)
                 self._finish(spec, name, revision, commit)
             repo = self.index.find_repo(spec.type, name)
             result.files = len(self.index.files(repo, commit)) if repo is not None else 0
@@ -222,6 +227,7 @@ class Syncer:
             # Every file's blob gets a row, also one a killed run left on disk without recording it.
             blobs.setdefault(sha256, BlobRecord(sha256, entry.size, git_sha1))
             records.append(FileRecord(entry.path, entry.size, sha256, entry.oid, entry.is_lfs))
+        meta = self._details.new_commit_meta(spec.type, name, revision, commit, asked)
         failpoint("sync.before_publish")
         card = card_json(records, self.store.blob_path)
         with self.store.write_lock():
@@ -236,6 +242,8 @@ class Syncer:
                 filter_key=filter_key,
                 access=seen.access if seen else None,
                 card=card,
+                meta=meta,
+                repo_created_at=seen.created_at if seen else None,
             )
         result.status = "updated"
         self._finish(spec, name, revision, commit)
@@ -276,6 +284,13 @@ class Syncer:
                 )
         return info
 
+    def _backfill_date(self, spec: RepoSpec, name: str, commit: str, asked: RevisionInfo | None) -> None:
+        """An unchanged commit mirrored before dates were kept gets the date the one request just gave."""
+        found = self._details.date_to_backfill(spec.type, name, commit, asked)
+        if found is not None:
+            with self.store.write_lock():
+                self.index.set_commit_meta(*found)
+
     def _hide(self, spec: RepoSpec) -> None:
         repo = self.index.find_repo(spec.type, spec.repo)
         if repo is None or repo.private:
@@ -290,16 +305,23 @@ class Syncer:
         )
 
     def _finish(self, spec: RepoSpec, name: str, revision: str, commit: str) -> None:
-        """Aliases and refs, after the commit is published: refs move last."""
+        """Aliases and refs, after the commit is published: refs move last.
+
+        The ref is kept under the name the Hub lists it by (``refs/heads/dev`` → ``dev``) with its kind.
+        A bare name's kind comes from upstream's ref listing, asked only when the ref moves or its kind is
+        not known yet: an unchanged repo still costs one request."""
+        ref, kind = ref_spelling(revision) if not is_sha1(revision) or revision != commit else (None, None)
+        if ref is not None and kind is None:
+            kind = self._details.ref_kind(spec.type, name, ref, commit)
         with self.store.write_lock():
             if name != spec.repo:
                 self.index.add_alias(spec.type, spec.repo, name)
             moved = False
-            if not is_sha1(revision) or revision != commit:
-                self._refuse_divergence(spec, name, revision, commit)
-                moved = self.index.set_ref(spec.type, name, revision, commit)
+            if ref is not None:
+                self._refuse_divergence(spec, name, ref, commit)
+                moved = self.index.set_ref(spec.type, name, ref, commit, kind=kind)
         if moved:
-            logger.info("%s %s: %s now at %s", spec.type, name, revision, commit[:12])
+            logger.info("%s %s: %s now at %s", spec.type, name, ref, commit[:12])
         if self.on_published is not None:
             self.on_published(spec.type, name, commit)
 

@@ -18,7 +18,7 @@ from ..cards import card_json
 from ..errors import IntegrityError, StoreError, UnsafePathError
 from ..hashing import git_blob_sha1, hash_file, lfs_pointer
 from ..index import Index
-from ..models import REPO_TYPE_BY_PLURAL, BlobRecord, FileRecord
+from ..models import REPO_TYPE_BY_PLURAL, BlobRecord, FileRecord, ref_spelling
 from ..paths import is_sha1, is_sha256, safe_relpath
 from ..store import Expected, Store
 
@@ -97,10 +97,11 @@ class CacheImporter:
             if not ref_file.is_file():
                 continue
             commit = ref_file.read_text().strip()
-            ref = ref_file.relative_to(refs_dir).as_posix()
+            # refs/refs/pr/1 is PR 1's ref; a bare name may be a branch or a tag (sync learns which)
+            ref, kind = ref_spelling(ref_file.relative_to(refs_dir).as_posix())
             if commit in imported:
                 with self.store.write_lock():
-                    if self.index.set_ref(repo_type, name, ref, commit):
+                    if self.index.set_ref(repo_type, name, ref, commit, kind=kind):
                         report.refs += 1
 
     def _known_paths(self, repo_type: str, name: str, sha: str) -> set[str] | None:
