@@ -11,8 +11,8 @@ from ._base import Queries, rowid, utcnow
 
 _REPO_COLUMNS = "id, type, name, private, gated, created_at"
 _META_COLUMNS = "parent, title, message, authors_json, committed_at"
-# Read side: a commit mirrored before dates were kept is dated when it was mirrored.
-_META_READ = "c.parent, c.title, c.message, c.authors_json, COALESCE(c.committed_at, c.recorded_at)"
+# For display: a commit mirrored before dates were kept is dated when it was mirrored.
+_META_SHOWN = "c.parent, c.title, c.message, c.authors_json, COALESCE(c.committed_at, c.recorded_at)"
 
 
 def _repo(row: Sequence[Any]) -> Repo:
@@ -201,18 +201,21 @@ class RepoQueries(Queries):
                 (*_meta_values(meta), repo.id, sha),
             )
 
-    def commit_meta(self, repo: Repo, sha: str) -> CommitMeta | None:
-        """What the commit says about itself, or None for a commit the index does not have."""
-        rows = self._rows(f"SELECT {_META_READ} FROM commits c WHERE c.repo_id = ? AND c.sha = ?", (repo.id, sha))
+    def commit_meta(self, repo: Repo, sha: str, *, shown: bool = False) -> CommitMeta | None:
+        """What the commit says about itself, or None for a commit the index does not have. ``shown``: for
+        display, a commit whose date is not known is dated when it was recorded here."""
+        columns = _META_SHOWN if shown else ", ".join(f"c.{col}" for col in _META_COLUMNS.split(", "))
+        rows = self._rows(f"SELECT {columns} FROM commits c WHERE c.repo_id = ? AND c.sha = ?", (repo.id, sha))
         return _meta(rows[0]) if rows else None
 
     def history(self, repo: Repo, head: str, limit: int) -> list[tuple[str, CommitMeta]]:
-        """``head`` and its ancestors the index has, newest first, at most ``limit`` (one recursive query)."""
+        """``head`` and its ancestors the index has, newest first, at most ``limit`` (one recursive query);
+        dated for display, as ``commit_meta(shown=True)``."""
         rows = self._rows(
             "WITH RECURSIVE chain (sha, depth) AS (SELECT ?, 0 UNION ALL "
             "SELECT c.parent, chain.depth + 1 FROM chain JOIN commits c ON c.repo_id = ? AND c.sha = chain.sha "
             "WHERE c.parent IS NOT NULL AND chain.depth < ?) "
-            f"SELECT c.sha, {_META_READ} FROM chain "
+            f"SELECT c.sha, {_META_SHOWN} FROM chain "
             "JOIN commits c ON c.repo_id = ? AND c.sha = chain.sha ORDER BY chain.depth",
             (head, repo.id, limit, repo.id),
         )

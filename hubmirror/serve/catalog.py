@@ -154,7 +154,7 @@ class Catalog:
         key = (repo.id, sha)
         meta = metas.get(key)
         if meta is None:
-            meta = self.index().commit_meta(repo, sha) or CommitMeta()
+            meta = self.index().commit_meta(repo, sha, shown=True) or CommitMeta()
             if len(metas) > 10_000:
                 metas.clear()
             metas[key] = meta
