@@ -147,7 +147,7 @@ def strings(value: Any) -> list[str]:
 
 def card_tags(repo_type: str, card: dict[str, Any], has_safetensors: bool) -> list[str]:
     """The tags the Hub derives for a repo: the card's own ``tags``, then for a model its library, pipeline
-    tag, language codes, ``dataset:x`` and ``license:x`` (and ``safetensors`` when it has such weights); for a
+    tag, language codes, ``dataset:x`` and ``license:x`` (and ``safetensors`` when it has such files); for a
     dataset ``key:value`` for the card's task, language, license, size... keys."""
     tags: list[str] = []
 

@@ -72,10 +72,15 @@ def _folder_entry(path: str, snapshot: Snapshot, expand: bool) -> dict[str, Any]
     return entry
 
 
-def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bool = True) -> dict[str, Any]:
+def repo_json(
+    catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bool = True, weights: bool = True
+) -> dict[str, Any]:
+    """Repo info as the Hub answers it; ``weights=False`` leaves out the ``safetensors`` counts (which read
+    the weights' headers the first time a commit is asked about)."""
     repo = snapshot.repo
     card = catalog.card(snapshot) or {}
-    weights = catalog.safetensors(snapshot) if repo.type == "model" else None
+    is_model = repo.type == "model"
+    has_weights = is_model and any(path.endswith(".safetensors") for path in snapshot.files)
     data: dict[str, Any] = {
         "_id": hashlib.sha1(f"{repo.type}/{repo.name}".encode()).hexdigest()[:24],
         "id": repo.name,
@@ -88,7 +93,7 @@ def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bo
         "disabled": False,
         "downloads": 0,
         "likes": 0,
-        "tags": card_tags(repo.type, card, weights is not None),
+        "tags": card_tags(repo.type, card, has_weights),
         "usedStorage": sum(f.size for f in snapshot.files.values()),
     }
     if repo.type == "model":
@@ -96,8 +101,9 @@ def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bo
         for key in ("pipeline_tag", "library_name"):
             if isinstance(card.get(key), str):
                 data[key] = card[key]
-        if weights is not None:
-            data["safetensors"] = weights
+        counts = catalog.safetensors(snapshot) if weights and has_weights else None
+        if counts is not None:
+            data["safetensors"] = counts
     if card:
         data["cardData"] = card
     if siblings:
@@ -107,7 +113,14 @@ def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bo
 
 def _info_json(catalog: Catalog, snapshot: Snapshot, blobs: bool, expand: tuple[str, ...]) -> dict[str, Any]:
     """Repo info: everything, or with ``expand`` only ``_id``, ``id`` and the expanded properties."""
-    data = repo_json(catalog, snapshot, blobs=blobs, siblings=not expand or "siblings" in expand)
+    everything = not expand
+    data = repo_json(
+        catalog,
+        snapshot,
+        blobs=blobs,
+        siblings=everything or "siblings" in expand,
+        weights=everything or "safetensors" in expand,
+    )
     return select(data, catalog.card(snapshot) or {}, expand) if expand else data
 
 
@@ -259,7 +272,13 @@ def listing(request: Request, catalog: Catalog, repo_type: str, caller: Caller) 
                 continue
             commit = refs_[0].commit
         snapshot = Snapshot(repo, commit, catalog.files(repo, commit))
-        data = repo_json(catalog, snapshot, blobs=False, siblings=full or "siblings" in expand)
+        data = repo_json(
+            catalog,
+            snapshot,
+            blobs=False,
+            siblings=full or "siblings" in expand,
+            weights=full or "safetensors" in expand,
+        )
         card = catalog.card(snapshot) or {}
         if query.keeps(data, card):
             kept.append((data, card))
