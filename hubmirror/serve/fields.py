@@ -285,15 +285,16 @@ class ListQuery:
         matchable.update(v for v in (data.get("pipeline_tag"), data.get("library_name")) if isinstance(v, str))
         return all(f in matchable for f in self.filters)
 
-    def ordered(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Sorted by the sort field (ties by id, ascending); unsorted listings keep the index's order."""
+    def ordered(self, items: list[tuple[dict[str, Any], Any]]) -> list[tuple[dict[str, Any], Any]]:
+        """(repo answer, anything) pairs sorted by the answer's sort field, ties by id ascending; unsorted
+        listings keep the index's order."""
         if self.sort is None:
             return items
         field = self.sort
-        key: Callable[[dict[str, Any]], Any]
+        key: Callable[[tuple[dict[str, Any], Any]], Any]
         if field in ("downloads", "likes", "trendingScore"):
-            key = lambda d: d.get(field) or 0  # noqa: E731
+            key = lambda pair: pair[0].get(field) or 0  # noqa: E731
         else:
-            key = lambda d: str(d.get(field) or "")  # noqa: E731
-        by_id = sorted(items, key=lambda d: d["id"])
+            key = lambda pair: str(pair[0].get(field) or "")  # noqa: E731
+        by_id = sorted(items, key=lambda pair: pair[0]["id"])
         return sorted(by_id, key=key, reverse=self.descending)

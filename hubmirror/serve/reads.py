@@ -282,14 +282,13 @@ def listing(request: Request, catalog: Catalog, repo_type: str, caller: Caller) 
         card = catalog.card(snapshot) or {}
         if query.keeps(data, card):
             kept.append((data, card))
-    cards = {id(data): card for data, card in kept}
-    ordered = query.ordered([data for data, _ in kept])
+    ordered = query.ordered(kept)
     if limit:
         ordered = ordered[:limit]
     if expand:
-        out = [select(data, cards[id(data)], expand) for data in ordered]
+        out = [select(data, card, expand) for data, card in ordered]
     else:
-        out = [list_item(data, full=full, card_data=card_data) for data in ordered]
+        out = [list_item(data, full=full, card_data=card_data) for data, _ in ordered]
     return JSONResponse(out)
 
 
