@@ -20,7 +20,7 @@ LAYERS = [
     {"version", "errors", "models"},  # records and the error tree
     {"paths", "hashing", "failpoints", "patterns", "units", "cron", "commitmeta"},  # pure helpers
     {"config"},  # config and lock file
-    {"cards"},  # model-card metadata (config's YAML, bounded)
+    {"cards", "weights"},  # model-card metadata (config's YAML, bounded); safetensors parameter counts
     {"hub", "store", "index"},  # the three backends: never each other
     {"home", "view"},  # store + index opened; the HF-cache view
     {"sync", "resolve", "push", "bundle", "maintenance"},  # what the product does

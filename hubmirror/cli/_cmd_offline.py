@@ -12,7 +12,7 @@ from ..errors import StoreError
 from ..mirror import Mirror
 from ..units import human_size
 from ._common import State, errors, home_of, print_json
-from ._lookup import resolve_path
+from ._lookup import dataset_hint, resolve_path
 
 
 def resolve(
@@ -26,10 +26,14 @@ def resolve(
 ) -> None:
     """Print the local path of a mirrored snapshot (or one file of it). Never touches the network.
 
-    The snapshot folder loads with from_pretrained(path). Exit 4 when it is not mirrored."""
+    The snapshot folder loads with from_pretrained(path), a dataset's with datasets.load_dataset(path) (the
+    call is printed on stderr; -q leaves it out). Exit 4 when it is not mirrored."""
     state: State = ctx.obj
     with errors():
-        typer.echo(str(resolve_path(home_of(state), repo, filename, revision, repo_type)))
+        path = resolve_path(home_of(state), repo, filename, revision, repo_type)
+        typer.echo(str(path))
+        if repo_type == "dataset" and not filename and not state.quiet:
+            typer.echo(dataset_hint(repo, path), err=True)
 
 
 def hf_cache(

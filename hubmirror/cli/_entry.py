@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import find_home
 from ..errors import HubMirrorError
-from ._lookup import resolve_path
+from ._lookup import dataset_hint, resolve_path
 
 
 class _Fallback(Exception):
@@ -46,7 +46,10 @@ def _fast_resolve(argv: list[str]) -> int | None:
         return None
     try:
         home = find_home(args.home, args.config)
-        print(resolve_path(home, args.repo, args.filename, args.revision, args.repo_type))
+        path = resolve_path(home, args.repo, args.filename, args.revision, args.repo_type)
+        print(path)
+        if args.repo_type == "dataset" and not args.filename and not args.quiet:
+            print(dataset_hint(args.repo, path), file=sys.stderr)
     except HubMirrorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

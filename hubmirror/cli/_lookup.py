@@ -15,3 +15,15 @@ def resolve_path(home: Path, repo: str, filename: str | None, revision: str, rep
         return resolver.snapshot_path(repo, revision, repo_type)
     finally:
         resolver.close()
+
+
+def dataset_hint(repo: str, snapshot: Path) -> str:
+    """The line ``resolve --type dataset`` prints on stderr: the call that loads the snapshot offline.
+
+    ``datasets.load_dataset("org/name")`` cannot load from an HF cache with the network off: offline, it
+    only looks in its own Arrow cache (``HF_DATASETS_CACHE``), and its lookup of the data files lists the
+    repo through the Hub API. Loading the snapshot folder by path needs neither."""
+    return (
+        f"load it offline with: from datasets import load_dataset; ds = load_dataset({str(snapshot)!r})"
+        f"  (load_dataset({repo!r}) needs the network, or HF_ENDPOINT set to a hubmirror serve)"
+    )

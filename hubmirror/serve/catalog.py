@@ -20,6 +20,7 @@ from ..index import Index, open_index
 from ..models import CommitMeta, FileRecord, Repo
 from ..resolve import Resolver
 from ..store import Store
+from ..weights import safetensors_info
 from .auth import Caller
 
 FILE_CACHE_COMMITS = 256
@@ -42,6 +43,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._files: OrderedDict[tuple[int, str], dict[str, FileRecord]] = OrderedDict()
         self._cards: dict[tuple[int, str], dict[str, Any] | None] = {}
+        self._weights: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._body_bytes = 0
 
@@ -159,6 +161,20 @@ class Catalog:
                 metas.clear()
             metas[key] = meta
         return meta
+
+    def safetensors(self, snapshot: Snapshot) -> dict[str, Any] | None:
+        """The commit's safetensors parameter counts (``{"parameters": {dtype: n}, "total": n}``), or None
+        without (readable) safetensors weights. Read from the weights' headers once per commit, kept in memory."""
+        key = (snapshot.repo.id, snapshot.commit)
+        with self._lock:
+            if key in self._weights:
+                return self._weights[key]
+        info = safetensors_info(snapshot.files.values(), self.store.blob_path)
+        with self._lock:
+            if len(self._weights) > 10_000:
+                self._weights.clear()
+            self._weights[key] = info
+        return info
 
     def visible_repos(self, repo_type: str, caller: Caller) -> list[Repo]:
         return [r for r in self.index().list_repos(repo_type) if caller.may_read(r)]

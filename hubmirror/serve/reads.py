@@ -20,6 +20,7 @@ from ..paths import safe_relpath
 from .auth import Caller
 from .bodies import JSON_LIMIT, YAML_LIMIT, json_object, parse_json, read_body
 from .catalog import Catalog, Snapshot
+from .fields import ListQuery, card_tags, expand_properties, list_item, select
 from .history import last_commits
 from .http import HubHTTPError, base_url, hub_date
 
@@ -83,14 +84,15 @@ def _folder_entry(path: str, snapshot: Snapshot, lasts: LastCommits) -> dict[str
     return entry
 
 
-def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bool = True) -> dict[str, Any]:
+def repo_json(
+    catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bool = True, weights: bool = True
+) -> dict[str, Any]:
+    """Repo info as the Hub answers it; ``weights=False`` leaves out the ``safetensors`` counts (which read
+    the weights' headers the first time a commit is asked about)."""
     repo = snapshot.repo
     card = catalog.card(snapshot) or {}
-    tags = [t for t in card.get("tags", []) if isinstance(t, str)] if isinstance(card.get("tags"), list) else []
-    for key in ("library_name", "license", "language"):
-        value = card.get(key)
-        if isinstance(value, str) and value not in tags:
-            tags.append(value if key == "library_name" else f"{key}:{value}")
+    is_model = repo.type == "model"
+    has_weights = is_model and any(path.endswith(".safetensors") for path in snapshot.files)
     data: dict[str, Any] = {
         "_id": hashlib.sha1(f"{repo.type}/{repo.name}".encode()).hexdigest()[:24],
         "id": repo.name,
@@ -103,7 +105,7 @@ def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bo
         "disabled": False,
         "downloads": 0,
         "likes": 0,
-        "tags": tags,
+        "tags": card_tags(repo.type, card, has_weights),
         "usedStorage": sum(f.size for f in snapshot.files.values()),
     }
     if repo.type == "model":
@@ -111,11 +113,27 @@ def repo_json(catalog: Catalog, snapshot: Snapshot, *, blobs: bool, siblings: bo
         for key in ("pipeline_tag", "library_name"):
             if isinstance(card.get(key), str):
                 data[key] = card[key]
+        counts = catalog.safetensors(snapshot) if weights and has_weights else None
+        if counts is not None:
+            data["safetensors"] = counts
     if card:
         data["cardData"] = card
     if siblings:
         data["siblings"] = [_sibling(f, blobs) for f in sorted(snapshot.files.values(), key=lambda f: f.path)]
     return data
+
+
+def _info_json(catalog: Catalog, snapshot: Snapshot, blobs: bool, expand: tuple[str, ...]) -> dict[str, Any]:
+    """Repo info: everything, or with ``expand`` only ``_id``, ``id`` and the expanded properties."""
+    everything = not expand
+    data = repo_json(
+        catalog,
+        snapshot,
+        blobs=blobs,
+        siblings=everything or "siblings" in expand,
+        weights=everything or "safetensors" in expand,
+    )
+    return select(data, catalog.card(snapshot) or {}, expand) if expand else data
 
 
 def _sibling(record: FileRecord, blobs: bool) -> dict[str, Any]:
@@ -130,8 +148,9 @@ def _sibling(record: FileRecord, blobs: bool) -> dict[str, Any]:
 def repo_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Response:
     # Every from_pretrained starts with this call; the answer is fixed per commit, so it is built once.
     blobs, repo = _flag(request, "blobs"), snapshot.repo
-    key = ("repo_info", repo, snapshot.commit, blobs)
-    body = catalog.body(key, lambda: json_bytes(repo_json(catalog, snapshot, blobs=blobs)))
+    expand = expand_properties(request, repo.type)
+    key = ("repo_info", repo, snapshot.commit, blobs, expand)
+    body = catalog.body(key, lambda: json_bytes(_info_json(catalog, snapshot, blobs, expand)))
     return Response(body, media_type="application/json")
 
 
@@ -248,16 +267,13 @@ def _media_type(path: str) -> str:
 
 
 def listing(request: Request, catalog: Catalog, repo_type: str, caller: Caller) -> Response:
-    search = request.query_params.get("search", "").lower()
-    author = request.query_params.get("author")
-    wanted = request.query_params.getlist("filter")
+    query = ListQuery.from_request(request)
+    expand = expand_properties(request, repo_type)
     limit = _int_param(request, "limit")
-    with_card = _flag(request, "cardData") or _flag(request, "full")
-    out = []
+    full, card_data = _flag(request, "full"), _flag(request, "cardData")
+    kept: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for repo in catalog.visible_repos(repo_type, caller):
-        if search and search not in repo.name.lower():
-            continue
-        if author and not repo.name.startswith(f"{author}/"):
+        if not query.keeps_name(repo.name):
             continue
         try:
             commit = catalog.commit(repo, "main")
@@ -266,16 +282,24 @@ def listing(request: Request, catalog: Catalog, repo_type: str, caller: Caller) 
             if not refs_:
                 continue
             commit = refs_[0].commit
+        snapshot = Snapshot(repo, commit, catalog.files(repo, commit))
         data = repo_json(
-            catalog, Snapshot(repo, commit, catalog.files(repo, commit)), blobs=False, siblings=_flag(request, "full")
+            catalog,
+            snapshot,
+            blobs=False,
+            siblings=full or "siblings" in expand,
+            weights=full or "safetensors" in expand,
         )
-        if wanted and not all(tag in data["tags"] or tag == data.get("pipeline_tag") for tag in wanted):
-            continue
-        if not with_card:
-            data.pop("cardData", None)
-        out.append(data)
-        if limit and len(out) >= limit:
-            break
+        card = catalog.card(snapshot) or {}
+        if query.keeps(data, card):
+            kept.append((data, card))
+    ordered = query.ordered(kept)
+    if limit:
+        ordered = ordered[:limit]
+    if expand:
+        out = [select(data, card, expand) for data, card in ordered]
+    else:
+        out = [list_item(data, full=full, card_data=card_data) for data, _ in ordered]
     return JSONResponse(out)
 
 
