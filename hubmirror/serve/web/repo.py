@@ -124,7 +124,11 @@ def _refs(repo: Repo, refs: list[Ref], commit: str) -> str:
     for ref in refs:
         groups["branch" if ref.kind in (None, "branch") else ref.kind].append(ref)
     out = []
-    for kind, title in (("branch", "Branches"), ("tag", "Tags"), ("pr", "Pull requests")):
+    for kind, title, key in (
+        ("branch", "Branches", "branches"),
+        ("tag", "Tags", "tags"),
+        ("pr", "Pull requests", "prs"),
+    ):
         if not groups.get(kind):
             continue
         rows = "".join(
@@ -133,7 +137,7 @@ def _refs(repo: Repo, refs: list[Ref], commit: str) -> str:
             f"</td><td>{esc(updated([r]))}</td></tr>"
             for r in groups[kind]
         )
-        out.append(f'<h2>{title}</h2><table id="{kind}es">{rows}</table>')
+        out.append(f'<h2>{title}</h2><table id="{key}">{rows}</table>')
     return "".join(out)
 
 
