@@ -43,6 +43,8 @@ table{border-collapse:collapse}td,th{padding:.3em .7em;border-bottom:1px solid #
 .muted{color:#666;font-size:.9em}.card{background:#fff;border:1px solid #ddd;padding:0 1.2em;border-radius:4px}
 .num{text-align:right}form.search input,form.search select{margin:.2em .4em .2em 0;padding:.25em}
 .results li{margin:.6em 0;list-style:none}.results{padding:0}
+.repo-grid{display:grid;grid-template-columns:minmax(0,1fr) 24em;gap:1.5em}aside pre{white-space:pre-wrap}
+@media (max-width:60em){.repo-grid{grid-template-columns:minmax(0,1fr)}}
 """
 
 

@@ -38,13 +38,11 @@ def repo_page(request: Request, catalog: Catalog, caller: Caller, repo: Repo, no
     snapshot = Snapshot(repo, commit, catalog.files(repo, commit))
     card = catalog.card(snapshot) or {}
     downloads = caller.may_download(repo)
+    side = [_metadata(card), _snippet(request, repo, revision if asked else None), _refs(repo, refs, commit)]
     parts = [
         _title(repo, commit, refs),
         _revision_form(refs, revision),
-        _metadata(card),
-        _snippet(request, repo, revision if asked else None),
-        _refs(repo, refs, commit),
-        _card(catalog, snapshot, downloads),
+        f'<div class="repo-grid"><div>{_card(catalog, snapshot, downloads)}</div><aside>{"".join(side)}</aside></div>',
         _files(request, snapshot, revision, downloads, caller),
     ]
     return page(repo.name, "".join(parts), caller, notice=notice)

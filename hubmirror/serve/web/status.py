@@ -23,9 +23,12 @@ def status_page(catalog: Catalog, caller: Caller, notice: str | None) -> str:
     index = catalog.index()
     runs = index.sync_runs(RUNS)
 
-    def visible(repo_type: str, name: str) -> bool:
+    def visible(repo_type: str, name: str) -> bool | None:
+        """True: may see it and it has a page; None: may see its name, but it is not mirrored; False: hidden."""
         repo = index.find_repo(repo_type, name)
-        return caller.may_read(repo) if repo is not None else not caller.anonymous
+        if repo is None:
+            return None if not caller.anonymous else False
+        return caller.may_read(repo)
 
     parts = ["<h1>Mirror status</h1>", _disk(catalog), _next_sync(index.get_meta(NEXT_SYNC_KEY))]
     parts.append(_runs(runs))
@@ -61,7 +64,8 @@ def _runs(runs: list[SyncRunRecord]) -> str:
         "<th>deduped</th><th>duration</th></tr>"
     )
     rows = "".join(
-        f"<tr><td>{esc(r.started_at)}</td><td>{esc(r.outcome or 'running')}</td><td>{r.repos_ok}</td>"
+        f"<tr><td>{esc(r.started_at[:19].replace('T', ' '))} UTC</td><td>{esc(r.outcome or 'running')}</td>"
+        f"<td>{r.repos_ok}</td>"
         f"<td>{r.repos_failed}</td><td>{r.files_fetched} files, {human_size(r.bytes_fetched or 0)}</td>"
         f"<td>{human_size(r.bytes_deduped or 0)}</td><td>{_seconds(r.duration)}</td></tr>"
         for r in runs
@@ -73,16 +77,17 @@ def _seconds(duration: float | None) -> str:
     return "" if duration is None else f"{duration:.1f} s"
 
 
-def _failures(run: SyncRunRecord | None, visible: Callable[[str, str], bool]) -> str:
+def _failures(run: SyncRunRecord | None, visible: Callable[[str, str], bool | None]) -> str:
     if run is None or not run.errors:
         return '<h2>Failing repos</h2><p id="failures">None in the last sync run.</p>'
     rows, hidden = [], 0
     for error in run.errors:
         repo_type, name = str(error.get("type", "model")), str(error.get("repo", ""))
-        if not visible(repo_type, name):
+        shown = visible(repo_type, name)
+        if shown is False:
             hidden += 1
             continue
-        link = f'<a href="{esc(repo_url(repo_type, name))}">{esc(name)}</a>'
+        link = f'<a href="{esc(repo_url(repo_type, name))}">{esc(name)}</a>' if shown else esc(name)
         rows.append(
             f"<tr><td>{link}</td><td>{esc(error.get('revision', ''))}</td><td>{esc(error.get('error', ''))}</td></tr>"
         )
@@ -90,13 +95,13 @@ def _failures(run: SyncRunRecord | None, visible: Callable[[str, str], bool]) ->
     return f'<h2>Failing repos</h2><table id="failures">{"".join(rows)}</table>{more}'
 
 
-def _outbox(jobs: list[PushJob], visible: Callable[[str, str], bool], caller: Caller) -> str:
+def _outbox(jobs: list[PushJob], visible: Callable[[str, str], bool | None], caller: Caller) -> str:
     if not jobs:
         return '<h2>Pending pushes</h2><p id="outbox">The outbox is empty.</p>'
     rows, hidden = [], 0
     now = time.time()
     for job in jobs:
-        if not visible(job.type, job.repo):
+        if visible(job.type, job.repo) is False:
             hidden += 1
             continue
         folder = "" if caller.anonymous else job.folder
