@@ -7,7 +7,7 @@ in a real Chromium): repos synced by ``hubmirror sync`` from the fake upstream, 
 * ``org/evil-meta``: card metadata made of markup (escaped in the filter options and everywhere else);
 * ``org/secret-model``: private upstream (visible only with a token); ``org/gated-model``: gated;
 * dataset ``org/page-data``; and ``org/never-existed`` in the config, so the last sync run has a failure;
-* ``org/big-card`` (a README over the page's render limit, 1,001 files: the file list is paged).
+* ``org/big-card`` (a README of pathological Markdown over the render limit, 1,001 files: the file list is paged).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def build_page_site(root: Path) -> PageSite:
         up.commit(GATED, {"README.md": b"# Gated\n", "config.json": CONFIG_JSON})
         up.commit(DATASET, {"README.md": DATA_CARD, "train.csv": b"text,label\nhi,1\n"}, repo_type="dataset")
         big = {f"f/{i:04d}.txt": b"same bytes\n" for i in range(MANY_FILES - 1)}
-        up.commit(BIG, {**big, "README.md": b"# Big\n" + b"x" * (2 * 1024 * 1024 + 10)})
+        up.commit(BIG, {**big, "README.md": b"# Big\n" + b"[x" * (200 * 1024)})
         repos: list[dict[str, Any]] = [
             {"repo": BIG},
             {"repo": CARD_MODEL, "revisions": ["main", "dev", "v1.0"]},

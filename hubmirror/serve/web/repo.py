@@ -1,11 +1,14 @@
 """``GET /[datasets/]{repo}``: one repo like the Hub shows it — the card rendered, its metadata, branches and
 tags, a revision selector (``?revision=``), the files with sizes and download links, and the code to load it.
 
-Bounded per request: a README over ``MAX_CARD_BYTES`` is linked, not rendered; the file list is paged."""
+Bounded per request: a README over ``MAX_CARD_BYTES`` is linked, not rendered (markdown-it-py renders about
+50-100 kB/s on a loaded 2-core machine, whatever the input); a card is rendered once per commit and kept, by at
+most ``RENDERERS`` threads at a time; the file list is paged."""
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +23,8 @@ from .card import render_card
 from .layout import esc, page, quote_path, repo_url
 from .summary import card_list, card_text, default_ref, updated
 
-MAX_CARD_BYTES = 2 * 1024 * 1024
+MAX_CARD_BYTES = 256 * 1024
+RENDERERS = threading.BoundedSemaphore(2)  # the other threads keep answering the API meanwhile
 FILES_PER_PAGE = 1000
 README = "README.md"
 
@@ -153,7 +157,8 @@ def _card(catalog: Catalog, snapshot: Snapshot, downloads: bool) -> str:
 
     def make() -> bytes:
         text = catalog.blob_path(record).read_bytes().decode("utf-8", errors="replace")
-        return render_card(text, _files_base(snapshot)).encode()
+        with RENDERERS:
+            return render_card(text, _files_base(snapshot)).encode()
 
     try:
         rendered = catalog.body(("card_html", snapshot.repo, snapshot.commit), make).decode()
