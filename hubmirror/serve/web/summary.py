@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from ...models import Ref, Repo
 from ..catalog import Catalog, Snapshot
 
 MAX_TAGS = 40
+MAX_KEPT = 10_000
+# (repo, commit) → (card, file count, size): fixed per commit, so the search page does not load every repo's
+# file list on every request (the catalog keeps only the last 256 lists).
+_KEPT: WeakKeyDictionary[Catalog, dict[tuple[Repo, str], tuple[dict[str, Any], int, int]]] = WeakKeyDictionary()
 
 
 def card_text(card: dict[str, Any], key: str) -> str:
@@ -78,6 +83,13 @@ def summarize(catalog: Catalog, repo: Repo) -> Summary | None:
     ref = default_ref(refs)
     if ref is None:
         return None
-    snapshot = Snapshot(repo, ref.commit, catalog.files(repo, ref.commit))
-    size = sum(f.size for f in snapshot.files.values())
-    return Summary(repo, ref.commit, catalog.card(snapshot) or {}, len(snapshot.files), size, updated(refs))
+    kept = _KEPT.setdefault(catalog, {})
+    facts = kept.get((repo, ref.commit))
+    if facts is None:
+        snapshot = Snapshot(repo, ref.commit, catalog.files(repo, ref.commit))
+        facts = (catalog.card(snapshot) or {}, len(snapshot.files), sum(f.size for f in snapshot.files.values()))
+        if len(kept) >= MAX_KEPT:
+            kept.clear()
+        kept[(repo, ref.commit)] = facts
+    card, count, size = facts
+    return Summary(repo, ref.commit, card, count, size, updated(refs))
