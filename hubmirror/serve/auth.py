@@ -3,10 +3,15 @@ anonymous callers (``serve.anonymous``).
 
 A token serve does not know gets 401 in every route, as the Hub answers an invalid token; a request never
 silently drops to anonymous. Tokens are compared in constant time and never logged.
+
+The HTML pages also accept a login cookie (``caller(request, cookie=True)``); the API never does, since a
+browser sends cookies along with any cross-site request (CSRF). The cookie holds a value derived from the
+token (HMAC), not the token: a leaked cookie opens the pages, not the API.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -51,6 +56,12 @@ class Caller:
 
 
 ANONYMOUS = Caller(None)
+COOKIE = "hubmirror_session"
+
+
+def session_value(token: str) -> str:
+    """The login cookie's value for a token: stable across restarts and replicas, useless for the API."""
+    return "v1." + hmac.new(token.encode(), b"hubmirror page session", hashlib.sha256).hexdigest()
 
 
 class Tokens:
@@ -65,15 +76,26 @@ class Tokens:
             self._known.append(
                 (user.token.encode(), Caller(user.name, read_private=user.read_private, write=user.write))
             )
+        self._sessions = [(session_value(token.decode()).encode(), caller) for token, caller in self._known]
+
+    @property
+    def any_known(self) -> bool:
+        """Whether any token is configured (then some repos or pages may be meant for their holders only)."""
+        return bool(self._known)
 
     @property
     def accepts_pushes(self) -> bool:
         return any(caller.can_push for _, caller in self._known)
 
-    def caller(self, request: Request) -> Caller:
+    def caller(self, request: Request, *, cookie: bool = False) -> Caller:
         """The caller of a request; 401 for a token this server does not know, or for anonymous requests
-        when ``serve.anonymous`` is off."""
+        when ``serve.anonymous`` is off. With ``cookie`` (HTML pages only) a login cookie names the caller
+        when there is no Authorization header; a stale cookie counts as no cookie."""
         given = _bearer(request)
+        if given is None and cookie:
+            found = _lookup(self._sessions, request.cookies.get(COOKIE, ""))
+            if found is not None:
+                return found
         if given is None:
             if not self.anonymous:
                 raise HubHTTPError(
@@ -82,11 +104,7 @@ class Tokens:
                     hint="send Authorization: Bearer <token>, e.g. set HF_TOKEN",
                 )
             return ANONYMOUS
-        found = None
-        encoded = given.encode()
-        for token, caller in self._known:  # every token is compared: the time says nothing about which
-            if hmac.compare_digest(encoded, token):
-                found = caller
+        found = self.lookup(given)
         if found is None:
             raise HubHTTPError(
                 401,
@@ -95,6 +113,21 @@ class Tokens:
                 "serve tokens, or unset HF_TOKEN to read public repos anonymously",
             )
         return found
+
+    def lookup(self, token: str) -> Caller | None:
+        """The caller a token names, or None when this server does not know it."""
+        return _lookup(self._known, token)
+
+
+def _lookup(known: list[tuple[bytes, Caller]], given: str) -> Caller | None:
+    if not given:
+        return None
+    found = None
+    encoded = given.encode()
+    for token, caller in known:  # every token is compared: the time says nothing about which
+        if hmac.compare_digest(encoded, token):
+            found = caller
+    return found
 
 
 def _bearer(request: Request) -> str | None:

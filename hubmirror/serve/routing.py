@@ -2,6 +2,9 @@
 
 Clients percent-encode revisions with no safe characters (``refs%2Fpr%2F1``), so routing must happen before
 decoding; a framework router that decodes ``%2F`` first would make ``refs/pr/1`` ambiguous.
+
+HTML pages: ``/`` (search), ``/-/status``, ``/-/login``, ``/-/logout`` (``/-/`` is for server pages: no
+namespace is ``-``), and a repo's page at ``/[datasets/]{repo}`` like the Hub's.
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ API_ACTIONS = {
     "settings",
 }
 TYPE_SEGMENTS = {**REPO_TYPE_BY_PLURAL, "spaces": "space"}  # spaces are recognised, then refused
+SERVER_PAGES = {"status": "page_status", "login": "page_login", "logout": "page_logout"}
+NOT_NAMESPACES = {"api", "-", "lfs-upload", "lfs-verify", "datasets", "spaces", "models"}
 
 
 @dataclass(frozen=True)
 class Route:
     endpoint: str  # repo_info | tree | paths_info | refs | preupload | commit | resolve | list | whoami |
-    #               create_repo | validate_yaml | lfs_batch | lfs_upload | lfs_verify | index_page | unknown
+    #               create_repo | validate_yaml | lfs_batch | lfs_upload | lfs_verify | unknown |
+    #               page_search | page_repo | page_status | page_login | page_logout
     repo_type: str = "model"
     repo_id: str = ""
     revision: str | None = None
@@ -53,8 +59,10 @@ def _repo_and_rest(segments: list[str]) -> tuple[str, list[str]]:
 def route(raw_path: str) -> Route:
     path = raw_path.split("?", 1)[0]
     if path in ("", "/"):
-        return Route("index_page")
+        return Route("page_search")
     segments = path.strip("/").split("/")
+    if segments[0] == "-":
+        return Route(SERVER_PAGES.get("/".join(segments[1:]), "unknown"))
     if segments[0] == "api":
         return _api_route(segments[1:])
     if segments[0] == "lfs-upload" and len(segments) == 3:
@@ -78,6 +86,8 @@ def route(raw_path: str) -> Route:
         repo = "/".join(segments[:-4])
         if repo.endswith(".git"):
             return Route("lfs_batch", repo_type, repo[:-4])
+    if 1 <= len(segments) <= 2 and all(segments) and segments[0] not in NOT_NAMESPACES:
+        return Route("page_repo", repo_type, unquote("/".join(segments)))
     return Route("unknown")
 
 
