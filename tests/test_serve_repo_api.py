@@ -363,7 +363,7 @@ def test_settings_move_and_delete(site: dict[str, Any], server: ServeProcess, tm
     assert "models--team--old-name" not in names and "models--team--new-name" in names
 
 
-def test_hf_cli_branches_tags_upload_to_new_branch(server: ServeProcess, tmp_path: Path) -> None:
+def test_hf_cli_branches_tags_settings_discussions_move_delete(server: ServeProcess, tmp_path: Path) -> None:
     client(server, tmp_path, 'from huggingface_hub import HfApi\nHfApi().create_repo("team/cli")')
     for args in (
         ["repos", "branch", "create", "team/cli", "dev"],
@@ -380,11 +380,30 @@ def test_hf_cli_branches_tags_upload_to_new_branch(server: ServeProcess, tmp_pat
     refs = httpx2.get(f"{server.url}/api/models/team/cli/refs", headers={"Authorization": f"Bearer {CI}"}).json()
     assert sorted(b["name"] for b in refs["branches"]) == ["dev", "feature", "main"]
     assert [t["name"] for t in refs["tags"]] == ["v1.0"]
-    r = hf_cli(server, tmp_path, "repos", "branch", "delete", "team/cli", "dev")
+    steps = [
+        ["repos", "branch", "delete", "team/cli", "dev"],
+        ["repos", "settings", "team/cli", "--private"],
+        ["discussions", "create", "team/cli", "--title", "Fix typo", "--pull-request"],
+        ["discussions", "create", "team/cli", "--title", "Question", "--body", "why?"],
+        ["discussions", "comment", "team/cli", "2", "--body", "because"],
+        ["discussions", "close", "team/cli", "1", "--yes"],
+        ["repos", "move", "team/cli", "team/cli-moved"],
+    ]
+    for args in steps:
+        r = hf_cli(server, tmp_path, *args)
+        assert r.returncode == 0, (args, r.stdout + r.stderr)
+    r = hf_cli(server, tmp_path, "discussions", "list", "team/cli-moved", "--status", "all", "--format", "json")
     assert r.returncode == 0, r.stdout + r.stderr
-    r = hf_cli(server, tmp_path, "repos", "delete", "team/cli", "--yes")
+    assert "Fix typo" in r.stdout and "Question" in r.stdout
+    r = hf_cli(server, tmp_path, "discussions", "info", "team/cli", "2")  # the old name still resolves
+    assert r.returncode == 0 and "because" in r.stdout, r.stdout + r.stderr
+    auth = {"Authorization": f"Bearer {CI}"}
+    info = httpx2.get(f"{server.url}/api/models/team/cli-moved", headers=auth).json()
+    assert info["private"] is True and info["id"] == "team/cli-moved"
+    assert httpx2.get(f"{server.url}/api/models/team/cli-moved").status_code == 401  # private: not for anonymous
+    r = hf_cli(server, tmp_path, "repos", "delete", "team/cli-moved", "--yes")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert httpx2.get(f"{server.url}/api/models/team/cli", headers={"Authorization": f"Bearer {CI}"}).status_code == 404
+    assert httpx2.get(f"{server.url}/api/models/team/cli-moved", headers=auth).status_code == 404
 
 
 def test_xet_token_routes_answer_with_a_hint(server: ServeProcess) -> None:
