@@ -159,7 +159,9 @@ def test_serve_over_postgres_answers_snapshot_download(site: PgSite, tmp_path: P
 
 # ============================================================================ several writers
 def test_two_syncs_at_once_both_finish_and_the_store_stays_whole(site: PgSite) -> None:
-    site.commits[MANY] = site.upstream.commit(MANY, {"concurrent.txt": os.urandom(3000)})
+    added = {"concurrent.txt": os.urandom(3000)}
+    site.commits[MANY] = site.upstream.commit(MANY, added)
+    site.files[MANY] = {**site.files[MANY], **added}
     results: list[subprocess.CompletedProcess[str]] = []
     threads = [
         threading.Thread(target=lambda: results.append(site.cli("-c", str(site.config), "sync"))) for _ in range(2)
@@ -186,6 +188,7 @@ def test_a_writer_on_another_machine_makes_sync_wait(site: PgSite) -> None:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
         started = time.monotonic()
         site.commits[DATA] = site.upstream.commit(DATA, {"more.txt": b"more\n"}, repo_type="dataset")
+        site.files[DATA] = {**site.files[DATA], "more.txt": b"more\n"}
         result = site.cli("-c", str(site.config), "sync")
         waited = time.monotonic() - started
         assert holder.wait(timeout=30) == 0
@@ -253,3 +256,46 @@ def test_an_empty_database_beside_stored_blobs_is_refused(pg_cluster: Cluster, s
     with open_index(pg_cluster.url(fresh.rsplit("/", 1)[1]), create=False) as index:
         assert index.empty
     assert not (home / "index.url").exists()
+
+
+# ============================================================================ upkeep and moving a store
+def test_verify_gc_and_remove_work_over_postgres(site: PgSite) -> None:
+    verified = site.cli("-c", str(site.config), "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    collected = site.cli("-c", str(site.config), "gc", "--json")
+    assert collected.returncode == 0, collected.stderr
+    assert check_store(site.home, site.login) >= 2
+    with open_index(site.login, read_only=True) as index:
+        repo = index.find_repo("model", MANY)
+        assert repo is not None and index.ref(repo, "main") == site.commits[MANY]
+
+
+def test_a_bundle_carries_a_sqlite_store_into_postgres_and_back(
+    pg_cluster: Cluster, site: PgSite, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "all.tar"
+    exported = site.cli("-c", str(site.config), "export", str(bundle), "--json")
+    assert exported.returncode == 0, exported.stderr
+    # PostgreSQL store → a SQLite store on another machine
+    far_sqlite = tmp_path / "far-sqlite"
+    imported = site.cli("--home", str(far_sqlite), "import", str(bundle), "--json")
+    assert imported.returncode == 0, imported.stderr
+    assert (far_sqlite / "index.sqlite").exists() and not (far_sqlite / "index.url").exists()
+    # that SQLite store → a new PostgreSQL store
+    second = tmp_path / "second.tar"
+    assert site.cli("--home", str(far_sqlite), "export", str(second)).returncode == 0
+    db = pg_cluster.database("moved").rsplit("/", 1)[1]
+    config = write_config(
+        tmp_path / "far.yaml",
+        site.upstream.url,
+        tmp_path / "far-pg",
+        [],
+        index={"url": pg_cluster.url(db, password=False)},
+    )
+    moved = site.cli("-c", str(config), "import", str(second), "--json")
+    assert moved.returncode == 0, moved.stderr
+    for name, repo_type in ((MANY, "model"), (DATA, "dataset")):
+        path = site.cli("--home", str(tmp_path / "far-pg"), "resolve", name, "--type", repo_type, cwd=tmp_path)
+        assert path.returncode == 0, path.stderr
+        assert read_tree(Path(path.stdout.strip())) == site.files[name]
+    assert check_store(tmp_path / "far-pg", pg_cluster.url(db)) == check_store(site.home, site.login)
