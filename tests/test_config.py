@@ -241,6 +241,8 @@ def test_index_url_names_a_database_and_never_shows_its_password(write: Write) -
     config = load_config(write("index:\n  url: ${PG_URL}\n"), env={"PG_URL": url})
     assert config.index.url == url and "s3cret" not in repr(config)
     assert load_config(write("index:\n  url: postgres://db/x\n"), env={}).index.url == "postgres://db/x"
+    several = "postgresql://hubmirror@db1:5432,db2:5433/hubmirror?target_session_attrs=read-write"
+    assert load_config(write(f"index:\n  url: '{several}'\n"), env={}).index.url == several
     for bad in ("sqlite:///tmp/x", "http://db/x", "postgresql://u:s3cret@db:99999/x", "/var/lib/index.sqlite"):
         with pytest.raises(ConfigError) as caught:
             load_config(write(f"repos: []\nindex:\n  url: '{bad}'\n"), env={})

@@ -86,6 +86,16 @@ def test_errors_name_the_database_never_the_password(pg_cluster: Cluster, pg_url
         assert "postgresql://" in message and "@127.0.0.1:" in message, message
 
 
+def test_a_role_that_may_not_create_tables_is_told_what_to_grant(pg_cluster: Cluster) -> None:
+    with pg_cluster.admin() as conn:
+        conn.execute("CREATE DATABASE not_ours")  # owned by postgres: PostgreSQL 15 lets others create nothing
+    with pytest.raises(StoreError) as caught:
+        open_index(pg_cluster.url("not_ours"))
+    message = str(caught.value)
+    assert "refused this role" in message and "own the database" in message and PASSWORD not in message, message
+    assert _admin_rows(pg_cluster, "x/not_ours", "SELECT to_regclass('hubmirror_migrations')") == [(None,)]
+
+
 @contextmanager
 def _holder(url: str, seconds: float) -> Iterator[subprocess.Popen[bytes]]:
     """A process that takes the writer lease of ``url`` and holds it (ended by its PID at the end)."""

@@ -232,6 +232,19 @@ def test_an_unusable_database_is_one_line_exit_10(
         one_line(site.cli("-c", str(config), *argv, env={"PGPASSWORD": ""}), fragment)
 
 
+def test_read_commands_on_an_empty_database_say_to_sync_first(
+    pg_cluster: Cluster, site: PgSite, tmp_path: Path
+) -> None:
+    url = pg_cluster.url(pg_cluster.database("empty").rsplit("/", 1)[1], password=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "VERSION").write_text("1\n")
+    config = write_config(tmp_path / "c.yaml", site.upstream.url, home, [{"repo": MANY}], index={"url": url})
+    one_line(site.cli("-c", str(config), "status"), f"the index {url} is empty", "hubmirror sync")
+    with open_index(pg_cluster.url(url.rsplit("/", 1)[1]), create=False) as index:
+        assert index.empty  # a read command created nothing
+
+
 def test_a_config_naming_another_database_is_refused(pg_cluster: Cluster, site: PgSite, tmp_path: Path) -> None:
     other = pg_cluster.url(pg_cluster.database("other").rsplit("/", 1)[1], password=False)
     config = write_config(tmp_path / "c.yaml", site.upstream.url, site.home, [{"repo": MANY}], index={"url": other})

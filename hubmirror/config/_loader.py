@@ -201,7 +201,8 @@ def _check_index_url(reader: _Reader, url: str | None) -> str | None:
     where = ("index", "url")
     try:
         parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+        if "," not in parts.netloc:  # (libpq's several host:port pairs, for failover, are its to check)
+            _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
         ok = parts.scheme.lower() in ("postgresql", "postgres") and url.lower().startswith(parts.scheme.lower() + "://")
     except ValueError:
         ok = False
