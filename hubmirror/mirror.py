@@ -39,12 +39,13 @@ logger = logging.getLogger(__name__)
 class Mirror:
     """A hubmirror home: ``Mirror(home)`` opens (and if needed creates) its store and index."""
 
-    def __init__(self, home: Path | str, *, write: bool = True) -> None:
+    def __init__(self, home: Path | str, *, write: bool = True, index_url: str | None = None) -> None:
         """Open the store at ``home``: for a write (creating it if needed), or (``write=False``) only to read,
-        which never creates or changes anything."""
+        which never creates or changes anything. ``index_url``: the config's ``index.url`` (a PostgreSQL
+        database; default: the one the store recorded, else ``home/index.sqlite``)."""
         self.store: Store
         self.index: Index
-        self.store, self.index = open_store_index(Path(home), write=write)
+        self.store, self.index = open_store_index(Path(home), write=write, index_url=index_url)
         self.view = HFCacheView(view_root(self.store.home), self.store, self.index)
         # Sync keeps the HF-cache view current after each published commit.
         self.on_published: Callable[[str, str, str], None] | None = self._update_view
@@ -276,6 +277,7 @@ class Mirror:
             )
         return {
             "home": str(self.home),
+            "index": self.index.location,
             "layout": LAYOUT_VERSION,
             "store": {
                 "blobs": stats.blobs,
@@ -310,11 +312,11 @@ class Mirror:
 
 
 @contextmanager
-def planning_mirror(home: Path) -> Iterator[Mirror]:
+def planning_mirror(home: Path, index_url: str | None = None) -> Iterator[Mirror]:
     """A Mirror to plan a dry run against while writing nothing: the store opened read-only, or, when there
     is no store yet, an empty throwaway one (everything would be fetched)."""
     if Store.exists(home):
-        with Mirror(home, write=False) as mirror:
+        with Mirror(home, write=False, index_url=index_url) as mirror:
             yield mirror
         return
     logger.info("no store at %s yet: everything would be fetched", home)

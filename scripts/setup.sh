@@ -37,3 +37,23 @@ if [ "${1:-}" = "--test" ]; then
 else
   .venv/bin/pip install -q -e .
 fi
+
+# PostgreSQL 15 for the PostgreSQL index tests (tests/pgkit.py starts throwaway clusters with its initdb and
+# pg_ctl): installed from Debian's packages when missing and this is root (or passwordless sudo). Without it
+# those tests fail saying so; they are never skipped.
+install_postgres() {
+  [ -x /usr/lib/postgresql/15/bin/initdb ] && return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else
+      echo "setup.sh: PostgreSQL 15 is missing; run 'apt-get install postgresql-15' as root for its tests" >&2
+      return 0
+    fi
+  fi
+  command -v apt-get >/dev/null 2>&1 || { echo "setup.sh: no apt-get: install PostgreSQL 15 for its tests" >&2; return 0; }
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15
+}
+if [ "${1:-}" = "--test" ]; then
+  install_postgres
+fi

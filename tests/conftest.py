@@ -65,6 +65,24 @@ def run_cli(
     )
 
 
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL 15 cluster for the whole run (tests/pgkit.py); stopped at the end, whatever happened."""
+    from pgkit import start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The URL of a new, empty database (owned by the test role, password in the URL)."""
+    return pg_cluster.database()
+
+
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Procs]:
     """Start ``python -m hubmirror`` processes; any still running at teardown is killed by its PID."""

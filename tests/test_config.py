@@ -12,6 +12,7 @@ import pytest
 from hubmirror.config import (
     DEFAULT_ENDPOINT,
     Config,
+    IndexConfig,
     RepoSpec,
     ServeConfig,
     ServeUser,
@@ -129,8 +130,8 @@ def test_example_loads_without_env_tokens_become_none() -> None:
 
 def test_example_mentions_every_key() -> None:
     text = EXAMPLE.read_text()
-    keys = ["home", "upstream", "sync", "repos", "watch", "serve", "cron"]
-    for cls in (UpstreamConfig, SyncConfig, RepoSpec, WatchSpec, ServeConfig):
+    keys = ["home", "upstream", "sync", "repos", "watch", "serve", "cron", "index"]
+    for cls in (UpstreamConfig, SyncConfig, RepoSpec, WatchSpec, ServeConfig, IndexConfig):
         keys += [f.name for f in dataclasses.fields(cls) if f.name not in ("line", "enabled")]
     for key in keys:
         assert f"{key}:" in text, key
@@ -232,6 +233,23 @@ def test_serve_users_and_a_user_whose_token_is_unset_is_left_out(write: Write) -
     assert serve.users == (ServeUser("ci", "ci-secret", ("team/*",), False),)
     assert (serve.anonymous, serve.access_log) == (False, True)
     assert "ci-secret" not in repr(serve)
+
+
+def test_index_url_names_a_database_and_never_shows_its_password(write: Write) -> None:
+    assert load_config(write("repos: []\n"), env={}).index.url is None  # index.sqlite in the home
+    url = "postgresql://hubmirror:s3cret@db:5432/hubmirror?sslmode=require"
+    config = load_config(write("index:\n  url: ${PG_URL}\n"), env={"PG_URL": url})
+    assert config.index.url == url and "s3cret" not in repr(config)
+    assert load_config(write("index:\n  url: postgres://db/x\n"), env={}).index.url == "postgres://db/x"
+    several = "postgresql://hubmirror@db1:5432,db2:5433/hubmirror?target_session_attrs=read-write"
+    assert load_config(write(f"index:\n  url: '{several}'\n"), env={}).index.url == several
+    for bad in ("sqlite:///tmp/x", "http://db/x", "postgresql://u:s3cret@db:99999/x", "/var/lib/index.sqlite"):
+        with pytest.raises(ConfigError) as caught:
+            load_config(write(f"repos: []\nindex:\n  url: '{bad}'\n"), env={})
+        message = str(caught.value)
+        assert ":3: index.url: expected a PostgreSQL URL" in message and "s3cret" not in message, message
+    with pytest.raises(ConfigError, match=r"index\.colour: unknown key"):
+        load_config(write("index:\n  colour: blue\n"), env={})
 
 
 def test_config_is_frozen(write: Write) -> None:
@@ -632,7 +650,7 @@ MALFORMED = [
         "repos: [{repo: a}]\ncolour: red\n",
         2,
         "colour",
-        "unknown key (expected one of: home, upstream, sync, repos, watch, serve, gc)",
+        "unknown key (expected one of: home, upstream, sync, repos, watch, serve, gc, index)",
         id="unknown-top",
     ),
     pytest.param("repo:\n  - repo: a\n", 1, "repo", "unknown key (did you mean 'repos'?)", id="unknown-top-typo"),

@@ -38,6 +38,7 @@ OWNERS = {
     "httpx2": {"hub/_http.py"},
     "sqlite3": {"index/_sqlite.py"},
     "sqlite_utils": {"index/_sqlite.py", "index/_schema.py"},
+    "psycopg": {"index/_postgres.py"},
     "filelock": {"store/_layout.py"},
     "watchdog": {"push/_watcher.py"},
     "rich": {"cli/_progress.py"},

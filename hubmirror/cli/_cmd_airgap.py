@@ -11,7 +11,7 @@ import typer
 
 from ..mirror import Mirror
 from ..units import human_size
-from ._common import State, errors, home_of, print_json, progress_bar
+from ._common import State, errors, home_of, place_of, print_json, progress_bar
 
 
 def export(
@@ -93,7 +93,8 @@ def import_(
     state: State = ctx.obj
     with errors():
         observer = progress_bar(not as_json)
-        with Mirror(home_of(state)) as mirror, observer or nullcontext():
+        home, index_url = place_of(state)
+        with Mirror(home, index_url=index_url) as mirror, observer or nullcontext():
             report = mirror.import_bundle(src, progress=observer)
         if as_json:
             print_json(report.as_dict())

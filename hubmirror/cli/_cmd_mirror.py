@@ -14,7 +14,16 @@ from ..cron import check_cron
 from ..errors import ConfigError
 from ..mirror import Mirror, planning_mirror
 from ..sync import SyncReport
-from ._common import State, config_and_home, errors, load, print_json, progress_bar, stop_on_signals
+from ._common import (
+    State,
+    config_and_home,
+    errors,
+    index_url,
+    load,
+    print_json,
+    progress_bar,
+    stop_on_signals,
+)
 from ._render import print_report, print_status
 
 logger = logging.getLogger(__name__)
@@ -85,12 +94,16 @@ def _sync_once(
     observer = progress_bar(progress and not as_json)
     if dry_run:
         return _dry_run(config, repos, locked=locked, observer=observer)
-    with Mirror(config.home) as mirror, observer or nullcontext(), stop_on_signals() as stop:
+    with (
+        Mirror(config.home, index_url=config.index.url) as mirror,
+        observer or nullcontext(),
+        stop_on_signals() as stop,
+    ):
         return mirror.sync(config, repos, locked=locked, observer=observer, stop=stop)
 
 
 def _dry_run(config: Config, repos: tuple[str, ...] | list[str], *, locked: bool, observer: Any) -> SyncReport:
-    with planning_mirror(config.home) as mirror, observer or nullcontext(), stop_on_signals() as stop:
+    with planning_mirror(config.home, config.index.url) as mirror, observer or nullcontext(), stop_on_signals() as stop:
         return mirror.sync(config, repos, dry_run=True, locked=locked, observer=observer, stop=stop)
 
 
@@ -148,7 +161,7 @@ def lock(
     with errors():
         config = load(state)
         observer = progress_bar(not as_json)
-        with Mirror(config.home) as mirror, observer or nullcontext():
+        with Mirror(config.home, index_url=config.index.url) as mirror, observer or nullcontext():
             report, path = mirror.lock(config, observer=observer)
         if as_json:
             print_json({**report.as_dict(), "lock_file": str(path) if path else None})
@@ -168,7 +181,7 @@ def status(
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
-        with Mirror(home, write=False) as mirror:
+        with Mirror(home, write=False, index_url=index_url(config)) as mirror:
             data = mirror.status(retention=retention_of(config))
         if as_json:
             print_json(data)

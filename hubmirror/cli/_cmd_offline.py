@@ -11,7 +11,7 @@ import typer
 from ..errors import StoreError
 from ..mirror import Mirror
 from ..units import human_size
-from ._common import State, errors, home_of, print_json
+from ._common import State, errors, home_of, place_of, print_json
 from ._lookup import dataset_hint, resolve_path
 
 
@@ -94,15 +94,17 @@ def import_hf_cache(
 ) -> None:
     """Bring an existing huggingface_hub cache into the store, verifying every file against its hash."""
     state: State = ctx.obj
-    with errors(), Mirror(home_of(state)) as mirror:
-        report = mirror.import_hf_cache(directory)
-        if as_json:
-            print_json(report.as_dict())
-        else:
-            for line in report.skipped:
-                typer.echo(f"skipped: {line}")
-            typer.echo(
-                f"imported {report.commits_imported} snapshots ({report.files_imported} new files, "
-                f"{human_size(report.bytes_imported)}), {report.commits_present} already mirrored, "
-                f"{human_size(report.bytes_saved)} already in the store, {report.refs} refs"
-            )
+    with errors():
+        home, index_url = place_of(state)
+        with Mirror(home, index_url=index_url) as mirror:
+            report = mirror.import_hf_cache(directory)
+            if as_json:
+                print_json(report.as_dict())
+            else:
+                for line in report.skipped:
+                    typer.echo(f"skipped: {line}")
+                typer.echo(
+                    f"imported {report.commits_imported} snapshots ({report.files_imported} new files, "
+                    f"{human_size(report.bytes_imported)}), {report.commits_present} already mirrored, "
+                    f"{human_size(report.bytes_saved)} already in the store, {report.refs} refs"
+                )

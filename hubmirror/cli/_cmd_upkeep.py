@@ -12,7 +12,7 @@ from ..config import Config, read_lock
 from ..maintenance import Retention, pinned_commits
 from ..mirror import Mirror
 from ..units import human_size
-from ._common import State, config_and_home, errors, print_json, progress_bar
+from ._common import State, config_and_home, errors, index_url, print_json, progress_bar
 
 
 def retention_of(config: Config | None) -> Retention:
@@ -51,7 +51,11 @@ def verify(
         config, home = config_and_home(state)
         observer = progress_bar(not as_json)
         client = Mirror.client_for(config) if repair and config is not None else None
-        with Mirror(home, write=repair) as mirror, observer or nullcontext(), client or nullcontext():
+        with (
+            Mirror(home, write=repair, index_url=index_url(config)) as mirror,
+            observer or nullcontext(),
+            client or nullcontext(),
+        ):
             locked = read_lock(config.lock_path) if config is not None and config.lock_path.exists() else []
             report = mirror.verify(
                 repos or (), repair=repair, bundle=from_bundle, client=client, progress=observer, locked=locked
@@ -82,7 +86,7 @@ def gc(
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
-        with Mirror(home, write=not dry_run) as mirror:
+        with Mirror(home, write=not dry_run, index_url=index_url(config)) as mirror:
             report = mirror.gc(retention_of(config), dry_run=dry_run)
         if as_json:
             print_json(report.as_dict())
@@ -113,7 +117,7 @@ def remove(
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
-        with Mirror(home) as mirror:
+        with Mirror(home, index_url=index_url(config)) as mirror:
             report = mirror.remove(repo, repo_type, revision)
         if as_json:
             print_json(report.as_dict())

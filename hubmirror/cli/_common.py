@@ -74,8 +74,21 @@ def config_and_home(state: State) -> tuple[Config | None, Path]:
 
 
 def home_of(state: State) -> Path:
-    """The home for commands that need no config: --home, else a config if one is found, else the default."""
+    """The home for commands that need no config: --home, else a config if one is found, else the default.
+    Its index is the one the store recorded (or home/index.sqlite)."""
     return find_home(state.home, state.config_path)
+
+
+def index_url(config: Config | None) -> str | None:
+    """The config's ``index.url`` (None: the index the store recorded, else ``home/index.sqlite``)."""
+    return config.index.url if config is not None else None
+
+
+def place_of(state: State) -> tuple[Path, str | None]:
+    """The home and the config's ``index.url``, for commands that need no config but may create a store
+    (whose index the config places)."""
+    config, home = config_and_home(state)
+    return home, index_url(config)
 
 
 def print_json(data: Any, *, err: bool = False) -> None:

@@ -47,6 +47,8 @@ def print_report(report: SyncReport) -> None:
 def print_status(data: dict[str, Any]) -> None:
     s = data["store"]
     typer.echo(f"home: {data['home']} (layout {data['layout']})")
+    if not str(data.get("index", "")).endswith("index.sqlite"):
+        typer.echo(f"index: {data['index']}")
     typer.echo(
         f"store: {s['blobs']} blobs, {human_size(s['stored_bytes'])} stored for "
         f"{human_size(s['logical_bytes'])} of mirrored files "

@@ -27,6 +27,7 @@ from ._model import (
     DEFAULT_ENDPOINT,
     Config,
     GcConfig,
+    IndexConfig,
     RepoSpec,
     ServeConfig,
     ServeUser,
@@ -37,7 +38,7 @@ from ._model import (
 from ._places import CONFIG_FILENAME, absolute_path, default_home
 from ._reader import _format_path, _KeyPath, _Reader, read_document
 
-_TOP_KEYS = ("home", "upstream", "sync", "repos", "watch", "serve", "gc")
+_TOP_KEYS = ("home", "upstream", "sync", "repos", "watch", "serve", "gc", "index")
 _UPSTREAM_KEYS = ("endpoint", "token", "timeout", "max_retries", "max_requests_per_5min")
 _SYNC_KEYS = ("workers", "every", "cron", "jitter")
 _REPO_KEYS = ("repo", "type", "revisions", "allow_patterns", "ignore_patterns")
@@ -56,6 +57,7 @@ _WATCH_KEYS = (
 _SERVE_KEYS = ("host", "port", "token", "users", "anonymous", "access_log")
 _USER_KEYS = ("name", "token", "write", "read_private")
 _GC_KEYS = ("keep_previous", "grace")
+_INDEX_KEYS = ("url",)
 
 
 # --- public helpers -------------------------------------------------------------------------------------
@@ -160,6 +162,9 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         grace=reader.duration(gc_section, ("gc",), "grace", 3600.0),
     )
 
+    index_section = reader.section(top, "index", _INDEX_KEYS)
+    index = IndexConfig(url=_check_index_url(reader, reader.secret(index_section, ("index",), "url")))
+
     return Config(
         path=config_path,
         home=home,
@@ -169,6 +174,7 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         watch=_read_watch(reader, top, base, env),
         serve=serve,
         gc=gc,
+        index=index,
     )
 
 
@@ -186,6 +192,27 @@ def _check_endpoint(reader: _Reader, endpoint: str) -> str:
     if not ok or parts.query or parts.fragment or any(ch.isspace() for ch in endpoint):
         raise reader.invalid(where, "expected an http:// or https:// URL such as https://huggingface.co")
     return endpoint.rstrip("/")
+
+
+def _check_index_url(reader: _Reader, url: str | None) -> str | None:
+    """A PostgreSQL URL (``postgresql://user@host:port/db``); it may hold a password, so it is never echoed."""
+    if url is None:
+        return None
+    where = ("index", "url")
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:  # (libpq's several host:port pairs, for failover, are its to check)
+            _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+        ok = parts.scheme.lower() in ("postgresql", "postgres") and url.lower().startswith(parts.scheme.lower() + "://")
+    except ValueError:
+        ok = False
+    if not ok or parts.fragment or any(ch.isspace() for ch in url):
+        raise reader.error(
+            where,
+            "expected a PostgreSQL URL such as postgresql://hubmirror@db:5432/hubmirror (value not shown: it may "
+            "hold a password); leave index: out for home/index.sqlite",
+        )
+    return url
 
 
 def _check_cron(reader: _Reader, cron: str | None) -> str | None:

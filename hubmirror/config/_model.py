@@ -84,6 +84,14 @@ class GcConfig:
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    """Where the index is: ``url`` names a PostgreSQL database (may hold a password: never shown); None is
+    ``home/index.sqlite``."""
+
+    url: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     home: Path
@@ -93,6 +101,7 @@ class Config:
     watch: tuple[WatchSpec, ...]
     serve: ServeConfig
     gc: GcConfig = GcConfig()
+    index: IndexConfig = IndexConfig()
 
     @property
     def lock_path(self) -> Path:

@@ -1,10 +1,12 @@
 """The index: what the store holds (repos, commits, files, refs, blobs), sync history and the push outbox,
-in SQLite. All SQL of hubmirror lives in this part."""
+in SQLite (the default) or PostgreSQL. All SQL of hubmirror lives in this part."""
 
 from __future__ import annotations
 
 from ._base import utcnow
 from ._history import NEXT_SYNC_KEY
+from ._interface import Index, Lease
+from ._open import display_location, is_index_url, open_index
 from ._pushbook import PushBook
 from ._records import (
     BlobUse,
@@ -18,7 +20,6 @@ from ._records import (
     StoreStats,
     SyncRunRecord,
 )
-from ._sqlite import Index, open_index
 
 __all__ = [
     "NEXT_SYNC_KEY",
@@ -30,10 +31,13 @@ __all__ = [
     "ExportRecord",
     "FullCommit",
     "Index",
+    "Lease",
     "PushBook",
     "PushJob",
     "StoreStats",
     "SyncRunRecord",
+    "display_location",
+    "is_index_url",
     "open_index",
     "utcnow",
 ]

@@ -1,7 +1,9 @@
 """What the query groups need from a backend: a connection that translates errors, and transactions.
 
-The SQL of the query groups (``_repos``, ``_history``, ...) is portable; a backend (``_sqlite``) supplies
-the connection, transactions and migrations.
+The SQL of the query groups (``_repos``, ``_history``, ...) is portable: it runs unchanged on SQLite and
+PostgreSQL: ``?`` placeholders, ``INSERT ... ON CONFLICT``, ``INSERT ... RETURNING id``, sums cast to
+BIGINT, and ``rowid`` only on the tables whose PostgreSQL schema names such a column. A backend
+(``_sqlite``, ``_postgres``) supplies the connection, transactions and migrations.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Queries:
             yield from self._rows(sql.format(marks=",".join("?" * len(part))), part)
 
 
-def rowid(cursor: Any) -> int:
-    """The id an INSERT gave its row."""
-    assert cursor.lastrowid is not None  # set by every INSERT
-    return int(cursor.lastrowid)
+def inserted_id(conn: Connection, sql: str, params: Sequence[Any]) -> int:
+    """Run ``INSERT ... RETURNING id`` and return the id the row got (both backends speak RETURNING; a
+    cursor's ``lastrowid`` is SQLite's only)."""
+    return int(conn.rows(sql, params)[0][0])

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ._base import Queries, utcnow
+from ._base import Queries, inserted_id, utcnow
 from ._records import Discussion, DiscussionEvent
 
 _COLUMNS = "num, title, author, is_pr, status, created_at, base, merge_commit"
@@ -34,12 +34,12 @@ class DiscussionQueries(Queries):
         return num
 
     def _event(self, repo_id: int, num: int, kind: str, author: str | None, data: dict[str, Any], at: str) -> int:
-        cursor = self.conn.execute(
+        return inserted_id(
+            self.conn,
             "INSERT INTO discussion_events (repo_id, num, type, author, created_at, data_json) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (repo_id, num, kind, author, at, json.dumps(data)),
         )
-        return int(cursor.lastrowid)
 
     def add_event(self, repo_id: int, num: int, kind: str, author: str | None, data: dict[str, Any]) -> DiscussionEvent:
         """Append an event; a ``status`` or ``title`` event also changes the discussion (one transaction)."""

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ._base import Queries, rowid, utcnow
+from ._base import Queries, inserted_id, utcnow
 from ._records import StoreStats, SyncRunRecord
 
 NEXT_SYNC_KEY = "scheduler.next_run"  # meta: when the scheduler plans the next sync (shown by status)
@@ -33,9 +33,8 @@ def _sync_run(row: Sequence[Any]) -> SyncRunRecord:
 class HistoryQueries(Queries):
     # -- history and statistics ------------------------------------------------------------------
     def start_sync_run(self) -> int:
-        cursor = self.conn.execute("INSERT INTO sync_runs (started_at) VALUES (?)", (utcnow(),))
-        self.conn.commit()
-        return rowid(cursor)
+        with self.atomic():
+            return inserted_id(self.conn, "INSERT INTO sync_runs (started_at) VALUES (?) RETURNING id", (utcnow(),))
 
     def finish_sync_run(
         self,
@@ -91,12 +90,17 @@ class HistoryQueries(Queries):
             if value is None:
                 self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
-                self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
 
     def stats(self) -> StoreStats:
-        blobs, stored = self._rows("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")[0]
+        # SUM of a BIGINT is NUMERIC on PostgreSQL: cast back to an integer.
+        blobs, stored = self._rows("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")[0]
         logical = self._rows(
-            "SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN commits c "
+            "SELECT CAST(COALESCE(SUM(f.size), 0) AS BIGINT) FROM files f JOIN commits c "
             "ON c.repo_id = f.repo_id AND c.sha = f.commit_sha WHERE c.complete = 1"
         )[0][0]
         repos = self._rows("SELECT COUNT(*) FROM repos")[0][0]

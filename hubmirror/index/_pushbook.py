@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._base import utcnow
+from ._interface import Index
 from ._records import PushJob
-from ._sqlite import Index
 
 
 class PushBook:
@@ -25,7 +25,12 @@ class PushBook:
 
     def save_hashes(self, rows: Iterable[tuple[str, int, int, str, str]]) -> None:
         with self.index.atomic():
-            self.index.conn.executemany("INSERT OR REPLACE INTO local_hashes VALUES (?, ?, ?, ?, ?)", rows)
+            self.index.conn.executemany(
+                "INSERT INTO local_hashes (path, size, mtime_ns, sha256, git_sha1) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "sha256 = excluded.sha256, git_sha1 = excluded.git_sha1",
+                rows,
+            )
 
     def enqueue(self, folder: str, repo: str, repo_type: str, revision: str, when: float) -> None:
         """Queue a push of ``folder``; a target has at most one pending job (it pushes the folder's state
@@ -34,7 +39,8 @@ class PushBook:
             self.index.conn.execute(
                 "INSERT INTO outbox (folder, repo, type, revision, created_at, next_attempt) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (folder, repo, type, revision) "
-                "DO UPDATE SET next_attempt = MIN(next_attempt, excluded.next_attempt)",
+                "DO UPDATE SET next_attempt = CASE WHEN excluded.next_attempt < outbox.next_attempt "
+                "THEN excluded.next_attempt ELSE outbox.next_attempt END",
                 (folder, repo, repo_type, revision, utcnow(), when),
             )
 
@@ -69,7 +75,7 @@ class PushBook:
     def _state(self, job: PushJob, assignments: str, params: tuple[Any, ...]) -> None:
         key = (job.folder, job.repo, job.type, job.revision)
         self.index.conn.execute(
-            "INSERT OR IGNORE INTO push_state (folder, repo, type, revision) VALUES (?, ?, ?, ?)", key
+            "INSERT INTO push_state (folder, repo, type, revision) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", key
         )
         self.index.conn.execute(
             f"UPDATE push_state SET {assignments} WHERE folder = ? AND repo = ? AND type = ? AND revision = ?",

@@ -7,12 +7,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..models import Access, BlobRecord, CommitMeta, CommitRecord, FileRecord, Ref, Repo
-from ._base import Queries, rowid, utcnow
+from ._base import Queries, inserted_id, utcnow
 
 _REPO_COLUMNS = "id, type, name, private, gated, created_at"
 _META_COLUMNS = "parent, title, message, authors_json, committed_at"
 # For display: a commit mirrored before dates were kept is dated when it was mirrored.
 _META_SHOWN = "c.parent, c.title, c.message, c.authors_json, COALESCE(c.committed_at, c.recorded_at)"
+# The key of each table whose rows follow a repo when an old name of it turns out to be an alias.
+_REPO_ROW_KEYS = {
+    "commits": ("sha",),
+    "commit_filters": ("sha", "filter_key"),
+    "files": ("commit_sha", "path"),
+    "refs": ("name",),
+}
 
 
 def _repo(row: Sequence[Any]) -> Repo:
@@ -66,11 +73,11 @@ class RepoQueries(Queries):
         # A repo renamed back and forth: the new canonical name must not also be an alias.
         self.conn.execute("DELETE FROM aliases WHERE type = ? AND alias = ?", (repo_type, name))
         access = access or Access()
-        cursor = self.conn.execute(
-            "INSERT INTO repos (type, name, private, gated, created_at) VALUES (?, ?, ?, ?, ?)",
+        return inserted_id(
+            self.conn,
+            "INSERT INTO repos (type, name, private, gated, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
             (repo_type, name, int(access.private), access.gated, utcnow()),
         )
-        return rowid(cursor)
 
     def set_access(self, repo_type: str, name: str, access: Access) -> bool:
         """Replace the private/gated flags of a repo the index has; returns True if they changed."""
@@ -91,13 +98,21 @@ class RepoQueries(Queries):
             old = self._rows("SELECT id FROM repos WHERE type = ? AND name = ?", (repo_type, alias))
             if old and old[0][0] != target:
                 old_id = old[0][0]
-                for table in ("commits", "commit_filters", "files", "refs"):
-                    self.conn.execute(f"UPDATE OR IGNORE {table} SET repo_id = ? WHERE repo_id = ?", (target, old_id))
+                for table, key in _REPO_ROW_KEYS.items():
+                    # Rows move unless the canonical repo has the same one already (then the old copy goes).
+                    same = " AND ".join(f"o.{column} = {table}.{column}" for column in key)
+                    self.conn.execute(
+                        f"UPDATE {table} SET repo_id = ? WHERE repo_id = ? "
+                        f"AND NOT EXISTS (SELECT 1 FROM {table} o WHERE o.repo_id = ? AND {same})",
+                        (target, old_id, target),
+                    )
                     self.conn.execute(f"DELETE FROM {table} WHERE repo_id = ?", (old_id,))
                 self.conn.execute("UPDATE aliases SET repo_id = ? WHERE repo_id = ?", (target, old_id))
                 self.conn.execute("DELETE FROM repos WHERE id = ?", (old_id,))
             self.conn.execute(
-                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)", (repo_type, alias, target)
+                "INSERT INTO aliases (type, alias, repo_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (type, alias) DO UPDATE SET repo_id = excluded.repo_id",
+                (repo_type, alias, target),
             )
 
     # -- blobs -----------------------------------------------------------------------------------
@@ -172,8 +187,9 @@ class RepoQueries(Queries):
                 self.conn.execute("UPDATE repos SET created_at = ? WHERE id = ?", (repo_created_at, repo_id))
             self._upsert_blobs(blobs)
             self.conn.executemany(
-                "INSERT OR REPLACE INTO files (repo_id, commit_sha, path, size, sha256, git_oid, lfs) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO files (repo_id, commit_sha, path, size, sha256, git_oid, lfs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, commit_sha, path) DO UPDATE SET "
+                "size = excluded.size, sha256 = excluded.sha256, git_oid = excluded.git_oid, lfs = excluded.lfs",
                 [(repo_id, sha, f.path, f.size, f.sha256, f.git_oid, int(f.lfs)) for f in files],
             )
             self.conn.execute(
@@ -189,7 +205,10 @@ class RepoQueries(Queries):
                 (repo_id, sha, source, now, card, *_meta_values(meta)),
             )
             if filter_key is not None:
-                self.conn.execute("INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)", (repo_id, sha, filter_key))
+                self.conn.execute(
+                    "INSERT INTO commit_filters (repo_id, sha, filter_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (repo_id, sha, filter_key),
+                )
 
     def set_commit_meta(self, repo: Repo, sha: str, meta: CommitMeta) -> None:
         """Replace what the index knows about a commit with ``meta`` where ``meta`` knows something."""
@@ -212,12 +231,15 @@ class RepoQueries(Queries):
         """``head`` and its ancestors the index has, newest first, at most ``limit`` (one recursive query);
         dated for display, as ``commit_meta(shown=True)``."""
         rows = self._rows(
-            "WITH RECURSIVE chain (sha, depth) AS (SELECT ?, 0 UNION ALL "
+            # The chain starts from the head's row (not from the bare parameter), so both of its terms are
+            # columns of one type and collation, which PostgreSQL requires of a recursive query.
+            "WITH RECURSIVE chain (sha, depth) AS (SELECT sha, 0 FROM commits WHERE repo_id = ? AND sha = ? "
+            "UNION ALL "
             "SELECT c.parent, chain.depth + 1 FROM chain JOIN commits c ON c.repo_id = ? AND c.sha = chain.sha "
             "WHERE c.parent IS NOT NULL AND chain.depth < ?) "
             f"SELECT c.sha, {_META_SHOWN} FROM chain "
             "JOIN commits c ON c.repo_id = ? AND c.sha = chain.sha ORDER BY chain.depth",
-            (head, repo.id, limit, repo.id),
+            (repo.id, head, repo.id, limit, repo.id),
         )
         return [(r[0], _meta(r[1:])) for r in rows[:limit]]
 
@@ -234,9 +256,10 @@ class RepoQueries(Queries):
         return [
             CommitRecord(r[0], r[1], r[2], r[3], r[4] or 0)
             for r in self._rows(
-                "SELECT c.sha, c.recorded_at, c.source, COUNT(f.path), SUM(f.size) FROM commits c "
+                # SUM of a BIGINT is NUMERIC on PostgreSQL: cast back to an integer.
+                "SELECT c.sha, c.recorded_at, c.source, COUNT(f.path), CAST(SUM(f.size) AS BIGINT) FROM commits c "
                 "LEFT JOIN files f ON f.repo_id = c.repo_id AND f.commit_sha = c.sha "
-                "WHERE c.repo_id = ? AND c.complete = 1 GROUP BY c.sha ORDER BY c.recorded_at, c.sha",
+                "WHERE c.repo_id = ? AND c.complete = 1 GROUP BY c.repo_id, c.sha ORDER BY c.recorded_at, c.sha",
                 (repo.id,),
             )
         ]
@@ -262,7 +285,9 @@ class RepoQueries(Queries):
                 return False
             kept_kind = kind if kind is not None else (current[0][1] if current else None)
             self.conn.execute(
-                "INSERT OR REPLACE INTO refs (repo_id, name, commit_sha, updated_at, kind) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO refs (repo_id, name, commit_sha, updated_at, kind) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (repo_id, name) DO UPDATE SET commit_sha = excluded.commit_sha, "
+                "updated_at = excluded.updated_at, kind = excluded.kind",
                 (repo.id, ref, sha, when, kept_kind),
             )
             self.conn.execute(
@@ -294,7 +319,8 @@ class RepoQueries(Queries):
     def record_upload(self, sha256: str, caller: str) -> None:
         with self.atomic():
             self.conn.execute(
-                "INSERT OR REPLACE INTO lfs_uploads (sha256, caller, uploaded_at) VALUES (?, ?, ?)",
+                "INSERT INTO lfs_uploads (sha256, caller, uploaded_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (sha256, caller) DO UPDATE SET uploaded_at = excluded.uploaded_at",
                 (sha256, caller, utcnow()),
             )
 
@@ -333,7 +359,8 @@ class RepoQueries(Queries):
                 return False
             self.conn.execute("UPDATE repos SET name = ? WHERE id = ?", (new_name, repo.id))
             self.conn.execute(
-                "INSERT OR REPLACE INTO aliases (type, alias, repo_id) VALUES (?, ?, ?)",
+                "INSERT INTO aliases (type, alias, repo_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (type, alias) DO UPDATE SET repo_id = excluded.repo_id",
                 (repo.type, repo.name, repo.id),
             )
             return True

@@ -16,12 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import LockTimeoutError, StoreError
-from ._discussions import DiscussionQueries
-from ._history import HistoryQueries
-from ._repos import RepoQueries
+from ._interface import Index
 from ._schema import SCHEMA_VERSION, apply_migrations
-from ._transfer import TransferQueries
-from ._upkeep import UpkeepQueries
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -81,13 +77,14 @@ class _Connection:
         self.raw.close()
 
 
-class Index(RepoQueries, DiscussionQueries, HistoryQueries, TransferQueries, UpkeepQueries):
+class SQLiteIndex(Index):
     """The SQLite index of one store. Open with :func:`open_index`; close when done."""
 
     conn: _Connection
 
     def __init__(self, path: Path, synchronous: str = "FULL", *, read_only: bool = False) -> None:
         self.path = path
+        self.location = str(path)
         self.read_only = read_only
         self._own_commits = 0
         try:
@@ -166,11 +163,10 @@ class Index(RepoQueries, DiscussionQueries, HistoryQueries, TransferQueries, Upk
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> Index:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def for_thread(self, *, durable: bool = True) -> SQLiteIndex:
+        # SQLite connections are per thread; synchronous=NORMAL in WAL mode may lose the newest commits on
+        # power loss, never consistency.
+        return SQLiteIndex(self.path, "FULL" if durable else "NORMAL", read_only=self.read_only)
 
     def data_version(self) -> int:
         """Changes whenever the index changes (another connection's commit moves SQLite's data_version, one
@@ -197,5 +193,5 @@ def _uri(path: Path, read_only: bool) -> str:
     return f"file:{quoted}?immutable=1"
 
 
-def open_index(path: Path, *, read_only: bool = False) -> Index:
-    return Index(path, read_only=read_only)
+def open_sqlite(path: Path, *, read_only: bool = False) -> SQLiteIndex:
+    return SQLiteIndex(path, read_only=read_only)

@@ -26,7 +26,9 @@ class TransferQueries(Queries):
         new = uuid.uuid4().hex
         try:
             with self.atomic():
-                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (STORE_ID_KEY, new))
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (STORE_ID_KEY, new)
+                )
         except StoreError:  # a read-only store that never got an id: its bundles say so
             return "unrecorded"
         return str(self._rows("SELECT value FROM meta WHERE key = ?", (STORE_ID_KEY,))[0][0])
@@ -83,7 +85,8 @@ class TransferQueries(Queries):
     def add_filters(self, repo: Repo, sha: str, filters: Iterable[str]) -> None:
         with self.atomic():
             self.conn.executemany(
-                "INSERT OR IGNORE INTO commit_filters VALUES (?, ?, ?)", [(repo.id, sha, key) for key in filters]
+                "INSERT INTO commit_filters (repo_id, sha, filter_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [(repo.id, sha, key) for key in filters],
             )
 
     # -- exports and imports ---------------------------------------------------------------------
@@ -105,6 +108,7 @@ class TransferQueries(Queries):
             )
 
     def last_export(self) -> ExportRecord | None:
+        # rowid: insertion order (SQLite's implicit column; the PostgreSQL schema names one for this table).
         rows = self._rows(
             "SELECT id, created_at, dest, digest, base, state_json, blobs, bytes FROM exports "
             "ORDER BY created_at DESC, rowid DESC LIMIT 1"
@@ -119,8 +123,11 @@ class TransferQueries(Queries):
     ) -> None:
         with self.atomic():
             self.conn.execute(
-                "INSERT OR REPLACE INTO imports (digest, bundle_id, exported_at, imported_at, commits, blobs_copied, "
-                "bytes_copied) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO imports (digest, bundle_id, exported_at, imported_at, commits, blobs_copied, "
+                "bytes_copied) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET "
+                "bundle_id = excluded.bundle_id, exported_at = excluded.exported_at, "
+                "imported_at = excluded.imported_at, commits = excluded.commits, "
+                "blobs_copied = excluded.blobs_copied, bytes_copied = excluded.bytes_copied",
                 (digest, bundle_id, exported_at, utcnow(), commits, blobs, nbytes),
             )
 

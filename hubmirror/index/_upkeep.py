@@ -24,6 +24,7 @@ class UpkeepQueries(Queries):
     def ref_history(self, repo: Repo) -> dict[str, list[str]]:
         """ref name → the commits it pointed at, newest first (each once)."""
         out: dict[str, list[str]] = {}
+        # rowid: insertion order (SQLite's implicit column; the PostgreSQL schema names one for this table).
         for name, sha in self._rows(
             "SELECT name, commit_sha FROM ref_history WHERE repo_id = ? ORDER BY moved_at DESC, rowid DESC", (repo.id,)
         ):

@@ -47,7 +47,9 @@ def scheduled_sync(
     ``observer`` makes a fresh progress observer (a context manager, or None) per run; ``on_report`` gets
     each run's report (default: a log summary, failures at ERROR: in a service the log is the record)."""
     report_to = on_report or log_report
-    with planning_mirror(config.home) if dry_run else Mirror(config.home) as mirror:
+    with (
+        planning_mirror(config.home, config.index.url) if dry_run else Mirror(config.home, index_url=config.index.url)
+    ) as mirror:
 
         def once() -> None:
             watching = observer() if observer is not None else None
@@ -75,7 +77,7 @@ def log_report(report: SyncReport) -> None:
 
 
 def _watch(config: Config, stop: threading.Event) -> None:
-    with Mirror(config.home) as mirror, Mirror.client_for(config) as client:
+    with Mirror(config.home, index_url=config.index.url) as mirror, Mirror.client_for(config) as client:
         AutoPush(mirror.pusher(client), list(config.watch)).run(stop)
 
 
@@ -92,7 +94,7 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
     if serve:
         from ..serve import BackgroundServer, ServeSettings
 
-        Mirror(config.home).close()  # create or check the store before binding
+        Mirror(config.home, index_url=config.index.url).close()  # create or check the store before binding
         settings = ServeSettings(
             config.serve, frozenset((s.type, s.repo) for s in config.repos), config.upstream.endpoint
         )

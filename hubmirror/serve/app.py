@@ -86,13 +86,19 @@ class ServeSettings:
     config: ServeConfig = field(default_factory=ServeConfig)
     mirrored: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (type, repo) listed under repos:
     upstream: str | None = None
+    index_url: str | None = field(default=None, repr=False)  # the config's index.url (may hold a password)
 
     @classmethod
     def from_config(cls, config: Config | None) -> ServeSettings:
         """The serve: section, the repos the config mirrors, and where upstream is (defaults with no config)."""
         if config is None:
             return cls()
-        return cls(config.serve, frozenset((s.type, s.repo) for s in config.repos), config.upstream.endpoint)
+        return cls(
+            config.serve,
+            frozenset((s.type, s.repo) for s in config.repos),
+            config.upstream.endpoint,
+            config.index.url,
+        )
 
 
 class HubApp:
@@ -100,7 +106,7 @@ class HubApp:
 
     def __init__(self, home: Path, settings: ServeSettings | None = None) -> None:
         settings = settings or ServeSettings()
-        self.catalog = Catalog(home)
+        self.catalog = Catalog(home, settings.index_url)
         self.tokens = Tokens(settings.config)
         self.lfs = LfsEndpoints(self.catalog, settings.config)
         self.writer = Writer(self.catalog, self.lfs, settings.mirrored, settings.upstream)

@@ -1,8 +1,8 @@
 """The read model serve answers from: repos, revisions and file lists out of the index, cached.
 
 File lists are immutable per commit, so they are cached for good; revision → commit answers are cached
-until the index changes (SQLite's ``data_version``), so a sync or push in another process shows at once.
-Each thread gets its own SQLite connection.
+until the index changes (:meth:`Index.data_version`), so a sync or push in another process (on any machine,
+with the index in PostgreSQL) shows at once. Each thread gets its own index connection.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from ..cards import card_from_json, card_json
 from ..errors import HubMirrorError, RepoNotMirroredError
+from ..home import index_location
 from ..index import Index, open_index
 from ..models import CommitMeta, FileRecord, Repo
 from ..resolve import Resolver
@@ -35,10 +36,11 @@ class Snapshot:
 
 
 class Catalog:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, index_url: str | None = None) -> None:
         self.home = Path(home)
         self.store = Store(self.home, create=False)
         self.read_only = self.store.read_only
+        self.index_at = index_location(self.store, index_url)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._files: OrderedDict[tuple[int, str], dict[str, FileRecord]] = OrderedDict()
@@ -51,7 +53,9 @@ class Catalog:
     def index(self) -> Index:
         index = getattr(self._local, "index", None)
         if index is None:
-            index = self._local.index = open_index(self.store.index_path, read_only=self.read_only)
+            index = self._local.index = open_index(self.index_at, read_only=self.read_only)
+            if self.store.lease is None:  # writes through serve take the writer lease too
+                self.store.use_lease(index.writer_lease())
             self._local.version = -1
             self._local.repos, self._local.revisions, self._local.metas = {}, {}, {}
         return index

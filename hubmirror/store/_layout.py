@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -71,7 +71,12 @@ class Store:
         self.tmp_dir = self.home / "tmp"
         self.locks_dir = self.home / "locks"
         self.index_path = self.home / "index.sqlite"
+        # Where the index is when it is not index.sqlite (a database URL without password): binds the blobs
+        # here to the one index that names them.
+        self.index_url_path = self.home / "index.url"
         self.blobs_dir = self.home / "blobs" / "sha256"
+        # The writer lease of an index shared by several machines (see write_lock); None: the file lock is all.
+        self.lease: Callable[[float], AbstractContextManager[None]] | None = None
         if create:
             self._init_layout()
         else:
@@ -215,9 +220,43 @@ class Store:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def write_lock(self, timeout: float = 600.0) -> AbstractContextManager[None]:
-        """The one-writer-at-a-time lock around index changes."""
-        return self.lock("index-write", timeout)
+    @contextmanager
+    def write_lock(self, timeout: float = 600.0) -> Iterator[None]:
+        """The one-writer-at-a-time lock around index changes: the file lock under ``locks/`` (writers on
+        this machine), then, when the index is shared by several machines, its writer lease (see
+        :meth:`use_lease`)."""
+        with self.lock("index-write", timeout):
+            if self.lease is None:
+                yield
+                return
+            with self.lease(timeout):
+                yield
+
+    def use_lease(self, lease: Callable[[float], AbstractContextManager[None]] | None) -> None:
+        """Take ``lease`` (called with the timeout) inside every :meth:`write_lock` from now on: the index
+        gives one when writers on other machines must be excluded too."""
+        self.lease = lease
+
+    # -- where the index is -----------------------------------------------------------------------
+    def recorded_index_url(self) -> str | None:
+        """The index location recorded in ``index.url`` (None when the index is ``index.sqlite``)."""
+        try:
+            text = self.index_url_path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StoreError(f"cannot read {self.index_url_path} ({exc}); restore it or remove it") from exc
+        return text or None
+
+    def record_index_url(self, url: str) -> None:
+        """Record where the index is (a URL without password), atomically."""
+        tmp = self.index_url_path.with_name(f".index.url.{os.getpid()}")
+        try:
+            tmp.write_text(url + "\n", encoding="utf-8")
+            os.replace(tmp, self.index_url_path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise disk_error(exc, str(self.index_url_path)) from exc
 
     @contextmanager
     def gc_guard(self, *, exclusive: bool = False, timeout: float = 3600.0) -> Iterator[None]:

@@ -409,11 +409,12 @@ class Syncer:
 
     def _worker_index(self) -> Index:
         """Each download thread has its own connection (SQLite connections are per thread). Blob rows
-        are written without fsync (synchronous=NORMAL): losing the newest on power loss costs a
-        re-download, never correctness, and it keeps hundreds of small files fast."""
+        are written without waiting for durability (SQLite's synchronous=NORMAL, PostgreSQL's
+        synchronous_commit=off): losing the newest on power loss costs a re-download, never correctness,
+        and it keeps hundreds of small files fast."""
         index = getattr(self._local, "index", None)
         if index is None:
-            index = self._local.index = Index(self.index.path, synchronous="NORMAL")
+            index = self._local.index = self.index.for_thread(durable=False)
             with self._indexes_lock:
                 self._indexes.append(index)
         return index
