@@ -157,7 +157,8 @@ def test_commit_meta_and_history(index: Index) -> None:
     assert index.commit_meta(repo, A).title == "first"  # type: ignore[union-attr]
     index.set_commit_meta(repo, A, CommitMeta(None, "replaced", None, (), None))
     assert index.commit_meta(repo, A).title == "replaced"  # type: ignore[union-attr]
-    assert index.commit_meta(repo, B).date  # type: ignore[union-attr]  # dated when mirrored
+    assert index.commit_meta(repo, B).date is None  # type: ignore[union-attr]  # as recorded: not known
+    assert index.commit_meta(repo, B, shown=True).date  # type: ignore[union-attr]  # shown: dated when mirrored
     assert index.commit_meta(repo, "f" * 40) is None
 
 
