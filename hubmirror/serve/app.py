@@ -220,7 +220,7 @@ class HubApp:
             return list_commits(request, catalog, repo, catalog.commit(repo, r.revision or "main"))
         snapshot = catalog.snapshot(r.repo_type, r.repo_id, r.revision or "main", caller)
         if r.endpoint == "repo_info":
-            return reads.repo_info(request, catalog, snapshot)
+            return await reads.repo_info(request, catalog, snapshot)
         if r.endpoint == "tree":
             return reads.tree(request, catalog, snapshot, r.path)
         if r.endpoint == "paths_info":

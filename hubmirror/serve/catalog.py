@@ -116,13 +116,19 @@ class Catalog:
                 self._files.popitem(last=False)
         return files
 
-    def body(self, key: tuple[Any, ...], make: Callable[[], bytes]) -> bytes:
-        """A response body that is fixed for ``key`` (which must include the commit), made once and kept."""
+    def cached_body(self, key: tuple[Any, ...]) -> bytes | None:
+        """The body kept for ``key``, if one is."""
         with self._lock:
             body = self._bodies.get(key)
             if body is not None:
                 self._bodies.move_to_end(key)
-                return body
+            return body
+
+    def body(self, key: tuple[Any, ...], make: Callable[[], bytes]) -> bytes:
+        """A response body that is fixed for ``key`` (which must include the commit), made once and kept."""
+        body = self.cached_body(key)
+        if body is not None:
+            return body
         body = make()
         if len(body) > BODY_CACHE_BYTES // 8:  # a huge repo's answer is rebuilt, not crowding out the rest
             return body

@@ -145,12 +145,17 @@ def _sibling(record: FileRecord, blobs: bool) -> dict[str, Any]:
     return sibling
 
 
-def repo_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Response:
-    # Every from_pretrained starts with this call; the answer is fixed per commit, so it is built once.
+async def repo_info(request: Request, catalog: Catalog, snapshot: Snapshot) -> Response:
+    # Every from_pretrained starts with this call; the answer is fixed per commit, so it is built once, off the
+    # event loop (it reads the card and the safetensors headers, which a hostile push can make slow to read).
     blobs, repo = _flag(request, "blobs"), snapshot.repo
     expand = expand_properties(request, repo.type)
     key = ("repo_info", repo, snapshot.commit, blobs, expand)
-    body = catalog.body(key, lambda: json_bytes(_info_json(catalog, snapshot, blobs, expand)))
+    body = catalog.cached_body(key)
+    if body is None:
+        body = await run_in_threadpool(
+            catalog.body, key, lambda: json_bytes(_info_json(catalog, snapshot, blobs, expand))
+        )
     return Response(body, media_type="application/json")
 
 
