@@ -13,12 +13,14 @@ in a real Chromium): repos synced by ``hubmirror sync`` from the fake upstream, 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from conftest import run_cli, write_config
 from hubserver import HubServer
+from servekit import ServeProcess
 
 from hubmirror.index import open_index
 
@@ -141,3 +143,10 @@ def build_page_site(root: Path) -> PageSite:
                 == 0
             ), name
     return site
+
+
+def serve_page_site(site: PageSite) -> Iterator[ServeProcess]:
+    """The body of a module's ``server`` fixture: serve over the page site; its log must hold no traceback."""
+    with ServeProcess(site.config, site.root / "serve.log") as proc:
+        yield proc
+        assert "Traceback" not in proc.log(), proc.log()[-3000:]

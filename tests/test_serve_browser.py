@@ -11,7 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pagekit import BIG, CARD_MODEL, CONFIG_JSON, DATASET, ODD_BYTES, SECRET, TOKEN, PageSite, build_page_site
+from pagekit import (
+    BIG,
+    CARD_MODEL,
+    CONFIG_JSON,
+    DATASET,
+    ODD_BYTES,
+    SECRET,
+    TOKEN,
+    PageSite,
+    build_page_site,
+    serve_page_site,
+)
 from servekit import ServeProcess
 
 pytestmark = pytest.mark.timeout(300)
@@ -27,9 +38,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> PageSite:
 
 @pytest.fixture(scope="module")
 def server(site: PageSite) -> Iterator[ServeProcess]:
-    with ServeProcess(site.config, site.root / "serve.log") as proc:
-        yield proc
-        assert "Traceback" not in proc.log(), proc.log()[-3000:]
+    yield from serve_page_site(site)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from pagekit import (
     TOKEN,
     PageSite,
     build_page_site,
+    serve_page_site,
 )
 from servekit import ServeProcess
 
@@ -53,9 +54,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> PageSite:
 
 @pytest.fixture(scope="module")
 def server(site: PageSite) -> Iterator[ServeProcess]:
-    with ServeProcess(site.config, site.root / "serve.log") as proc:
-        yield proc
-        assert "Traceback" not in proc.log(), proc.log()[-3000:]
+    yield from serve_page_site(site)
 
 
 @pytest.fixture
