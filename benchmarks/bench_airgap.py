@@ -196,7 +196,7 @@ def bench_gc(work: Path, n_blobs: int, n_commits: int) -> dict[str, Any]:
     for i in range(n_blobs):
         data = f"blob {i}\n".encode()
         sha = hashlib.sha256(data).hexdigest()
-        path = store.blob_path(sha)
+        path = store.blob_file(sha)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         os.utime(path, (1, 1))  # old: past the grace period

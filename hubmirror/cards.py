@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .config import parse_card_metadata
 from .models import FileRecord
@@ -20,13 +19,13 @@ MAX_README_BYTES = 4 * 1024 * 1024
 NO_CARD = ""  # stored for "looked, there is none (or it is invalid)"; NULL means "not looked yet"
 
 
-def card_json(files: Iterable[FileRecord], blob_path: Callable[[str], Path]) -> str:
+def card_json(files: Iterable[FileRecord], open_blob: Callable[[str], BinaryIO]) -> str:
     """The card of a commit with these files, as JSON text (``NO_CARD`` when there is none or it is invalid)."""
     readme = next((f for f in files if f.path == README), None)
     if readme is None or readme.size > MAX_README_BYTES:
         return NO_CARD
     try:
-        with blob_path(readme.sha256).open("rb") as handle:
+        with open_blob(readme.sha256) as handle:
             text = handle.read(MAX_README_BYTES).decode("utf-8", errors="replace")
         card = parse_card_metadata(text)
     except (OSError, ValueError) as exc:

@@ -16,21 +16,24 @@ from pathlib import Path
 
 from .errors import StoreError
 from .index import Index, display_location, is_index_url, open_index
+from .models import Backends
 from .store import Store
 
 
-def open_store_index(home: Path, *, write: bool, index_url: str | None = None) -> tuple[Store, Index]:
+def open_store_index(home: Path, *, write: bool, backends: Backends | None = None) -> tuple[Store, Index]:
     """The store at ``home`` and its index, opened for a write command (``write``) or a read command.
 
-    ``index_url`` is the config's ``index.url`` (None: the one the store recorded, else ``index.sqlite``)."""
+    ``backends``: where the config puts the index (``index.url``; None: the one the store recorded, else
+    ``index.sqlite``) and the blobs (``store.url``; None: the recorded bucket, else ``home/blobs``)."""
+    backends = backends or Backends()
     if write and Store.exists(home) and Store(home, create=False).read_only:
         raise StoreError(
             f"the store at {Path(home)} cannot be written (a read-only filesystem, or no write permission): this "
             "command changes it; read commands (resolve, env, status, hf-cache --dir, serve, verify, export, "
             "inventory) work there"
         )
-    store = Store(home, create=write)
-    location = index_location(store, index_url)
+    store = Store(home, create=write, store_url=backends.store_url, endpoint_url=backends.endpoint_url)
+    location = index_location(store, backends.index_url)
     if is_index_url(location):
         return store, _open_database(store, str(location), write=write)
     path = store.index_path
@@ -38,7 +41,7 @@ def open_store_index(home: Path, *, write: bool, index_url: str | None = None) -
     if empty and store.has_any_blob():
         raise StoreError(
             f"the index {path} is {'missing' if not path.exists() else 'empty'} although "
-            f"{store.blobs_dir} holds content: restore index.sqlite from a backup (the blobs alone "
+            f"{store.blobs.location} holds content: restore index.sqlite from a backup (the blobs alone "
             "do not say which repos and revisions they belong to), or move blobs/ away to start over"
         )
     if empty and not write:
@@ -80,7 +83,7 @@ def _open_database(store: Store, url: str, *, write: bool) -> Index:
         if index.empty:
             if has_blobs:
                 raise StoreError(
-                    f"the index {index.location} is empty although {store.blobs_dir} holds content: point "
+                    f"the index {index.location} is empty although {store.blobs.location} holds content: point "
                     "index.url at the database that indexed them (or restore it from a backup), or move blobs/ "
                     "away to start over"
                 )

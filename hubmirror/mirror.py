@@ -19,7 +19,7 @@ from .errors import HubMirrorError, NotMirroredError
 from .home import open_store_index
 from .hub import UpstreamClient
 from .index import NEXT_SYNC_KEY, Index, PushBook
-from .models import Progress, Repo, ref_spelling
+from .models import Backends, Progress, Repo, ref_spelling
 from .paths import is_sha1
 from .patterns import PathFilter
 from .store import LAYOUT_VERSION, Store
@@ -39,13 +39,13 @@ logger = logging.getLogger(__name__)
 class Mirror:
     """A hubmirror home: ``Mirror(home)`` opens (and if needed creates) its store and index."""
 
-    def __init__(self, home: Path | str, *, write: bool = True, index_url: str | None = None) -> None:
+    def __init__(self, home: Path | str, *, write: bool = True, backends: Backends | None = None) -> None:
         """Open the store at ``home``: for a write (creating it if needed), or (``write=False``) only to read,
-        which never creates or changes anything. ``index_url``: the config's ``index.url`` (a PostgreSQL
-        database; default: the one the store recorded, else ``home/index.sqlite``)."""
+        which never creates or changes anything. ``backends``: where the config puts the index (a PostgreSQL
+        database) and the blobs (an S3 bucket); default: what the store recorded, else the home."""
         self.store: Store
         self.index: Index
-        self.store, self.index = open_store_index(Path(home), write=write, index_url=index_url)
+        self.store, self.index = open_store_index(Path(home), write=write, backends=backends)
         self.view = HFCacheView(view_root(self.store.home), self.store, self.index)
         # Sync keeps the HF-cache view current after each published commit.
         self.on_published: Callable[[str, str, str], None] | None = self._update_view
@@ -312,11 +312,11 @@ class Mirror:
 
 
 @contextmanager
-def planning_mirror(home: Path, index_url: str | None = None) -> Iterator[Mirror]:
+def planning_mirror(home: Path, backends: Backends | None = None) -> Iterator[Mirror]:
     """A Mirror to plan a dry run against while writing nothing: the store opened read-only, or, when there
     is no store yet, an empty throwaway one (everything would be fetched)."""
     if Store.exists(home):
-        with Mirror(home, write=False, index_url=index_url) as mirror:
+        with Mirror(home, write=False, backends=backends) as mirror:
             yield mirror
         return
     logger.info("no store at %s yet: everything would be fetched", home)

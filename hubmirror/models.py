@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 REPO_TYPES = ("model", "dataset")
@@ -32,6 +32,16 @@ def ref_spelling(revision: str) -> tuple[str, str | None]:
 def ref_name(revision: str) -> str:
     """The name a ref is kept under, for every spelling the Hub accepts (see :func:`ref_spelling`)."""
     return ref_spelling(revision)[0]
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Where a home keeps its index and its blobs when not in the home itself (None: what the store
+    recorded, else ``home/index.sqlite`` and ``home/blobs/``)."""
+
+    index_url: str | None = field(default=None, repr=False)  # a PostgreSQL URL (may hold a password)
+    store_url: str | None = None  # s3://bucket/prefix
+    endpoint_url: str | None = None  # an S3-compatible service (None: AWS)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ import logging
 import math
 import struct
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .models import FileRecord
 
@@ -31,12 +30,13 @@ class BadWeights(ValueError):
     """A safetensors file or index that cannot be read as one."""
 
 
-def header_parameters(path: Path) -> dict[str, int]:
+def header_parameters(handle: BinaryIO) -> dict[str, int]:
     """Parameters per dtype in one safetensors file: the product of each tensor's shape, summed by dtype.
 
     Raises BadWeights for a header over MAX_HEADER_BYTES or longer than the file, bad JSON, or a tensor
-    entry without a string ``dtype`` and a list of non-negative integers as ``shape``; OSError if unreadable."""
-    with path.open("rb") as handle:
+    entry without a string ``dtype`` and a list of non-negative integers as ``shape``; OSError if unreadable.
+    Reads only the header (the rest of a multi-GB file may be in object storage) and closes ``handle``."""
+    with handle:
         prefix = handle.read(8)
         if len(prefix) != 8:
             raise BadWeights("shorter than the 8-byte header length")
@@ -69,7 +69,7 @@ def header_parameters(path: Path) -> dict[str, int]:
     return counts
 
 
-def _weight_files(files: dict[str, FileRecord], blob_path: Callable[[str], Path]) -> list[FileRecord]:
+def _weight_files(files: dict[str, FileRecord], open_blob: Callable[[str], BinaryIO]) -> list[FileRecord]:
     """model.safetensors; else the shards model.safetensors.index.json names; else every top-level
     ``*.safetensors``. Empty when the commit has no safetensors weights."""
     if SINGLE in files:
@@ -79,7 +79,8 @@ def _weight_files(files: dict[str, FileRecord], blob_path: Callable[[str], Path]
         if index.size > MAX_INDEX_BYTES:
             raise BadWeights(f"{INDEX} is over {MAX_INDEX_BYTES} bytes")
         try:
-            data: Any = json.loads(blob_path(index.sha256).read_bytes())
+            with open_blob(index.sha256) as handle:
+                data: Any = json.loads(handle.read(MAX_INDEX_BYTES + 1))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise BadWeights(f"{INDEX} is not JSON: {exc}") from None
         weight_map = data.get("weight_map") if isinstance(data, dict) else None
@@ -92,15 +93,15 @@ def _weight_files(files: dict[str, FileRecord], blob_path: Callable[[str], Path]
     return [f for path, f in sorted(files.items()) if "/" not in path and path.endswith(".safetensors")]
 
 
-def safetensors_info(files: Iterable[FileRecord], blob_path: Callable[[str], Path]) -> dict[str, Any] | None:
+def safetensors_info(files: Iterable[FileRecord], open_blob: Callable[[str], BinaryIO]) -> dict[str, Any] | None:
     """``{"parameters": {dtype: n}, "total": n}`` for a commit with these files, or None when it has no
     safetensors weights or any of them cannot be read (bad, hostile or missing)."""
     by_path = {f.path: f for f in files}
     counts: dict[str, int] = {}
     try:
-        shards = _weight_files(by_path, blob_path)
+        shards = _weight_files(by_path, open_blob)
         for shard in shards:
-            for dtype, n in header_parameters(blob_path(shard.sha256)).items():
+            for dtype, n in header_parameters(open_blob(shard.sha256)).items():
                 counts[dtype] = counts.get(dtype, 0) + n
     except (BadWeights, OSError) as exc:
         logger.info("safetensors parameters not counted: %s", exc)

@@ -16,6 +16,7 @@ from hubmirror.config import (
     RepoSpec,
     ServeConfig,
     ServeUser,
+    StoreConfig,
     SyncConfig,
     UpstreamConfig,
     WatchSpec,
@@ -130,8 +131,8 @@ def test_example_loads_without_env_tokens_become_none() -> None:
 
 def test_example_mentions_every_key() -> None:
     text = EXAMPLE.read_text()
-    keys = ["home", "upstream", "sync", "repos", "watch", "serve", "cron", "index"]
-    for cls in (UpstreamConfig, SyncConfig, RepoSpec, WatchSpec, ServeConfig, IndexConfig):
+    keys = ["home", "upstream", "sync", "repos", "watch", "serve", "cron", "index", "store"]
+    for cls in (UpstreamConfig, SyncConfig, RepoSpec, WatchSpec, ServeConfig, IndexConfig, StoreConfig):
         keys += [f.name for f in dataclasses.fields(cls) if f.name not in ("line", "enabled")]
     for key in keys:
         assert f"{key}:" in text, key
@@ -650,7 +651,7 @@ MALFORMED = [
         "repos: [{repo: a}]\ncolour: red\n",
         2,
         "colour",
-        "unknown key (expected one of: home, upstream, sync, repos, watch, serve, gc, index)",
+        "unknown key (expected one of: home, upstream, sync, repos, watch, serve, gc, index, store)",
         id="unknown-top",
     ),
     pytest.param("repo:\n  - repo: a\n", 1, "repo", "unknown key (did you mean 'repos'?)", id="unknown-top-typo"),

@@ -40,6 +40,8 @@ OWNERS = {
     "sqlite_utils": {"index/_sqlite.py", "index/_schema.py"},
     "psycopg": {"index/_postgres.py"},
     "filelock": {"store/_layout.py"},
+    "boto3": {"store/_s3.py"},
+    "botocore": {"store/_s3.py"},
     "watchdog": {"push/_watcher.py"},
     "rich": {"cli/_progress.py"},
     "cronsim": {"cron.py"},

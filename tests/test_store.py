@@ -38,7 +38,7 @@ def test_writer_verifies_and_publishes_read_only(tmp_path) -> None:
         writer.write(data[100:])
         info = writer.commit()
     assert info.sha256 == _sha(data) and info.git_sha1 == git_blob_sha1(data) and info.fetched
-    path = store.blob_path(info.sha256)
+    path = store.blob_file(info.sha256)
     assert path.read_bytes() == data
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
     assert list(store.tmp_dir.iterdir()) == []
@@ -67,10 +67,10 @@ def test_duplicate_blob_is_not_rewritten(tmp_path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"same")
     first = store.ingest_file(src)
-    mtime = store.blob_path(first.sha256).stat().st_mtime_ns
+    mtime = store.blob_file(first.sha256).stat().st_mtime_ns
     second = store.ingest_file(src)
     assert first.fetched and not second.fetched
-    assert store.blob_path(first.sha256).stat().st_mtime_ns == mtime
+    assert store.blob_file(first.sha256).stat().st_mtime_ns == mtime
 
 
 def test_resumable_partial_survives_and_is_rehashed(tmp_path) -> None:
@@ -85,7 +85,7 @@ def test_resumable_partial_survives_and_is_rehashed(tmp_path) -> None:
         assert writer.offset == 120_000
         writer.write(data[120_000:])
         info = writer.commit()
-    assert store.blob_path(info.sha256).read_bytes() == data
+    assert store.blob_file(info.sha256).read_bytes() == data
 
 
 def test_corrupt_partial_is_caught_at_commit(tmp_path) -> None:

@@ -27,7 +27,11 @@ def test_counts_per_dtype_skipping_metadata(tmp_path: Path) -> None:
         "c": {"dtype": "BF16", "shape": [2, 0, 5], "data_offsets": [52, 52]},
         "d": {"dtype": "I8", "shape": [1 << 40, 1 << 30], "data_offsets": [52, 52]},  # big ints stay exact
     }
-    assert header_parameters(_file(tmp_path / "w.safetensors", header)) == {"F32": 13, "BF16": 0, "I8": 1 << 70}
+    assert header_parameters(_file(tmp_path / "w.safetensors", header).open("rb")) == {
+        "F32": 13,
+        "BF16": 0,
+        "I8": 1 << 70,
+    }
 
 
 @pytest.mark.parametrize(
@@ -46,7 +50,7 @@ def test_malformed_files_are_refused(tmp_path: Path, raw: bytes, fragment: str) 
     path = tmp_path / "w.safetensors"
     path.write_bytes(raw)
     with pytest.raises(BadWeights, match=fragment):
-        header_parameters(path)
+        header_parameters(path.open("rb"))
 
 
 @pytest.mark.parametrize(
@@ -65,7 +69,7 @@ def test_malformed_files_are_refused(tmp_path: Path, raw: bytes, fragment: str) 
 )
 def test_impossible_tensors_are_refused(tmp_path: Path, tensor: dict) -> None:
     with pytest.raises(BadWeights):
-        header_parameters(_file(tmp_path / "w.safetensors", {"t": tensor}))
+        header_parameters(_file(tmp_path / "w.safetensors", {"t": tensor}).open("rb"))
 
 
 def _records(tmp_path: Path, files: dict[str, bytes]) -> tuple[list[FileRecord], dict[str, Path]]:
@@ -87,7 +91,7 @@ def _weights(shape: list[int]) -> bytes:
 def test_which_files_count(tmp_path: Path) -> None:
     def info(files: dict[str, bytes]) -> object:
         records, blobs = _records(tmp_path, files)
-        return safetensors_info(records, blobs.__getitem__)
+        return safetensors_info(records, lambda digest: blobs[digest].open("rb"))
 
     assert info({"README.md": b"x"}) is None  # no weights: no field
     assert info({"model.safetensors": _weights([2]), "other.safetensors": _weights([3])}) == {
@@ -120,4 +124,4 @@ def test_which_files_count(tmp_path: Path) -> None:
 
 def test_a_missing_blob_gives_no_field(tmp_path: Path) -> None:
     records, _ = _records(tmp_path, {"model.safetensors": _weights([1])})
-    assert safetensors_info(records, lambda digest: tmp_path / "nowhere" / digest) is None
+    assert safetensors_info(records, lambda digest: (tmp_path / "nowhere" / digest).open("rb")) is None

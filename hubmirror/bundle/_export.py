@@ -35,7 +35,7 @@ from ._format import (
     sums_lines,
 )
 from ._inventory import FarSide, far_side_from
-from ._io import open_writer
+from ._io import BundleWriter, open_writer
 
 logger = logging.getLogger(__name__)
 
@@ -174,13 +174,7 @@ class Exporter:
             writer.add_bytes(RECORDS, records)
             writer.add_bytes(SUMS, b"".join(sums_lines(records_sha, (sha for sha, _ in blobs))))
             for sha256, size in blobs:
-                path = self.store.blob_path(sha256)
-                if not path.is_file():
-                    raise StoreError(
-                        f"blob {sha256} is missing from {self.store.blobs_dir} (gc, or damage): run "
-                        "'hubmirror verify --repair', then export again"
-                    )
-                writer.add_file(blob_member(sha256), path, size)
+                self._add_blob(writer, sha256, size)
                 self.progress.advanced(size)
                 self.progress.file_done()
             writer.finish()
@@ -195,6 +189,27 @@ class Exporter:
             report.bytes,
             dest,
         )
+
+    def _add_blob(self, writer: BundleWriter, sha256: str, size: int) -> None:
+        """One blob into the bundle: its file, or (blobs in object storage) a verified copy in ``home/tmp``."""
+        missing = StoreError(
+            f"blob {sha256} is missing from {self.store.blobs.location} (gc, or damage): run "
+            "'hubmirror verify --repair', then export again"
+        )
+        path = self.store.blob_file(sha256)
+        if path is not None:
+            if not path.is_file():
+                raise missing
+            writer.add_file(blob_member(sha256), path, size)
+            return
+        copy = self.store.tmp_dir / f"export-{uuid.uuid4().hex}"
+        try:
+            self.store.copy_blob(sha256, copy)
+            writer.add_file(blob_member(sha256), copy, size)
+        except FileNotFoundError:
+            raise missing from None
+        finally:
+            copy.unlink(missing_ok=True)
 
     def _record(self, report: ExportReport, dest: str | Path, state: list[CommitKey], far: FarSide) -> None:
         if self.store.read_only:

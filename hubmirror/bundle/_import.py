@@ -203,7 +203,7 @@ class Importer:
                 report.commits_refused += 1
                 continue
             repo_record = access.get((commit.type, commit.repo))
-            card = card_json(commit.files, self.store.blob_path)
+            card = card_json(commit.files, self.store.open_blob)
             with self.store.write_lock():
                 self.index.publish_commit(
                     commit.type,

@@ -93,8 +93,8 @@ def import_(
     state: State = ctx.obj
     with errors():
         observer = progress_bar(not as_json)
-        home, index_url = place_of(state)
-        with Mirror(home, index_url=index_url) as mirror, observer or nullcontext():
+        home, backends = place_of(state)
+        with Mirror(home, backends=backends) as mirror, observer or nullcontext():
             report = mirror.import_bundle(src, progress=observer)
         if as_json:
             print_json(report.as_dict())

@@ -16,9 +16,9 @@ from ..mirror import Mirror, planning_mirror
 from ..sync import SyncReport
 from ._common import (
     State,
+    backends_of,
     config_and_home,
     errors,
-    index_url,
     load,
     print_json,
     progress_bar,
@@ -95,7 +95,7 @@ def _sync_once(
     if dry_run:
         return _dry_run(config, repos, locked=locked, observer=observer)
     with (
-        Mirror(config.home, index_url=config.index.url) as mirror,
+        Mirror(config.home, backends=config.backends) as mirror,
         observer or nullcontext(),
         stop_on_signals() as stop,
     ):
@@ -103,7 +103,7 @@ def _sync_once(
 
 
 def _dry_run(config: Config, repos: tuple[str, ...] | list[str], *, locked: bool, observer: Any) -> SyncReport:
-    with planning_mirror(config.home, config.index.url) as mirror, observer or nullcontext(), stop_on_signals() as stop:
+    with planning_mirror(config.home, config.backends) as mirror, observer or nullcontext(), stop_on_signals() as stop:
         return mirror.sync(config, repos, dry_run=True, locked=locked, observer=observer, stop=stop)
 
 
@@ -161,7 +161,7 @@ def lock(
     with errors():
         config = load(state)
         observer = progress_bar(not as_json)
-        with Mirror(config.home, index_url=config.index.url) as mirror, observer or nullcontext():
+        with Mirror(config.home, backends=config.backends) as mirror, observer or nullcontext():
             report, path = mirror.lock(config, observer=observer)
         if as_json:
             print_json({**report.as_dict(), "lock_file": str(path) if path else None})
@@ -181,7 +181,7 @@ def status(
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
-        with Mirror(home, write=False, index_url=index_url(config)) as mirror:
+        with Mirror(home, write=False, backends=backends_of(config)) as mirror:
             data = mirror.status(retention=retention_of(config))
         if as_json:
             print_json(data)

@@ -95,8 +95,8 @@ def import_hf_cache(
     """Bring an existing huggingface_hub cache into the store, verifying every file against its hash."""
     state: State = ctx.obj
     with errors():
-        home, index_url = place_of(state)
-        with Mirror(home, index_url=index_url) as mirror:
+        home, backends = place_of(state)
+        with Mirror(home, backends=backends) as mirror:
             report = mirror.import_hf_cache(directory)
             if as_json:
                 print_json(report.as_dict())

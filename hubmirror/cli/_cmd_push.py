@@ -40,7 +40,7 @@ def push(
         except ValueError as exc:
             raise typer.BadParameter(f"--repo {repo!r}: {exc}") from exc
         config = load(state)
-        with Mirror(config.home, index_url=config.index.url) as mirror, Mirror.client_for(config) as client:
+        with Mirror(config.home, backends=config.backends) as mirror, Mirror.client_for(config) as client:
             result = mirror.pusher(client).push(
                 folder,
                 repo,
@@ -85,7 +85,7 @@ def watch(
             raise ConfigError(
                 "the config has no watch: entries; add one (see config/hubmirror.example.yaml)", file=str(config.path)
             )
-        with Mirror(config.home, index_url=config.index.url) as mirror, Mirror.client_for(config) as client:
+        with Mirror(config.home, backends=config.backends) as mirror, Mirror.client_for(config) as client:
             runner = AutoPush(mirror.pusher(client), list(config.watch), retry_min=retry_min, retry_max=retry_max)
             with stop_on_signals() as stop:
                 runner.run(stop)

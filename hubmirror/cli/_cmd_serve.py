@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..mirror import Mirror
-from ._common import State, config_and_home, errors, index_url, load, stop_on_signals
+from ._common import State, backends_of, config_and_home, errors, load, stop_on_signals
 
 
 def serve(
@@ -35,7 +35,7 @@ def serve(
         if access_log is not None:
             settings = replace(settings, config=replace(settings.config, access_log=access_log))
         # Check the store before binding; only a server that accepts pushes may create one.
-        Mirror(home, write=bool(settings.config.token or settings.config.users), index_url=index_url(config)).close()
+        Mirror(home, write=bool(settings.config.token or settings.config.users), backends=backends_of(config)).close()
         run(
             home,
             host or settings.config.host,

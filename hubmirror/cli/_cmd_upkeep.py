@@ -12,7 +12,7 @@ from ..config import Config, read_lock
 from ..maintenance import Retention, pinned_commits
 from ..mirror import Mirror
 from ..units import human_size
-from ._common import State, config_and_home, errors, index_url, print_json, progress_bar
+from ._common import State, backends_of, config_and_home, errors, print_json, progress_bar
 
 
 def retention_of(config: Config | None) -> Retention:
@@ -52,7 +52,7 @@ def verify(
         observer = progress_bar(not as_json)
         client = Mirror.client_for(config) if repair and config is not None else None
         with (
-            Mirror(home, write=repair, index_url=index_url(config)) as mirror,
+            Mirror(home, write=repair, backends=backends_of(config)) as mirror,
             observer or nullcontext(),
             client or nullcontext(),
         ):
@@ -86,7 +86,7 @@ def gc(
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
-        with Mirror(home, write=not dry_run, index_url=index_url(config)) as mirror:
+        with Mirror(home, write=not dry_run, backends=backends_of(config)) as mirror:
             report = mirror.gc(retention_of(config), dry_run=dry_run)
         if as_json:
             print_json(report.as_dict())
@@ -117,7 +117,7 @@ def remove(
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
-        with Mirror(home, index_url=index_url(config)) as mirror:
+        with Mirror(home, backends=backends_of(config)) as mirror:
             report = mirror.remove(repo, repo_type, revision)
         if as_json:
             print_json(report.as_dict())

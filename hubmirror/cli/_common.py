@@ -18,6 +18,7 @@ import typer
 
 from ..config import Config, find_config_path, find_home, load_config
 from ..errors import ConfigError, HubMirrorError
+from ..models import Backends
 
 
 @dataclass
@@ -79,16 +80,16 @@ def home_of(state: State) -> Path:
     return find_home(state.home, state.config_path)
 
 
-def index_url(config: Config | None) -> str | None:
-    """The config's ``index.url`` (None: the index the store recorded, else ``home/index.sqlite``)."""
-    return config.index.url if config is not None else None
+def backends_of(config: Config | None) -> Backends:
+    """Where the config puts the index and the blobs (defaults: what the store recorded, else the home)."""
+    return config.backends if config is not None else Backends()
 
 
-def place_of(state: State) -> tuple[Path, str | None]:
-    """The home and the config's ``index.url``, for commands that need no config but may create a store
-    (whose index the config places)."""
+def place_of(state: State) -> tuple[Path, Backends]:
+    """The home and where the config puts index and blobs, for commands that need no config but may create
+    a store (whose backends the config places)."""
     config, home = config_and_home(state)
-    return home, index_url(config)
+    return home, backends_of(config)
 
 
 def print_json(data: Any, *, err: bool = False) -> None:

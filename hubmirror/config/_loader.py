@@ -31,6 +31,7 @@ from ._model import (
     RepoSpec,
     ServeConfig,
     ServeUser,
+    StoreConfig,
     SyncConfig,
     UpstreamConfig,
     WatchSpec,
@@ -38,7 +39,7 @@ from ._model import (
 from ._places import CONFIG_FILENAME, absolute_path, default_home
 from ._reader import _format_path, _KeyPath, _Reader, read_document
 
-_TOP_KEYS = ("home", "upstream", "sync", "repos", "watch", "serve", "gc", "index")
+_TOP_KEYS = ("home", "upstream", "sync", "repos", "watch", "serve", "gc", "index", "store")
 _UPSTREAM_KEYS = ("endpoint", "token", "timeout", "max_retries", "max_requests_per_5min")
 _SYNC_KEYS = ("workers", "every", "cron", "jitter")
 _REPO_KEYS = ("repo", "type", "revisions", "allow_patterns", "ignore_patterns")
@@ -54,10 +55,12 @@ _WATCH_KEYS = (
     "add_model_card",
     "message",
 )
-_SERVE_KEYS = ("host", "port", "token", "users", "anonymous", "access_log")
+_SERVE_KEYS = ("host", "port", "token", "users", "anonymous", "access_log", "redirect", "presigned_expiry")
 _USER_KEYS = ("name", "token", "write", "read_private")
 _GC_KEYS = ("keep_previous", "grace")
 _INDEX_KEYS = ("url",)
+_STORE_KEYS = ("url", "endpoint_url")
+_REDIRECTS = ("stream", "presigned")
 
 
 # --- public helpers -------------------------------------------------------------------------------------
@@ -152,9 +155,15 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         users=_read_users(reader, se),
         anonymous=reader.boolean(se, ("serve",), "anonymous", True),
         access_log=reader.boolean(se, ("serve",), "access_log", False),
+        redirect=reader.string(se, ("serve",), "redirect", "stream"),
+        presigned_expiry=reader.duration(se, ("serve",), "presigned_expiry", 300.0),
         enabled="serve" in top,
     )
     _check_tokens(reader, serve)
+    if serve.redirect not in _REDIRECTS:
+        raise reader.invalid(("serve", "redirect"), "expected stream (the default) or presigned")
+    if not 1 <= serve.presigned_expiry <= 7 * 24 * 3600:
+        raise reader.invalid(("serve", "presigned_expiry"), "expected between 1s and 7d (S3's longest)")
 
     gc_section = reader.section(top, "gc", _GC_KEYS)
     gc = GcConfig(
@@ -164,6 +173,16 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
 
     index_section = reader.section(top, "index", _INDEX_KEYS)
     index = IndexConfig(url=_check_index_url(reader, reader.secret(index_section, ("index",), "url")))
+    store_section = reader.section(top, "store", _STORE_KEYS)
+    endpoint_url = reader.optional_string(store_section, ("store",), "endpoint_url")
+    store = StoreConfig(
+        url=_check_store_url(reader, reader.optional_string(store_section, ("store",), "url")),
+        endpoint_url=None if endpoint_url is None else _check_endpoint(reader, endpoint_url, ("store", "endpoint_url")),
+    )
+    if store.endpoint_url is not None and store.url is None:
+        raise reader.error(("store", "endpoint_url"), "needs store.url (s3://bucket/prefix) beside it")
+    if serve.redirect == "presigned" and store.url is None:
+        raise reader.error(("serve", "redirect"), "presigned needs the blobs in object storage (store.url: s3://...)")
 
     return Config(
         path=config_path,
@@ -175,11 +194,11 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         serve=serve,
         gc=gc,
         index=index,
+        store=store,
     )
 
 
-def _check_endpoint(reader: _Reader, endpoint: str) -> str:
-    where = ("upstream", "endpoint")
+def _check_endpoint(reader: _Reader, endpoint: str, where: _KeyPath = ("upstream", "endpoint")) -> str:
     try:
         parts = urlsplit(endpoint)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -188,10 +207,25 @@ def _check_endpoint(reader: _Reader, endpoint: str) -> str:
     except ValueError:
         ok, has_credentials = False, False
     if has_credentials:  # the value is not echoed: it holds a secret
-        raise reader.error(where, "must not contain credentials; put the token in upstream.token")
+        hint = "put the token in upstream.token" if where[0] == "upstream" else "use the standard AWS_* variables"
+        raise reader.error(where, f"must not contain credentials; {hint}")
     if not ok or parts.query or parts.fragment or any(ch.isspace() for ch in endpoint):
         raise reader.invalid(where, "expected an http:// or https:// URL such as https://huggingface.co")
     return endpoint.rstrip("/")
+
+
+def _check_store_url(reader: _Reader, url: str | None) -> str | None:
+    """``s3://bucket`` or ``s3://bucket/prefix``, the prefix without empty, ``.`` or ``..`` segments."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    prefix = parts.path.strip("/")
+    segments_ok = not prefix or all(seg not in ("", ".", "..") for seg in prefix.split("/"))
+    if parts.scheme != "s3" or not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment:
+        raise reader.invalid(("store", "url"), "expected s3://bucket/prefix (leave store: out for home/blobs)")
+    if not segments_ok or any(ch.isspace() for ch in url):
+        raise reader.invalid(("store", "url"), "the prefix must not have empty, '.' or '..' segments or spaces")
+    return url.rstrip("/")
 
 
 def _check_index_url(reader: _Reader, url: str | None) -> str | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..models import Backends
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 LOCK_FILENAME = "hubmirror.lock"
@@ -72,6 +73,9 @@ class ServeConfig:
     users: tuple[ServeUser, ...] = ()
     anonymous: bool = True  # anonymous reads of public repos (and public metadata of gated ones)
     access_log: bool = False
+    # stream: resolve GETs send the bytes; presigned: with blobs in S3, a 302 to a presigned URL of the object
+    redirect: str = "stream"
+    presigned_expiry: float = 300.0  # seconds a presigned URL stays valid
     enabled: bool = False  # the file has a serve: section, so `hubmirror run` starts the server
 
 
@@ -81,6 +85,15 @@ class GcConfig:
     # and a store synced every 6 hours keeps about half a day of history, not a year of it.
     keep_previous: int = 2
     grace: float = 3600.0  # unused blobs younger than this stay (an upload may be waiting for its commit)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the blobs are: ``url`` an ``s3://bucket/prefix`` (``endpoint_url``: an S3-compatible service);
+    None is ``home/blobs``."""
+
+    url: str | None = None
+    endpoint_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,12 @@ class Config:
     serve: ServeConfig
     gc: GcConfig = GcConfig()
     index: IndexConfig = IndexConfig()
+    store: StoreConfig = StoreConfig()
+
+    @property
+    def backends(self) -> Backends:
+        """Where this config puts the index and the blobs."""
+        return Backends(self.index.url, self.store.url, self.store.endpoint_url)
 
     @property
     def lock_path(self) -> Path:

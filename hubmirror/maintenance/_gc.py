@@ -83,19 +83,15 @@ class Collector:
             if kept:
                 needed |= self.index.blobs_of(repo, sorted(kept))
         rows = self.index.blob_rows()
-        on_disk = dict(self.store.iter_blobs())
+        stored = {blob.sha256: blob for blob in self.store.iter_blobs()}
         cutoff = time.time() - retention.grace
-        for sha in (set(rows) | set(on_disk)) - needed:
-            entry = on_disk.get(sha)
-            if entry is not None:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    st = None
-                if st is not None and st.st_mtime > cutoff:
+        for sha in (set(rows) | set(stored)) - needed:
+            blob = stored.get(sha)
+            if blob is not None:
+                if blob.mtime > cutoff:
                     plan.young += 1
                     continue
-                plan.blobs[sha] = st.st_size if st is not None else 0
+                plan.blobs[sha] = blob.size
             else:
                 plan.blobs[sha] = 0  # a row without a file: only the row goes
         return plan

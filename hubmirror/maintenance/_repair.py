@@ -51,7 +51,7 @@ class Repairer:
             restored = self._restore(wanted, report)
             report.repaired.extend(f"blob {sha}: index row restored" for sha in sorted(rows_only))
             for sha in [*restored, *sorted(rows_only)]:
-                size = self.store.blob_path(sha).stat().st_size
+                size = self.store.blob_size(sha) or 0
                 with self.store.write_lock():
                     self.index.add_blobs([BlobRecord(sha, size, None)])
             for line in report.index_problems:

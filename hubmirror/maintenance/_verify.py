@@ -127,7 +127,7 @@ class Verifier:
         if repos:
             wanted = set().union(*(self.index.blobs_of(r, self.index.commit_shas(r)) for r in repos))
             return {sha: rows.get(sha) for sha in sorted(wanted)}
-        found: dict[str, int | None] = {sha: None for sha, _ in self.store.iter_blobs()}
+        found: dict[str, int | None] = {blob.sha256: None for blob in self.store.iter_blobs()}
         found.update(rows)
         return dict(sorted(found.items()))
 
@@ -154,11 +154,10 @@ class Verifier:
 
     def _check_blob(self, item: tuple[str, int | None]) -> tuple[str, int, str | None]:
         sha256, expected = item
-        path = self.store.blob_path(sha256)
         digest = hashlib.sha256()
         size = 0
         try:
-            with path.open("rb") as handle:
+            with self.store.open_blob(sha256) as handle:
                 while chunk := handle.read(CHUNK):
                     digest.update(chunk)
                     size += len(chunk)

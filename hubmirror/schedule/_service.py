@@ -48,7 +48,7 @@ def scheduled_sync(
     each run's report (default: a log summary, failures at ERROR: in a service the log is the record)."""
     report_to = on_report or log_report
     with (
-        planning_mirror(config.home, config.index.url) if dry_run else Mirror(config.home, index_url=config.index.url)
+        planning_mirror(config.home, config.backends) if dry_run else Mirror(config.home, backends=config.backends)
     ) as mirror:
 
         def once() -> None:
@@ -77,7 +77,7 @@ def log_report(report: SyncReport) -> None:
 
 
 def _watch(config: Config, stop: threading.Event) -> None:
-    with Mirror(config.home, index_url=config.index.url) as mirror, Mirror.client_for(config) as client:
+    with Mirror(config.home, backends=config.backends) as mirror, Mirror.client_for(config) as client:
         AutoPush(mirror.pusher(client), list(config.watch)).run(stop)
 
 
@@ -94,7 +94,7 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
     if serve:
         from ..serve import BackgroundServer, ServeSettings
 
-        Mirror(config.home, index_url=config.index.url).close()  # create or check the store before binding
+        Mirror(config.home, backends=config.backends).close()  # create or check the store before binding
         settings = ServeSettings(
             config.serve, frozenset((s.type, s.repo) for s in config.repos), config.upstream.endpoint
         )

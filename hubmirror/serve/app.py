@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from ..config import Config, ServeConfig
 from ..errors import HubMirrorError
+from ..models import Backends
 from . import reads, web
 from .auth import Caller, Tokens
 from .catalog import Catalog
@@ -86,7 +88,7 @@ class ServeSettings:
     config: ServeConfig = field(default_factory=ServeConfig)
     mirrored: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (type, repo) listed under repos:
     upstream: str | None = None
-    index_url: str | None = field(default=None, repr=False)  # the config's index.url (may hold a password)
+    backends: Backends = field(default_factory=Backends)  # where the config puts index and blobs
 
     @classmethod
     def from_config(cls, config: Config | None) -> ServeSettings:
@@ -97,7 +99,7 @@ class ServeSettings:
             config.serve,
             frozenset((s.type, s.repo) for s in config.repos),
             config.upstream.endpoint,
-            config.index.url,
+            config.backends,
         )
 
 
@@ -106,7 +108,9 @@ class HubApp:
 
     def __init__(self, home: Path, settings: ServeSettings | None = None) -> None:
         settings = settings or ServeSettings()
-        self.catalog = Catalog(home, settings.index_url)
+        self.catalog = Catalog(home, settings.backends)
+        self.catalog.redirect = settings.config.redirect
+        self.catalog.presigned_expiry = settings.config.presigned_expiry
         self.tokens = Tokens(settings.config)
         self.lfs = LfsEndpoints(self.catalog, settings.config)
         self.writer = Writer(self.catalog, self.lfs, settings.mirrored, settings.upstream)
@@ -227,6 +231,8 @@ class HubApp:
             return await reads.paths_info(request, catalog, snapshot)
         if not caller.may_download(snapshot.repo):  # a gated repo: metadata is public, files are not
             raise gated_refusal(snapshot.repo, authenticated=not caller.anonymous)
+        if not catalog.store.blobs.local:  # object-store reads block: off the event loop
+            return await run_in_threadpool(reads.resolve_file, request, catalog, snapshot, r.path)
         return reads.resolve_file(request, catalog, snapshot, r.path)
 
     async def _write(self, request: Request, r: Route, caller: Caller) -> Response:

@@ -18,7 +18,7 @@ from ..cards import card_from_json, card_json
 from ..errors import HubMirrorError, RepoNotMirroredError
 from ..home import index_location
 from ..index import Index, open_index
-from ..models import CommitMeta, FileRecord, Repo
+from ..models import Backends, CommitMeta, FileRecord, Repo
 from ..resolve import Resolver
 from ..store import Store
 from ..weights import safetensors_info
@@ -36,11 +36,15 @@ class Snapshot:
 
 
 class Catalog:
-    def __init__(self, home: Path, index_url: str | None = None) -> None:
+    def __init__(self, home: Path, backends: Backends | None = None) -> None:
+        backends = backends or Backends()
         self.home = Path(home)
-        self.store = Store(self.home, create=False)
+        self.store = Store(self.home, create=False, store_url=backends.store_url, endpoint_url=backends.endpoint_url)
         self.read_only = self.store.read_only
-        self.index_at = index_location(self.store, index_url)
+        self.index_at = index_location(self.store, backends.index_url)
+        # How resolve GETs of blobs in object storage are answered (serve.redirect): see serve/objects.py.
+        self.redirect = "stream"
+        self.presigned_expiry = 300.0
         self._local = threading.local()
         self._lock = threading.Lock()
         self._files: OrderedDict[tuple[int, str], dict[str, FileRecord]] = OrderedDict()
@@ -147,7 +151,7 @@ class Catalog:
         if key not in self._cards:
             text = self.index().card(snapshot.repo, snapshot.commit)
             if text is None:
-                text = card_json(snapshot.files.values(), self.store.blob_path)
+                text = card_json(snapshot.files.values(), self.store.open_blob)
                 if not self.read_only:
                     try:
                         with self.store.write_lock(timeout=5):
@@ -179,7 +183,7 @@ class Catalog:
         with self._lock:
             if key in self._weights:
                 return self._weights[key]
-        info = safetensors_info(snapshot.files.values(), self.store.blob_path)
+        info = safetensors_info(snapshot.files.values(), self.store.open_blob)
         with self._lock:
             if len(self._weights) > 10_000:
                 self._weights.clear()
@@ -188,6 +192,3 @@ class Catalog:
 
     def visible_repos(self, repo_type: str, caller: Caller) -> list[Repo]:
         return [r for r in self.index().list_repos(repo_type) if caller.may_read(r)]
-
-    def blob_path(self, record: FileRecord) -> Path:
-        return self.store.blob_path(record.sha256)

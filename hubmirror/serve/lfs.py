@@ -141,7 +141,7 @@ class LfsEndpoints:
     async def verify(self, request: Request, oid: str, size_text: str) -> Response:
         size, _ = self._check(request, "verify", oid, size_text)
         body = await json_object(request, "LFS verify request")
-        path = self.catalog.store.blob_path(oid)
-        if not path.exists() or path.stat().st_size != size or body.get("size") != size:
+        stored = await run_in_threadpool(self.catalog.store.blob_size, oid)
+        if stored != size or body.get("size") != size:
             raise HubHTTPError(404, f"LFS object {oid} of that size was not uploaded")
         return JSONResponse({"message": "verified"})

@@ -105,7 +105,7 @@ class PullRequest:
         if record.size > DIFF_FILE_LIMIT:
             return None
         try:
-            data = self.catalog.store.blob_path(record.sha256).read_bytes()
+            data = self.catalog.store.read_blob(record.sha256)
             return None if b"\0" in data else data.decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
@@ -130,7 +130,7 @@ def merge(
         title = f"{d.title} (#{d.num})"
         sha = commits.commit_id(pr.base_commit, files, title)
         meta = CommitMeta(pr.base_commit, title, comment or "", (d.author or author,), utcnow())
-        card = card_json(files, store.blob_path)
+        card = card_json(files, store.open_blob)
         index.publish_commit(repo.type, repo.name, sha, files, [], source="push", card=card, meta=meta)
         with index.atomic():
             index.set_ref(repo.type, repo.name, d.base or "main", sha, kind="branch")

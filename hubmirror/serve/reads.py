@@ -23,6 +23,7 @@ from .catalog import Catalog, Snapshot
 from .fields import ListQuery, card_tags, expand_properties, list_item, select
 from .history import last_commits
 from .http import HubHTTPError, base_url, hub_date
+from .objects import object_response
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
@@ -242,14 +243,16 @@ def resolve_file(request: Request, catalog: Catalog, snapshot: Snapshot, path: s
             "EntryNotFound",
             {"X-Repo-Commit": snapshot.commit},
         )
-    blob = catalog.blob_path(record)
+    headers = {"ETag": f'"{record.etag}"', "X-Repo-Commit": snapshot.commit, "Accept-Ranges": "bytes"}
+    if record.lfs:
+        headers.update({"X-Linked-Etag": f'"{record.sha256}"', "X-Linked-Size": str(record.size)})
+    blob = catalog.store.blob_file(record.sha256)
+    if blob is None:  # in object storage (this runs on a worker thread: see HubApp._read)
+        return object_response(request, catalog, record, headers, _media_type(path))
     try:
         stat = blob.stat()
     except FileNotFoundError as exc:
         raise HubHTTPError(500, f"blob of {path} missing from the store; run hubmirror sync") from exc
-    headers = {"ETag": f'"{record.etag}"', "X-Repo-Commit": snapshot.commit, "Accept-Ranges": "bytes"}
-    if record.lfs:
-        headers.update({"X-Linked-Etag": f'"{record.sha256}"', "X-Linked-Size": str(record.size)})
     if "range" not in request.headers:
         # The client's metadata HEAD, and GETs of configs, tokenizers, small shards: answered here directly,
         # which is much cheaper than FileResponse's per-request work (its own ETag, thread hops to open,

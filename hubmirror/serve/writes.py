@@ -266,7 +266,7 @@ class Writer:
                 (caller.name,) if caller.name else (),
                 utcnow(),
             )
-            card = card_json(ordered, store.blob_path)
+            card = card_json(ordered, store.open_blob)
             index.publish_commit(repo.type, repo.name, sha, ordered, blobs, source="push", card=card, meta=meta)
             with index.atomic():
                 if create_pr:
@@ -301,4 +301,4 @@ class Writer:
     def _lfs_size(self, oid: str, caller: Caller) -> int | None:
         if not self.lfs.may_commit(oid, caller):
             return None
-        return self.catalog.store.blob_path(oid).stat().st_size
+        return self.catalog.store.blob_size(oid)

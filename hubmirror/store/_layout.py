@@ -1,17 +1,24 @@
 """A hubmirror home on local disk: its layout (``VERSION``, ``CACHEDIR.TAG``, ``blobs/``, ``tmp/``,
-``locks/``), blob addresses, the inter-process locks, and sweeping stale temp files.
+``locks/``), which blob backend holds its blobs, the inter-process locks, and sweeping stale temp files.
 
-Bytes enter ``blobs/`` only through :class:`BlobWriter`. This module knows nothing about repos, HTTP or SQL.
+Blobs are files under ``blobs/`` (:class:`DiskBlobs`), or objects in an S3-compatible bucket
+(:class:`S3Blobs`, chosen by ``store.url`` in the config and recorded in ``home/store.json`` by the first
+write command, so that commands given only the home find them). Bytes reach either only through
+:class:`BlobWriter`. This module knows nothing about repos, HTTP or SQL.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import filelock
 
@@ -20,12 +27,16 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from ..errors import LockTimeoutError, StoreError
+from ..errors import IntegrityError, LockTimeoutError, StoreError
 from ..hashing import CHUNK
-from ..paths import blob_relpath, is_sha256
 from ._batch import BlobBatch
+from ._disk import DiskBlobs
 from ._files import disk_error, plain_name, remove_older
+from ._interface import Blobs, StoredBlob
 from ._writer import BlobInfo, BlobWriter, Expected
+
+if TYPE_CHECKING:
+    from ._s3 import S3Blobs
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +48,21 @@ CACHEDIR_TAG = (
     "# This file is a cache directory tag created by hubmirror.\n"
     "# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
+
+
+def open_s3_blobs(url: str, endpoint_url: str | None) -> S3Blobs:
+    """The S3 backend (boto3 loads only now: the default install has none)."""
+    try:
+        from ._s3 import S3Blobs, S3Location
+    except ImportError as exc:
+        raise StoreError(
+            f"the blobs are in object storage ({url}) but boto3 is not installed: pip install 'hubmirror[scale]'"
+        ) from exc
+    try:
+        where = S3Location.parse(url, endpoint_url)
+    except ValueError as exc:
+        raise StoreError(f"{url} is not a store URL: {exc}") from exc
+    return S3Blobs(where)
 
 
 def read_layout_version(home: Path) -> int | None:
@@ -66,7 +92,9 @@ class Store:
     an existing store and writes nothing (a missing one is a StoreError). Either way a newer ``VERSION``
     is refused."""
 
-    def __init__(self, home: Path, *, create: bool = True) -> None:
+    def __init__(
+        self, home: Path, *, create: bool = True, store_url: str | None = None, endpoint_url: str | None = None
+    ) -> None:
         self.home = Path(home).expanduser().absolute()
         self.tmp_dir = self.home / "tmp"
         self.locks_dir = self.home / "locks"
@@ -74,19 +102,22 @@ class Store:
         # Where the index is when it is not index.sqlite (a database URL without password): binds the blobs
         # here to the one index that names them.
         self.index_url_path = self.home / "index.url"
-        self.blobs_dir = self.home / "blobs" / "sha256"
+        self.store_url_path = self.home / "store.json"
         # The writer lease of an index shared by several machines (see write_lock); None: the file lock is all.
         self.lease: Callable[[float], AbstractContextManager[None]] | None = None
-        if create:
+        if create or (store_url is not None and not self.exists(self.home)):
+            # (a serve replica's first start on a new machine: with blobs and index elsewhere, the home only
+            # keeps temp files and locks, so laying it out changes nothing anyone else reads)
             self._init_layout()
         else:
             self._check_existing()
+        self.blobs: Blobs = self._open_blobs(store_url, endpoint_url, record=create)
 
     @staticmethod
     def exists(home: Path) -> bool:
         """True if ``home`` holds a store (its ``VERSION`` or its index)."""
         home = Path(home)
-        return (home / "VERSION").exists() or (home / "index.sqlite").exists()
+        return (home / "VERSION").exists() or (home / "index.sqlite").exists() or (home / "store.json").exists()
 
     def _check_version(self) -> int | None:
         found = read_layout_version(self.home)
@@ -121,22 +152,63 @@ class Store:
         except OSError as exc:
             raise disk_error(exc, f"the store at {self.home}") from exc
 
-    # -- addresses -------------------------------------------------------------------------------
-    def blob_path(self, sha256: str) -> Path:
-        return self.home / blob_relpath(sha256)
-
+    # -- blobs (delegated to the backend) ------------------------------------------------------------
     def has_blob(self, sha256: str) -> bool:
-        return is_sha256(sha256) and self.blob_path(sha256).is_file()
+        return self.blobs.exists(sha256)
+
+    def blob_size(self, sha256: str) -> int | None:
+        """The stored blob's size; None when it is not stored."""
+        return self.blobs.size(sha256)
+
+    def open_blob(self, sha256: str) -> BinaryIO:
+        """A seekable reader of a stored blob (FileNotFoundError when it is not stored)."""
+        return self.blobs.open(sha256)
+
+    def read_blob(self, sha256: str) -> bytes:
+        """A small stored blob's bytes (cards, configs, diffs: callers check the size first)."""
+        with self.open_blob(sha256) as handle:
+            return handle.read()
+
+    def blob_file(self, sha256: str) -> Path | None:
+        """The blob's file on this machine when blobs are local files (links, sendfile), else None."""
+        return self.blobs.file_path(sha256)
 
     def has_any_blob(self) -> bool:
-        """True if ``blobs/`` holds at least one file (cheap: stops at the first)."""
+        """True if the store holds at least one blob (cheap: stops at the first)."""
+        return self.blobs.has_any()
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """Every stored blob (names that are not hashes are skipped)."""
+        return self.blobs.iter_blobs()
+
+    def copy_blob(self, sha256: str, target: Path) -> None:
+        """Put a verified copy of a stored blob at ``target`` (temp file beside it → hash → fsync → rename):
+        how views and bundles get files on this machine from a store in object storage.
+
+        Raises FileNotFoundError when the blob is not stored, IntegrityError when the bytes read do not
+        hash to ``sha256``, StoreError when ``target`` cannot be written."""
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        digest = hashlib.sha256()
         try:
-            for sub in os.scandir(self.blobs_dir):
-                if sub.is_dir() and any(True for _ in os.scandir(sub.path)):
-                    return True
-        except FileNotFoundError:
-            return False
-        return False
+            with self.open_blob(sha256) as source, tmp.open("xb") as sink:
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    sink.write(chunk)
+                sink.flush()
+                os.fsync(sink.fileno())
+            if digest.hexdigest() != sha256:
+                raise IntegrityError(f"blob {sha256} read from {self.blobs.location} hashes to {digest.hexdigest()}")
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, FileNotFoundError) and not target.parent.is_dir():
+                raise disk_error(exc, str(target)) from exc
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise disk_error(exc, str(target)) from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     @property
     def read_only(self) -> bool:
@@ -148,29 +220,15 @@ class Store:
             return True
         return not os.access(self.home, os.W_OK)
 
-    def iter_blobs(self) -> Iterator[tuple[str, os.DirEntry[str]]]:
-        """Every blob file on disk, as (sha256 its name claims, its directory entry: ``.path``, ``.stat()``);
-        names that are not hashes are skipped. Plain ``os`` calls: a store holds hundreds of thousands."""
-        try:
-            subdirs = sorted(os.scandir(self.blobs_dir), key=lambda e: e.name)
-        except FileNotFoundError:
-            return
-        for sub in subdirs:
-            if not sub.is_dir(follow_symlinks=False):
-                continue
-            for entry in os.scandir(sub.path):
-                if is_sha256(entry.name) and entry.name[:2] == sub.name and entry.is_file(follow_symlinks=False):
-                    yield entry.name, entry
-
     # -- writing ---------------------------------------------------------------------------------
     def writer(self, expected: Expected, *, resume_key: str | None = None) -> BlobWriter:
         """A writer for one blob. With ``resume_key`` the temp file has a stable name (resumable across
         processes; the caller holds :meth:`blob_lock` for that key); without, a unique one."""
-        return BlobWriter(self.tmp_dir, self.blob_path, expected, resume_key)
+        return BlobWriter(self.tmp_dir, self.blobs, expected, resume_key)
 
     def batch(self, **limits: int) -> BlobBatch:
         """A batch of blobs made durable together (imports): see :class:`BlobBatch`."""
-        return BlobBatch(self.tmp_dir, self.blob_path, **limits)
+        return BlobBatch(self.tmp_dir, self.blobs, **limits)
 
     def ingest_file(self, source: Path, expected: Expected | None = None) -> BlobInfo:
         """Copy a local file into the store through the one writer (used by imports and push)."""
@@ -237,6 +295,54 @@ class Store:
         gives one when writers on other machines must be excluded too."""
         self.lease = lease
 
+    # -- where the blobs are -----------------------------------------------------------------------
+    def _open_blobs(self, store_url: str | None, endpoint_url: str | None, *, record: bool) -> Blobs:
+        """The blob backend: the configured one (checked against what this home recorded), else the
+        recorded one, else ``home/blobs``."""
+        recorded = self.recorded_store()
+        wanted = (store_url, endpoint_url) if store_url is not None else recorded
+        if store_url is not None and recorded is not None and recorded != wanted:
+            raise StoreError(
+                f"the store at {self.home} keeps its blobs in {recorded[0]} (endpoint {recorded[1] or 'AWS'}), not "
+                f"{store_url} (endpoint {endpoint_url or 'AWS'}) as the config says: its index names those blobs; "
+                "fix store: in the config, or give this bucket a home of its own"
+            )
+        if wanted is None:
+            return DiskBlobs(self.home)
+        if recorded is None and DiskBlobs(self.home).has_any():
+            raise StoreError(
+                f"the store at {self.home} keeps its blobs in {self.home / 'blobs'}, not {wanted[0]}: a store does "
+                "not move its blobs in place; carry it over with 'hubmirror export' and 'hubmirror import' into a "
+                "home whose config names the bucket"
+            )
+        blobs = open_s3_blobs(*wanted)
+        if record and recorded is None:
+            blobs.check()
+            self._record_store(*wanted)
+        return blobs
+
+    def recorded_store(self) -> tuple[str, str | None] | None:
+        """The (store URL, endpoint URL) recorded in ``store.json``; None when the blobs are in the home."""
+        try:
+            data = json.loads(self.store_url_path.read_text(encoding="utf-8"))
+            return str(data["url"]), (None if data.get("endpoint_url") is None else str(data["endpoint_url"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{self.store_url_path} is damaged ({exc}); it names the bucket holding this store's blobs: restore "
+                'it (JSON: {"url": "s3://bucket/prefix", "endpoint_url": ...})'
+            ) from exc
+
+    def _record_store(self, url: str, endpoint_url: str | None) -> None:
+        tmp = self.store_url_path.with_name(f".store.json.{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps({"url": url, "endpoint_url": endpoint_url}) + "\n", encoding="utf-8")
+            os.replace(tmp, self.store_url_path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise disk_error(exc, str(self.store_url_path)) from exc
+
     # -- where the index is -----------------------------------------------------------------------
     def recorded_index_url(self) -> str | None:
         """The index location recorded in ``index.url`` (None when the index is ``index.sqlite``)."""
@@ -295,29 +401,12 @@ class Store:
 
     # -- deleting (gc and repair only) ------------------------------------------------------------
     def delete_blob(self, sha256: str) -> None:
-        """Remove a blob file (gone already is fine)."""
-        if not is_sha256(sha256):
-            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        path = os.path.join(self.blobs_dir, sha256[:2], sha256)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise disk_error(exc, path) from exc
+        """Remove a blob (gone already is fine)."""
+        self.blobs.delete(sha256)
 
-    def quarantine(self, sha256: str) -> Path | None:
-        """Move a damaged blob out of ``blobs/`` into ``quarantine/`` (kept for inspection); returns where."""
-        source = self.blob_path(sha256)
-        target = self.home / "quarantine" / f"{sha256}.{time.strftime('%Y%m%dT%H%M%S')}"
-        try:
-            target.parent.mkdir(exist_ok=True)
-            os.replace(source, target)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise disk_error(exc, str(target)) from exc
-        return target
+    def quarantine(self, sha256: str) -> str | None:
+        """Move a damaged blob aside into ``quarantine/`` (kept for inspection); returns where."""
+        return self.blobs.quarantine(sha256, time.strftime("%Y%m%dT%H%M%S"))
 
     # -- maintenance -----------------------------------------------------------------------------
     def sweep_tmp(self, max_age: float = STALE_TMP_SECONDS) -> int:

@@ -1,6 +1,7 @@
-"""The one blob writer: temp file → hash while writing → verify → fsync → chmod 0444 → rename → fsync dir.
+"""The one blob writer: temp file → hash while writing → verify → fsync → publish (on disk: chmod 0444 →
+rename → fsync dir; on S3: upload with checksums to the final key).
 
-Nothing else opens a blob path for writing. A mismatch deletes the temp file and raises
+Nothing else writes a blob address. A mismatch deletes the temp file and raises
 :class:`IntegrityError`; a disk error is one :class:`StoreError` (a second error while cleaning up never
 replaces it).
 """
@@ -10,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import IntegrityError
 from ..hashing import CHUNK, git_blob_header
-from ._files import disk_error, fsync_dir, plain_name
+from ._files import disk_error, plain_name
+from ._interface import Blobs
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,8 @@ class BlobWriter:
     resumable partial file (for the next run) and deletes a unique one.
     """
 
-    def __init__(
-        self, tmp_dir: Path, blob_path: Callable[[str], Path], expected: Expected, resume_key: str | None
-    ) -> None:
-        self.expected, self._blob_path = expected, blob_path
+    def __init__(self, tmp_dir: Path, blobs: Blobs, expected: Expected, resume_key: str | None) -> None:
+        self.expected, self._blobs = expected, blobs
         self.resumable = resume_key is not None
         name = f"{plain_name(resume_key)}.partial" if resume_key is not None else f"{uuid.uuid4().hex}.tmp"
         self.tmp_path = tmp_dir / name
@@ -125,11 +124,11 @@ class BlobWriter:
             pass
 
     def commit(self) -> BlobInfo:
-        """Verify size and hashes, make the bytes durable and move them to their blob address.
+        """Verify size and hashes, make the bytes durable and publish them at their blob address.
 
         Raises :class:`IntegrityError` (temp file deleted) on any mismatch, :class:`StoreError` on I/O.
         """
-        info = self.finish(durable=True)
+        info = self.finish(durable=self._blobs.local)
         self.publish(info, durable=True)
         return info
 
@@ -149,29 +148,19 @@ class BlobWriter:
         if problem:
             self.tmp_path.unlink(missing_ok=True)
             raise IntegrityError(f"content mismatch ({problem}); nothing was stored")
-        fetched = not self._blob_path(sha256).exists()
+        fetched = not self._blobs.exists(sha256)
         return BlobInfo(sha256=sha256, size=self.offset, git_sha1=git_sha1, fetched=fetched)
 
     def publish(self, info: BlobInfo, *, durable: bool) -> None:
-        """Move the verified temp file to its blob address (read-only), or drop it if the blob exists.
+        """Publish the verified temp file at its blob address (or drop it if the blob exists).
 
-        ``durable``: fsync the directory entries too. Without, the caller's batch makes the bytes durable
-        before (and the names after) publishing, with one filesystem sync each."""
-        final = self._blob_path(info.sha256)
-        try:
-            if final.exists():
-                self.tmp_path.unlink(missing_ok=True)
-            else:
-                parent_existed = final.parent.exists()
-                final.parent.mkdir(parents=True, exist_ok=True)
-                if durable and not parent_existed:
-                    fsync_dir(final.parent.parent)
-                os.chmod(self.tmp_path, 0o444)
-                os.replace(self.tmp_path, final)
-                if durable:
-                    fsync_dir(final.parent)
-        except OSError as exc:
-            raise disk_error(exc, str(final)) from exc
+        ``durable``: the backend makes it durable now. Without, the caller's batch publishes it together
+        with others (see :class:`BlobBatch`) and marks it published with :meth:`published`."""
+        self._blobs.publish([(self.tmp_path, info.sha256)], durable=durable)
+        self._committed = True
+
+    def published(self) -> None:
+        """The batch published this writer's temp file: leaving must not delete anything."""
         self._committed = True
 
     def discard(self, *, keep_partial: bool) -> None:

@@ -229,7 +229,7 @@ class Syncer:
             records.append(FileRecord(entry.path, entry.size, sha256, entry.oid, entry.is_lfs))
         meta = self._details.new_commit_meta(spec.type, name, revision, commit, asked)
         failpoint("sync.before_publish")
-        card = card_json(records, self.store.blob_path)
+        card = card_json(records, self.store.open_blob)
         with self.store.write_lock():
             seen = self._seen.get((spec.type, spec.repo))
             self.index.publish_commit(

@@ -84,7 +84,11 @@ class HFCacheView:
         # Creating a (hard or symbolic) link is atomic by itself: no temp name needed, and an existing
         # blob costs one failed system call.
         target = blobs_dir / record.etag
-        source = self.store.blob_path(record.sha256)
+        source = self.store.blob_file(record.sha256)
+        if source is None:  # blobs in object storage: a verified copy, made once
+            if not target.exists():
+                self.store.copy_blob(record.sha256, target)
+            return
         try:
             if self.link_mode == "hardlink":
                 try:

@@ -160,7 +160,7 @@ class CacheImporter:
                 records,
                 blobs,
                 source="import",
-                card=card_json(records, self.store.blob_path),
+                card=card_json(records, self.store.open_blob),
             )
         report.commits_imported += 1
         report.files_imported += new_files

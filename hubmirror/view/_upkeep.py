@@ -53,12 +53,14 @@ def check_repo(view: HFCacheView, repo: Repo) -> list[str]:
         for record in view.index.files(repo, commit):
             entry = snapshot.joinpath(*safe_relpath(record.path).split("/"))
             blob = folder / "blobs" / record.etag
-            store_blob = view.store.blob_path(record.sha256)
+            store_blob = view.store.blob_file(record.sha256)
             if not entry.is_symlink() or entry.resolve() != blob.resolve():
                 problems.append(f"{entry}: does not link to blobs/{record.etag}")
             elif not blob.exists():
                 problems.append(f"{blob}: missing")
-            elif not _same_file(blob, store_blob):
+            elif store_blob is None and blob.stat().st_size != record.size:
+                problems.append(f"{blob}: is {blob.stat().st_size} bytes, the store's blob {record.size}")
+            elif store_blob is not None and not _same_file(blob, store_blob):
                 problems.append(f"{blob}: is not the store's blob {record.sha256}")
     return problems
 

@@ -156,7 +156,7 @@ def _card(catalog: Catalog, snapshot: Snapshot, downloads: bool) -> str:
         return f"<h2>Model card</h2><p>The card is {human_size(record.size)}, too large to show here: {link}.</p>"
 
     def make() -> bytes:
-        text = catalog.blob_path(record).read_bytes().decode("utf-8", errors="replace")
+        text = catalog.store.read_blob(record.sha256).decode("utf-8", errors="replace")
         with RENDERERS:
             return render_card(text, _files_base(snapshot)).encode()
 
