@@ -83,6 +83,31 @@ def pg_url(pg_cluster) -> str:
     return pg_cluster.database()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server for the whole run (tests/s3kit.py): ``.endpoint_url``; stopped at the end by its PID."""
+    from s3kit import start_server
+
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch):
+    """A new, empty bucket (``.endpoint_url``, ``.bucket``, ``.url`` = ``s3://BUCKET/store``), with the dummy
+    AWS credentials in the environment for this test so boto3 clients made by the code under test find them."""
+    from s3kit import AWS_SETTINGS, FOREIGN_AWS_VARS
+
+    for name in FOREIGN_AWS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in AWS_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    yield s3_server.bucket()
+
+
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Procs]:
     """Start ``python -m hubmirror`` processes; any still running at teardown is killed by its PID."""
