@@ -253,6 +253,31 @@ def test_index_url_names_a_database_and_never_shows_its_password(write: Write) -
         load_config(write("index:\n  colour: blue\n"), env={})
 
 
+def test_store_url_names_a_bucket_and_serve_may_presign_from_it(write: Write) -> None:
+    default = load_config(write("repos: []\n"), env={})
+    assert default.store == StoreConfig() and default.serve.redirect == "stream"  # blobs in the home
+    text = "store:\n  url: s3://models/hub/\n  endpoint_url: http://minio:9000/\nserve:\n  redirect: presigned\n"
+    config = load_config(write(text + "  presigned_expiry: 90s\n"), env={})
+    assert config.store == StoreConfig("s3://models/hub", "http://minio:9000")
+    assert config.backends.store_url == "s3://models/hub" and config.backends.endpoint_url == "http://minio:9000"
+    assert (config.serve.redirect, config.serve.presigned_expiry) == ("presigned", 90.0)
+    bad_cases = [
+        ("store:\n  url: /var/blobs\n", ":2: store.url: expected s3://bucket/prefix"),
+        ("store:\n  url: s3://b/a/../c\n", ":2: store.url: the prefix must not have"),
+        ("store:\n  url: s3://key:secret@b/x\n", ":2: store.url: expected s3://bucket/prefix"),
+        ("store:\n  url: s3://b\n  endpoint_url: http://k:secret@minio\n", ":3: store.endpoint_url: must not contain"),
+        ("store:\n  url: s3://b\n  endpoint_url: ftp://minio\n", ":3: store.endpoint_url: expected an http"),
+        ("store:\n  endpoint_url: http://minio\n", ":2: store.endpoint_url: needs store.url"),
+        ("serve:\n  redirect: cdn\n", ":2: serve.redirect: expected stream (the default) or presigned"),
+        ("serve:\n  redirect: presigned\n", ":2: serve.redirect: presigned needs the blobs in object storage"),
+        ("store: {url: 's3://b'}\nserve:\n  presigned_expiry: 30d\n", ":3: serve.presigned_expiry: expected between"),
+    ]
+    for bad, fragment in bad_cases:
+        with pytest.raises(ConfigError) as caught:
+            load_config(write(bad), env={})
+        assert fragment in str(caught.value) and "secret" not in str(caught.value), (bad, str(caught.value))
+
+
 def test_config_is_frozen(write: Write) -> None:
     config = load_config(write("repos: [{repo: org/a}]\n"), env={})
     with pytest.raises(dataclasses.FrozenInstanceError):

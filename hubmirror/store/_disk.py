@@ -95,13 +95,16 @@ class DiskBlobs:
         """Every blob file, by plain ``os`` calls (a store holds hundreds of thousands); names that are not
         hashes are skipped, and a file removed while listing is simply not listed."""
         try:
-            subdirs = sorted(os.scandir(self.root), key=lambda e: e.name)
+            with os.scandir(self.root) as listing:
+                subdirs = sorted(listing, key=lambda e: e.name)
         except FileNotFoundError:
             return
         for sub in subdirs:
             if not sub.is_dir(follow_symlinks=False):
                 continue
-            for entry in os.scandir(sub.path):
+            with os.scandir(sub.path) as entries:
+                found = list(entries)
+            for entry in found:
                 if is_sha256(entry.name) and entry.name[:2] == sub.name and entry.is_file(follow_symlinks=False):
                     try:
                         st = entry.stat(follow_symlinks=False)
@@ -111,12 +114,18 @@ class DiskBlobs:
 
     def has_any(self) -> bool:
         try:
-            for sub in os.scandir(self.root):
-                if sub.is_dir() and any(True for _ in os.scandir(sub.path)):
-                    return True
+            with os.scandir(self.root) as subdirs:
+                for sub in subdirs:
+                    if sub.is_dir():
+                        with os.scandir(sub.path) as entries:
+                            if any(True for _ in entries):
+                                return True
         except FileNotFoundError:
             return False
         return False
+
+    def sweep(self, cutoff: float) -> int:
+        return 0  # a crashed writer leaves temp files in home/tmp only (Store.sweep_tmp removes them)
 
     def delete(self, sha256: str) -> None:
         if not is_sha256(sha256):

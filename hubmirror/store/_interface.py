@@ -54,6 +54,10 @@ class Blobs(Protocol):
 
     def has_any(self) -> bool: ...
 
+    def sweep(self, cutoff: float) -> int:
+        """Remove what crashed writers left in the backend before ``cutoff`` (a time); returns how many."""
+        ...
+
     def delete(self, sha256: str) -> None:
         """Remove a blob (gone already is fine). Only gc and repair delete."""
         ...

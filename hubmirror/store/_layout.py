@@ -415,6 +415,8 @@ class Store:
         # Per-blob download locks are one empty file per blob ever fetched; old ones go too. Removing one
         # that is held at that moment can only make two processes fetch the same blob (bandwidth).
         removed += remove_older(self.locks_dir.glob("dl-*.lock"), time.time() - STALE_LOCK_SECONDS)
+        # (a day: an upload of a very large blob over a slow link may take hours, and it is not ours to stop)
+        removed += self.blobs.sweep(time.time() - STALE_LOCK_SECONDS)
         if removed:
             logger.info("swept %d stale temp/lock file(s) from %s", removed, self.home)
         return removed

@@ -300,6 +300,26 @@ class S3Blobs:
                 futures.append(pool.submit(send, number, source.read(PART_SIZE)))
         return [f.result() for f in futures]
 
+    def sweep(self, cutoff: float) -> int:
+        """Abort multipart uploads under our prefix started before ``cutoff``: a writer killed mid-upload
+        leaves one (invisible, but its parts take space until aborted)."""
+        aborted = 0
+        prefix = self.where.key("blobs") + "/"
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.where.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"].timestamp() < cutoff:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.where.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._fail(exc, "aborting unfinished uploads") from exc
+        return aborted
+
     # -- deleting (gc and repair only) ------------------------------------------------------------
     def delete(self, sha256: str) -> None:
         try:
