@@ -200,7 +200,7 @@ def test_deleted_view_is_rebuilt_identically(site: Site) -> None:
     r = run_cli("--home", str(site.home), "hf-cache", timeout=60)
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()) == site.view
-    assert "3 repos, 4 snapshots; blobs are hardlinks to the store" in r.stderr
+    assert "3 repos, 4 snapshots; blobs: hard links to the store" in r.stderr
     assert _tree(site.view) == before
     again = run_cli("--home", str(site.home), "hf-cache", "--json", timeout=60)  # idempotent
     assert json.loads(again.stdout) == {
@@ -246,7 +246,7 @@ def test_view_on_another_filesystem_symlinks_blobs_and_says_so(site: Site) -> No
             "problems": [],
         }
         text = run_cli("--home", str(site.home), "hf-cache", "--dir", str(other), timeout=60)
-        assert "blobs are symlinks to the store" in text.stderr
+        assert "blobs: symbolic links to the store" in text.stderr
         for (repo_type, repo, commit), files in site.files.items():
             repo_dir = _repo_dir(other, repo_type, repo)
             for path, up in files.items():

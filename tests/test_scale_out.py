@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import time
@@ -246,16 +247,18 @@ with open(path, "rb") as f:
 """
 
 
-def sending(port: int) -> int:
-    """Bytes queued for sending on the established TCP connections whose local port is ``port`` (a replica's
-    accepted connections): the replica streaming to a slow client has a full send queue, an idle one none."""
-    queued = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, state, queues = fields[1], fields[3], fields[4]
-        if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
-            queued += int(queues.split(":")[0], 16)
-    return queued
+def bytes_sent(port: int) -> int:
+    """Bytes sent so far on the established TCP connections whose local port is ``port`` (a replica's accepted
+    connections, from the kernel's TCP info via ``ss``): the replica streaming the file has sent megabytes, an
+    idle one a few health-check answers on connections already closed."""
+    out = subprocess.run(
+        ["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    return sum(int(n) for n in re.findall(r"bytes_sent:(\d+)", out))
 
 
 def incomplete_bytes(cache: Path) -> int:
@@ -276,11 +279,10 @@ def test_a_replica_killed_mid_download_behind_the_balancer(site: ScaleSite) -> N
             assert not download.done(), f"the download ended before it could be cut: {download.result()}"
             assert time.monotonic() < deadline, "the download did not start"
             time.sleep(0.02)
-        # the replica serving it is the one with bytes waiting to go out to the balancer
-        queued = [sending(r.port) for r in replicas]
-        serving = queued.index(max(queued))
-        assert queued[serving] > 64 * 1024, queued
-        assert queued[1 - serving] < 64 * 1024, queued
+        # the replica serving it is the one that has sent megabytes to the balancer
+        sent = [bytes_sent(r.port) for r in replicas]
+        serving = sent.index(max(sent))
+        assert sent[serving] >= KILL_AFTER and sent[1 - serving] < 1024 * 1024, sent
         victim, survivor = replicas[serving], replicas[1 - serving]
         assert victim.proc is not None
         os.kill(victim.proc.pid, signal.SIGKILL)

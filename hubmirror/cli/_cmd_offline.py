@@ -30,7 +30,8 @@ def resolve(
     call is printed on stderr; -q leaves it out). Exit 4 when it is not mirrored."""
     state: State = ctx.obj
     with errors():
-        path = resolve_path(home_of(state), repo, filename, revision, repo_type)
+        home, backends = place_of(state)
+        path = resolve_path(home, repo, filename, revision, repo_type, backends)
         typer.echo(str(path))
         if repo_type == "dataset" and not filename and not state.quiet:
             typer.echo(dataset_hint(repo, path), err=True)
@@ -48,7 +49,10 @@ def hf_cache(
     state: State = ctx.obj
     if directory is not None and directory.exists() and not directory.is_dir():
         raise typer.BadParameter(f"{directory} exists and is not a directory", param_hint="--dir")
-    with errors(), Mirror(home_of(state), write=False) as mirror:
+    with errors():
+        home, backends = place_of(state)
+        mirror = Mirror(home, write=False, backends=backends)
+    with errors(), mirror:
         report = mirror.build_view(directory)
         if as_json:
             print_json(
@@ -64,9 +68,13 @@ def hf_cache(
         for problem in report.problems:
             typer.echo(f"warning: {problem}", err=True)
         typer.echo(
-            f"{report.repos} repos, {report.snapshots} snapshots; blobs are {report.link_mode}s to the store", err=True
+            f"{report.repos} repos, {report.snapshots} snapshots; blobs: {_HOW[report.link_mode]} the store",
+            err=True,
         )
         typer.echo(str(report.root))
+
+
+_HOW = {"hardlink": "hard links to", "symlink": "symbolic links to", "copy": "verified copies from"}
 
 
 def env(ctx: typer.Context) -> None:

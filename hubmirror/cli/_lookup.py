@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models import Backends
 
-def resolve_path(home: Path, repo: str, filename: str | None, revision: str, repo_type: str) -> Path:
+
+def resolve_path(
+    home: Path, repo: str, filename: str | None, revision: str, repo_type: str, backends: Backends | None = None
+) -> Path:
     from ..resolve import Resolver
 
-    resolver = Resolver(home)
+    resolver = Resolver(home, backends=backends)
     try:
         if filename:
             return resolver.file_path(repo, filename, revision, repo_type)

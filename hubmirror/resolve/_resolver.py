@@ -22,7 +22,7 @@ from ..errors import (
 )
 from ..home import open_store_index
 from ..index import Index
-from ..models import Repo, ref_spelling
+from ..models import Backends, Repo, ref_spelling
 from ..paths import is_sha1, safe_relpath
 from ..store import Store
 from ..view import HFCacheView, repo_folder_name, view_root
@@ -37,10 +37,12 @@ class AmbiguousRevisionError(RevisionNotMirroredError):
 class Resolver:
     """Resolves against one store; keeps its index connection open between calls (cheap lookups)."""
 
-    def __init__(self, home: Path, index: Index | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self, home: Path, index: Index | None = None, store: Store | None = None, backends: Backends | None = None
+    ) -> None:
         self.home = Path(home)
         if index is None or store is None:
-            store, index = open_store_index(self.home, write=False)
+            store, index = open_store_index(self.home, write=False, backends=backends)
         self.store, self.index = store, index
         self.view_root = view_root(self.home)
 
@@ -86,7 +88,7 @@ class Resolver:
         commit = self.commit(repo, revision)
         path = self.view_root / repo_folder_name(repo.type, repo.name) / "snapshots" / commit
         if not path.is_dir():
-            self._build(repo)
+            self._build(repo, commit)
         return path
 
     def file_path(self, name: str, filename: str, revision: str = "main", repo_type: str = "model") -> Path:
@@ -103,10 +105,16 @@ class Resolver:
             )
         return path
 
-    def _build(self, repo: Repo) -> None:
-        """The view is derived: lay out a missing snapshot from the store (local disk only)."""
+    def _build(self, repo: Repo, commit: str) -> None:
+        """The view is derived: lay out a missing snapshot from the store. From blobs on disk the whole repo
+        (links cost nothing); from object storage only this commit, whose files are copied down verified."""
         try:
-            HFCacheView(self.view_root, self.store, self.index).update_repo(repo)
+            view = HFCacheView(self.view_root, self.store, self.index)
+            if self.store.blobs.local:
+                view.update_repo(repo)
+            else:
+                view.add_snapshot(repo, commit, self.index.files(repo, commit))
+                view.sync_refs(repo)
         except FileNotFoundError as exc:
             raise StoreError(
                 f"{repo.type} {repo.name} cannot be laid out in the HF-cache view: {exc.filename} is missing from "

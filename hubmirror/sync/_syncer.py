@@ -365,15 +365,25 @@ class Syncer:
         present: dict[str, str] = {}
         tasks: dict[str, _Task] = {}
         known = self.index.sha256s_for_git_sha1s([e.oid for e in entries if not e.is_lfs])
+        candidates = {e.path: pinned.get(e.path) or e.lfs_sha256 or known.get(e.oid) for e in entries}
+        stored = self._stored({sha for sha in candidates.values() if sha is not None})
         for entry in entries:
             expected = pinned.get(entry.path) or entry.lfs_sha256
-            sha256 = expected or known.get(entry.oid)
-            if sha256 is not None and self.store.has_blob(sha256):
+            sha256 = candidates[entry.path]
+            if sha256 is not None and sha256 in stored:
                 present[entry.path] = sha256
                 continue
             task = _Task(entry, expected)
             tasks.setdefault(task.key, task)
         return present, list(tasks.values())
+
+    def _stored(self, sha256s: set[str]) -> set[str]:
+        """Which of these blobs the store holds. On disk a stat each; in object storage one index query
+        instead of a request per blob: a blob row means its object exists (rows are written after the
+        object, and gc drops rows before objects; a blob damaged behind our back is verify's to find)."""
+        if self.store.blobs.local:
+            return {sha for sha in sha256s if self.store.has_blob(sha)}
+        return set(self.index.blob_sizes(sha256s))
 
     def _download_all(
         self, spec: RepoSpec, name: str, commit: str, tasks: list[_Task], result: RevisionResult

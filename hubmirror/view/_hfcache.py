@@ -71,7 +71,8 @@ class HFCacheView:
     def __init__(self, root: Path, store: Store, index: Index) -> None:
         self.root = Path(root).expanduser().absolute()
         self.store, self.index = store, index
-        self.link_mode = "hardlink"
+        # hardlink or symlink to blobs on disk; copy (verified) of blobs in object storage
+        self.link_mode = "hardlink" if store.blobs.local else "copy"
 
     def _prepare_root(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
