@@ -56,7 +56,7 @@ BERT_CONFIG = {
 }
 CLI_TIMEOUT = 240
 BLOB_PREFIX = "store/blobs/sha256/"
-HEALTH_PATH = "/api/models"  # hubmirror serve has no health route: the model listing answers 200 anonymously
+HEALTH_PATH = "/api/health"  # serve answers 200 while it can read its index
 
 
 def sha256(data: bytes) -> str:

@@ -72,6 +72,9 @@ def _url(server: ServeProcess, path: str) -> str:
 def test_stream_mode_serves_ranges_from_the_object_store(site: ObjectSite) -> None:
     data = site.files["weights.bin"]
     with _serve(site, "stream") as server, httpx2.Client(timeout=30) as http:
+        health = http.get(server.url + "/api/health")  # what the load balancer checks
+        assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+        assert isinstance(health.json()["index_version"], int)
         head = http.head(_url(server, "weights.bin"))
         assert head.status_code == 200
         assert head.headers["X-Repo-Commit"] == site.commit

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from ..config import Config, ServeConfig
@@ -58,6 +58,7 @@ METHODS = {
     "page_logout": ("POST",),
     "list": ("GET",),
     "whoami": ("GET",),
+    "health": ("GET", "HEAD"),
     "validate_yaml": ("POST",),
     "create_repo": ("POST",),
     "preupload": ("POST",),
@@ -193,6 +194,13 @@ class HubApp:
         catalog = self.catalog
         if r.endpoint == "list":
             return reads.listing(request, catalog, r.repo_type, caller)
+        if r.endpoint == "health":
+            # For load balancers' checks: cheap (one query), and 503 when this replica cannot read its index.
+            try:
+                version = await run_in_threadpool(lambda: catalog.index().data_version())
+            except HubMirrorError as exc:
+                raise HubHTTPError(503, f"unhealthy: {exc}") from exc
+            return JSONResponse({"status": "ok", "index_version": version})
         if r.endpoint == "whoami":
             if caller.anonymous:
                 raise HubHTTPError(401, "Invalid user token", hint="send a token of this mirror")

@@ -37,7 +37,7 @@ NOT_NAMESPACES = {"api", "-", "lfs-upload", "lfs-verify", "datasets", "spaces", 
 
 @dataclass(frozen=True)
 class Route:
-    endpoint: str  # repo_info | tree | paths_info | refs | preupload | commit | resolve | list | whoami |
+    endpoint: str  # repo_info | tree | paths_info | refs | preupload | commit | resolve | list | whoami | health |
     #               create_repo | validate_yaml | lfs_batch | lfs_upload | lfs_verify | unknown |
     #               page_search | page_repo | page_status | page_login | page_logout
     repo_type: str = "model"
@@ -94,6 +94,8 @@ def route(raw_path: str) -> Route:
 def _api_route(segments: list[str]) -> Route:
     if segments == ["whoami-v2"]:
         return Route("whoami")
+    if segments == ["health"]:
+        return Route("health")
     if segments == ["repos", "create"]:
         return Route("create_repo")
     if segments == ["validate-yaml"]:
