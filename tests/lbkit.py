@@ -14,23 +14,17 @@ a site would and kill one of them.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from prockit import free_port
+from prockit import KitServer
 
 HAPROXY = Path(os.environ.get("HUBMIRROR_TEST_HAPROXY", "/usr/sbin/haproxy"))
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 
 CONFIG = """\
 global
@@ -81,16 +75,15 @@ def render_config(port: int, backends: list[str], check_path: str) -> str:
     return CONFIG.format(port=port, check_path=check_path, servers=servers)
 
 
-class LB:
+class LB(KitServer):
     """One running HAProxy; ``url`` is where clients send requests."""
+
+    log_name = "haproxy.log"
 
     def __init__(self, backends: list[str], check_path: str = "/") -> None:
         self.backends = list(backends)
         self.check_path = check_path
-        self.root = Path(tempfile.mkdtemp(prefix="hubmirror-lb-"))
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._watchdog: subprocess.Popen[bytes] | None = None
+        super().__init__("hubmirror-lb-")
 
     @property
     def url(self) -> str:
@@ -98,77 +91,27 @@ class LB:
 
     def start(self) -> LB:
         """Start HAProxy and wait until it accepts connections; raises RuntimeError (with its log) if not."""
-        last = ""
-        for _attempt in range(3):  # the free port may be taken between probe and bind
-            self.port = free_port()
-            config = self.root / "haproxy.cfg"
-            config.write_text(render_config(self.port, self.backends, self.check_path))
-            with (self.root / "haproxy.log").open("wb") as log:
-                # its own session: a Ctrl-C meant for pytest must not stop it before the teardown does
-                self.proc = subprocess.Popen(
-                    [str(HAPROXY), "-db", "-f", str(config)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.root,
-                    start_new_session=True,
-                )
-            self._start_watchdog()
-            if self._wait_ready():
-                return self
-            last = self.log()
-            self._end_process()
-        raise RuntimeError(f"HAProxy did not start on {self.url}:\n{last[-3000:]}")
 
-    def _wait_ready(self) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
+        def argv(port: int) -> list[str]:
+            config = self.root / "haproxy.cfg"
+            config.write_text(render_config(port, self.backends, self.check_path))
+            return [str(HAPROXY), "-db", "-f", str(config)]
+
+        self._launch(argv, "HAProxy")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return True
             except OSError:
                 time.sleep(0.02)
         return False
-
-    def _start_watchdog(self) -> None:
-        """A process that stops HAProxy (and removes its dir) once this test process is gone, however it
-        ended: the normal teardown does it first, the watchdog is for a test run killed outright."""
-        assert self.proc is not None
-        pid = self.proc.pid
-        script = (
-            f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
-            f"kill -TERM {pid} 2>/dev/null; i=0; "
-            f"while kill -0 {pid} 2>/dev/null && [ $i -lt {int(STOP_TIMEOUT)} ]; do sleep 1; i=$((i+1)); done; "
-            f"kill -KILL {pid} 2>/dev/null; rm -rf {self.root}"
-        )
-        self._watchdog = subprocess.Popen(
-            ["sh", "-c", script], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    def _end_process(self) -> None:
-        """SIGTERM HAProxy by its PID (a hard stop), SIGKILL if it lingers; then end its watchdog."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        if self._watchdog is not None and self._watchdog.poll() is None:
-            self._watchdog.kill()  # its work is done
-            self._watchdog.wait(timeout=STOP_TIMEOUT)
-
-    def stop(self) -> None:
-        """Stop HAProxy and remove its dir."""
-        self._end_process()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def log(self) -> str:
-        """What HAProxy printed (alerts, warnings, servers going down and up)."""
-        path = self.root / "haproxy.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
 
 @contextmanager

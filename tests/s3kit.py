@@ -17,20 +17,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from itertools import count
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx2
 import pytest
-from prockit import free_port
+from prockit import KitServer
 
 if TYPE_CHECKING:  # boto3 is imported when used: without it, missing_moto() says what to install
     from botocore.client import BaseClient
@@ -51,8 +46,6 @@ FOREIGN_AWS_VARS = (
 )
 # what a process talking to the test server gets: the credentials, and no ~/.aws config or credentials file
 AWS_SETTINGS = {**CREDENTIALS, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-START_TIMEOUT = 60.0  # seconds for moto to import its services and answer (about 1 s on an idle machine)
-STOP_TIMEOUT = 10.0
 
 
 def missing_moto() -> str | None:
@@ -83,14 +76,13 @@ class S3Bucket:
     url: str
 
 
-class S3Server:
+class S3Server(KitServer):
     """One running moto server; :meth:`bucket` makes a fresh bucket, :meth:`client` a boto3 client for it."""
 
+    start_timeout = 60.0  # for moto to import its services and answer (about 1 s on an idle machine)
+
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="hubmirror-s3-"))
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._watchdog: subprocess.Popen[bytes] | None = None
+        super().__init__("hubmirror-s3-")
         self._names = count(1)
         # one random token per server: bucket names stay unique even if a test reuses a name prefix
         self._token = secrets.token_hex(3)
@@ -101,32 +93,18 @@ class S3Server:
 
     def start(self) -> S3Server:
         """Start moto and wait until it answers; raises RuntimeError (with its log) if it does not."""
-        last = ""
-        for _attempt in range(3):  # the free port may be taken between probe and bind
-            self.port = free_port()
-            with (self.root / "server.log").open("wb") as log:
-                # its own session: a Ctrl-C meant for pytest must not kill it before the teardown does
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=aws_env(),
-                    cwd=self.root,
-                    start_new_session=True,
-                )
-            self._start_watchdog()
-            if self._wait_ready():
-                return self
-            last = self.log()
-            self._end_process()
-        raise RuntimeError(f"moto's server did not answer on {self.endpoint_url}:\n{last[-3000:]}")
+        self._launch(
+            lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            "moto's S3 server",
+            env=aws_env(),
+        )
+        return self
 
-    def _wait_ready(self) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
+    def _answers(self) -> bool:
+        try:  # GET / is S3's ListBuckets: it answers only once the S3 service is routed
+            return httpx2.get(self.endpoint_url + "/", timeout=2).status_code == 200
+        except httpx2.HTTPError:
+            return False
             try:
                 # GET / is S3's ListBuckets: it answers only once the S3 service is routed
                 if httpx2.get(self.endpoint_url + "/", timeout=2).status_code == 200:
@@ -135,44 +113,6 @@ class S3Server:
                 pass
             time.sleep(0.05)
         return False
-
-    def _start_watchdog(self) -> None:
-        """A process that stops the server (and removes its dir) once this test process is gone, however it
-        ended: the normal teardown does it first, the watchdog is for a test run killed outright."""
-        assert self.proc is not None
-        pid = self.proc.pid
-        script = (
-            f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
-            f"kill -TERM {pid} 2>/dev/null; i=0; "
-            f"while kill -0 {pid} 2>/dev/null && [ $i -lt {int(STOP_TIMEOUT)} ]; do sleep 1; i=$((i+1)); done; "
-            f"kill -KILL {pid} 2>/dev/null; "
-            f"rm -rf {self.root}"
-        )
-        self._watchdog = subprocess.Popen(
-            ["sh", "-c", script], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    def _end_process(self) -> None:
-        """SIGTERM the server by its PID, SIGKILL if it lingers; then end its watchdog (its work is done)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        if self._watchdog is not None and self._watchdog.poll() is None:
-            self._watchdog.kill()
-            self._watchdog.wait(timeout=STOP_TIMEOUT)
-
-    def stop(self) -> None:
-        """Stop the server and remove its dir."""
-        self._end_process()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def log(self) -> str:
-        path = self.root / "server.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     # -- using it ---------------------------------------------------------------------------------------
     def client(self) -> BaseClient:
