@@ -356,6 +356,17 @@ def test_resolve_from_the_home_alone_finds_the_bucket_and_the_database(site: Sca
     assert Path(one.stdout.strip()).read_bytes() == site.files[BIG]["config.json"]
 
 
+def test_resolve_on_a_machine_with_only_the_config(site: ScaleSite, tmp_path: Path) -> None:
+    """A GPU node: the site's config with a home of its own that does not exist yet; resolve lays out just
+    the commit asked for, copied down from the bucket."""
+    config = site.config_for("node", tmp_path / "node-home")
+    result = site.cli("-c", str(config), "resolve", MANY, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    snapshot = Path(result.stdout.strip())
+    assert snapshot.is_relative_to(tmp_path / "node-home") and read_tree(snapshot) == site.files[MANY]
+    assert not any((tmp_path / "node-home" / "hf").rglob(f"*{site.commits[BIG]}*"))  # nothing else copied
+
+
 def test_hf_cache_lays_out_real_files(site: ScaleSite, tmp_path: Path) -> None:
     view = tmp_path / "view"
     result = site.cli("-c", str(site.config), "hf-cache", "--dir", str(view), "--json")

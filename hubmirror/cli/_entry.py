@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import find_home
+from ..config import find_place
 from ..errors import HubMirrorError
 from ._lookup import dataset_hint, resolve_path
 
@@ -45,8 +45,8 @@ def _fast_resolve(argv: list[str]) -> int | None:
     except _Fallback:
         return None
     try:
-        home = find_home(args.home, args.config)
-        path = resolve_path(home, args.repo, args.filename, args.revision, args.repo_type)
+        home, backends = find_place(args.home, args.config)
+        path = resolve_path(home, args.repo, args.filename, args.revision, args.repo_type, backends)
         print(path)
         if args.repo_type == "dataset" and not args.filename and not args.quiet:
             print(dataset_hint(args.repo, path), file=sys.stderr)

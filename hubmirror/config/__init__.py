@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._home import find_home
+from ._home import find_home, find_place
 from ._model import (
     DEFAULT_ENDPOINT,
     LOCK_FILENAME,
@@ -63,6 +63,7 @@ __all__ = [
     "default_home",
     "find_config_path",
     "find_home",
+    "find_place",
     "load_config",
     "parse_card_metadata",
     "parse_duration",

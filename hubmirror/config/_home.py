@@ -10,7 +10,23 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..models import Backends
 from ._places import CONFIG_FILENAME, default_home
+
+
+def find_place(
+    explicit: str | Path | None = None, config_path: str | Path | None = None, *, env: Mapping[str, str] | None = None
+) -> tuple[Path, Backends]:
+    """Like :func:`find_home`, with where the config puts index and blobs (its ``index:`` and ``store:``):
+    a machine with only the config (no records in a home yet) finds them. With ``explicit`` no config is
+    read: the home's records say where they are."""
+    env = os.environ if env is None else env
+    if explicit is None and (config_path is not None or env.get("HUBMIRROR_CONFIG") or Path(CONFIG_FILENAME).exists()):
+        from ._loader import find_config_path, load_config
+
+        config = load_config(find_config_path(config_path, env), env)
+        return config.home, config.backends
+    return find_home(explicit, config_path, env=env), Backends()
 
 
 def find_home(
