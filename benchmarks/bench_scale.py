@@ -16,8 +16,9 @@ Parts (``--parts sync,serve,index``; each hubmirror program runs as a fresh subp
          once with ``serve.redirect: stream`` and once with ``presigned``. The replicas' CPU (user+sys from
          /proc/PID/stat, both, around the download window) per GiB delivered. Targets: 0 errors;
          presigned CPU/GiB at least 10x lower than stream.
-  index  a synthetic index of B blobs (COPY; file rows for them in filler repos) plus a 10k-file repo synced
-         "for real" (its blobs in the bucket, its commit published through the Index API). Then
+  index  a synthetic index of B blobs (COPY; a file row for each, in filler repos of 10k files) plus a
+         10k-file repo as a sync leaves it (its commit published through the Index API and on main; its blobs
+         in the bucket only with --put-blobs: nothing measured reads them). Then
          (a) sync planning of that repo: ``hubmirror sync --dry-run`` when upstream moved main to a commit
          that changes one file (every other blob is stored: the planner dedupes 10k entries), plus the
          unchanged case (the index has upstream's commit); target: planning < 1 s;
@@ -37,6 +38,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -60,7 +62,7 @@ from _common import run_child, write_random_file  # noqa: E402
 
 MIB, GIB = 1 << 20, 1 << 30
 REGION = "us-east-1"
-HEALTH_PATH = "/api/models"  # serve has no health route: the model listing answers 200 anonymously
+HEALTH_PATH = "/api/health"  # serve answers 200 while it can read its index
 SMALL, BIG, SERVE, TENK, FEW = "bench/small-files", "bench/big-file", "bench/shards", "bench/ten-k", "bench/few"
 BIG_NAME = "model.safetensors"
 
@@ -118,6 +120,61 @@ print(json.dumps(results), flush=True)
 """
 
 
+# ``--profile``: a hubmirror command run under a wall-clock sampler of *all* its threads (cProfile sees only the
+# main thread, and sync's work is in its download threads). Writes OUT.stacks (collapsed stacks, one line per
+# distinct stack: flamegraph.pl / speedscope read them) and OUT.txt (per thread group: the functions most often
+# on the stack, and the innermost frames). Samples threads waiting on I/O too: it shows where the time goes.
+SAMPLER_SCRIPT = r"""
+import collections, os, runpy, sys, threading
+out = sys.argv[1]
+sys.argv = ["hubmirror", *sys.argv[2:]]
+stacks, names, done = collections.Counter(), {}, threading.Event()
+def frame_name(code):
+    return f"{code.co_name} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+def sample():
+    me = threading.get_ident()
+    while not done.wait(0.005):
+        names.update((t.ident, t.name) for t in threading.enumerate())
+        for tid, frame in sys._current_frames().items():
+            if tid == me:
+                continue
+            stack = []
+            while frame is not None:
+                stack.append(frame_name(frame.f_code))
+                frame = frame.f_back
+            group = names.get(tid, "thread").rstrip("0123456789_-") or "thread"
+            stacks[(group, tuple(reversed(stack)))] += 1
+def report():
+    with open(out + ".stacks", "w") as f:
+        for (group, stack), n in stacks.most_common():
+            f.write(";".join((group, *stack)) + f" {n}\n")
+    groups = collections.Counter()
+    inclusive, leaves = collections.Counter(), collections.Counter()
+    for (group, stack), n in stacks.items():
+        groups[group] += n
+        for name in set(stack):
+            inclusive[(group, name)] += n
+        leaves[(group, stack[-1])] += n
+    with open(out + ".txt", "w") as f:
+        f.write("samples every 5 ms of every thread (wall clock: waiting counts)\n")
+        for group, total in groups.most_common():
+            f.write(f"\n== {group}: {total} samples\n-- most often on the stack:\n")
+            top = [(k[1], n) for k, n in inclusive.most_common() if k[0] == group][:25]
+            f.writelines(f"{100 * n / total:5.1f}%  {name}\n" for name, n in top)
+            f.write("-- innermost frame:\n")
+            top = [(k[1], n) for k, n in leaves.most_common() if k[0] == group][:12]
+            f.writelines(f"{100 * n / total:5.1f}%  {name}\n" for name, n in top)
+sampler = threading.Thread(target=sample, name="sampler", daemon=True)
+sampler.start()
+try:
+    runpy.run_module("hubmirror", run_name="__main__", alter_sys=True)
+finally:
+    done.set()
+    sampler.join()
+    report()
+"""
+
+
 class Failed(RuntimeError):
     """A program under test failed: the benchmark stops with exit status 2."""
 
@@ -141,11 +198,15 @@ def git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def proc_cpu(pid: int) -> float:
-    """user+sys CPU seconds of a running process (its own threads; /proc/PID/stat fields 14 and 15)."""
+def proc_cpu(pid: int, *, reaped_children: bool = False) -> float:
+    """user+sys CPU seconds of a running process (its threads; /proc/PID/stat fields 14 and 15), plus those of
+    its children it has waited for (fields 16 and 17) with ``reaped_children``."""
     with open(f"/proc/{pid}/stat") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -213,6 +274,7 @@ class Bench:
         self.rows: list[Row] = []
         self.details: dict[str, Any] = {}
         self._stoppers: list[Any] = []  # started processes to stop at the end (by their PIDs), newest last
+        self.last_noise = 0.0  # CPU seconds the rest of the machine used during the last measured child
 
     # -- infrastructure ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -235,8 +297,10 @@ class Bench:
         self.pg.start()
         self.up = HubServer(self.work / "upstream").start()
         self.up.latency = self.args.latency
-        log(f"setup: moto {self.s3.endpoint_url}, PostgreSQL :{self.pg.port}, upstream {self.up.url} "
-            f"({time.perf_counter() - started:.1f}s)")
+        log(
+            f"setup: moto {self.s3.endpoint_url}, PostgreSQL :{self.pg.port}, upstream {self.up.url} "
+            f"({time.perf_counter() - started:.1f}s)"
+        )
 
     def stop(self) -> None:
         if self.up is not None:
@@ -265,7 +329,9 @@ class Bench:
         db = self.pg.database(name.replace("-", "_")).rsplit("/", 1)[1]
         return bucket, self.pg.url(db, password=False)
 
-    def config(self, path: Path, home: Path, repos: list[dict[str, Any]], bucket: Any, index_url: str, **serve: Any) -> Path:
+    def config(
+        self, path: Path, home: Path, repos: list[dict[str, Any]], bucket: Any, index_url: str, **serve: Any
+    ) -> Path:
         data: dict[str, Any] = {
             "home": str(home),
             "upstream": {"endpoint": self.up.url},
@@ -284,8 +350,8 @@ class Bench:
         if self.args.profile:
             out = Path(self.args.profile).absolute()
             out.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "cProfile", "-o", str(out / f"{name}.prof"), *cmd[1:]]
-        wall, code, stdout, stderr, usage, _noise = run_child(cmd, self.env(), cwd=cfg.parent)
+            cmd = [sys.executable, "-c", SAMPLER_SCRIPT, str(out / name), *cmd[3:]]
+        wall, code, stdout, stderr, usage, self.last_noise = run_child(cmd, self.env(), cwd=cfg.parent)
         try:
             report, _ = json.JSONDecoder().raw_decode(stdout[stdout.index("{") :])
         except ValueError:
@@ -317,6 +383,44 @@ class Bench:
             if keys:
                 client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
 
+    def servers_mark(self) -> tuple[int, float, float]:
+        """Where moto's request log ends, moto's and PostgreSQL's CPU seconds so far (to account one run)."""
+        path = self.s3.root / self.s3.log_name
+        return (path.stat().st_size if path.exists() else 0), proc_cpu(self.s3.proc.pid), self.pg_cpu()
+
+    def servers_since(self, mark: tuple[int, float, float], noise: float) -> dict[str, Any]:
+        """What the servers did since ``mark``: moto's CPU and requests by method (its log has a line per
+        request), PostgreSQL's CPU, and the CPU of the rest of the machine (``noise``, from run_child, less
+        those two)."""
+        offset, moto0, pg0 = mark
+        with (self.s3.root / self.s3.log_name).open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+        methods: dict[str, int] = {}
+        for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines():  # werkzeug colours some lines
+            parts = line.split('"')
+            if len(parts) >= 3 and " HTTP/" in parts[1]:
+                method = parts[1].split(" ", 1)[0]
+                methods[method] = methods.get(method, 0) + 1
+        moto, pg = proc_cpu(self.s3.proc.pid) - moto0, self.pg_cpu() - pg0
+        return {"moto_cpu": moto, "pg_cpu": pg, "rest_cpu": max(0.0, noise - moto - pg), "requests": methods}
+
+    def pg_cpu(self) -> float:
+        """CPU seconds of the PostgreSQL cluster: the postmaster, its reaped children (ended sessions) and the
+        live ones."""
+        postmaster = int((self.pg.data / "postmaster.pid").read_text().split()[0])
+        total = proc_cpu(postmaster, reaped_children=True)
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat") as handle:
+                        fields = handle.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == postmaster:
+                    total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def object_sizes(self, bucket: str) -> dict[str, int]:
         found: dict[str, int] = {}
         for page in self.s3.client().get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -344,33 +448,66 @@ class Bench:
         if not entry.lfs or entry.blob.sha256 != big_sha:
             raise Failed("the big file was not committed as the expected LFS blob")
         cases = [
-            ("a", f"(a) {args.small_files} small files", SMALL, str(small_src), "small", len(set(map(sha256_hex, small.values())))),
+            (
+                "a",
+                f"(a) {args.small_files} small files",
+                SMALL,
+                str(small_src),
+                "small",
+                len(set(map(sha256_hex, small.values()))),
+            ),
             ("b", f"(b) 1 LFS file, {args.big_mib} MiB", BIG, str(big_src), "big", 1),
         ]
         results: dict[str, dict[str, list[float]]] = {}
         for case, label, repo, src, mode, blobs in cases:
-            got = results.setdefault(case, {"sync": [], "boto3": [], "sync_inner": [], "boto3_inner": [], "sync_cpu": []})
+            got = results.setdefault(
+                case,
+                {
+                    "sync": [],
+                    "boto3": [],
+                    "sync_inner": [],
+                    "boto3_inner": [],
+                    "sync_cpu": [],
+                    "boto3_cpu": [],
+                },
+            )
+            servers: dict[str, dict[str, Any]] = {}
             for rep in range(args.repeat):
                 order = ("sync", "boto3") if (rep + (case == "b")) % 2 == 0 else ("boto3", "sync")
                 for tool in order:
                     bucket, index_url = self.site(f"sync_{case}_{tool}_{rep}")
+                    mark = self.servers_mark()
                     if tool == "sync":
                         run_dir = self.work / f"sync-{case}-{rep}"
                         run_dir.mkdir()
-                        cfg = self.config(run_dir / "hubmirror.yaml", run_dir / "home", [{"repo": repo}], bucket, index_url)
+                        cfg = self.config(
+                            run_dir / "hubmirror.yaml", run_dir / "home", [{"repo": repo}], bucket, index_url
+                        )
                         wall, report, usage = self.hubmirror_sync(f"sync-{case}-r{rep}", cfg)
                         got["sync"].append(wall)
                         got["sync_inner"].append(float(report.get("duration", 0.0)))
                         got["sync_cpu"].append(usage.ru_utime + usage.ru_stime)
+                        noise = self.last_noise
                         shutil.rmtree(run_dir, ignore_errors=True)
                     else:
                         prefix = bucket.url.split("/", 3)[3]
-                        cmd = [sys.executable, "-c", BOTO3_SCRIPT, mode, bucket.endpoint_url, bucket.bucket, prefix, src]
-                        wall, code, stdout, stderr, _usage, _noise = run_child(cmd, self.env())
+                        cmd = [
+                            sys.executable,
+                            "-c",
+                            BOTO3_SCRIPT,
+                            mode,
+                            bucket.endpoint_url,
+                            bucket.bucket,
+                            prefix,
+                            src,
+                        ]
+                        wall, code, stdout, stderr, usage, noise = run_child(cmd, self.env())
+                        got["boto3_cpu"].append(usage.ru_utime + usage.ru_stime)
                         if code != 0:
                             raise Failed(f"boto3 upload ({case}) failed (exit {code}):\n{stderr[-3000:]}")
                         got["boto3"].append(wall)
                         got["boto3_inner"].append(json.loads(stdout.strip().splitlines()[-1])["seconds"])
+                    servers[tool] = self.servers_since(mark, noise)
                     stored = self.object_sizes(bucket.bucket)
                     if len(stored) != blobs or (mode == "big" and stored.get(big_sha) != args.big_mib * MIB):
                         raise Failed(f"{tool} ({case}) left {len(stored)} objects in its bucket, expected {blobs}")
@@ -398,10 +535,17 @@ class Bench:
                 )
             )
             self.details[f"sync_{case}"] = (
-                f"sync ({case}) wall: hubmirror {sync_s:.2f}s (its own report: {statistics.median(got['sync_inner']):.2f}s, "
-                f"cpu {statistics.median(got['sync_cpu']):.2f}s), boto3 {boto_s:.2f}s (operation alone "
-                f"{statistics.median(got['boto3_inner']):.2f}s); without process start-up the ratio is {inner:.2f}x"
+                f"sync ({case}): hubmirror {sync_s:.2f}s wall, {statistics.median(got['sync_inner']):.2f}s by its "
+                f"own report, {statistics.median(got['sync_cpu']):.2f}s CPU; boto3 {boto_s:.2f}s wall, "
+                f"{statistics.median(got['boto3_inner']):.2f}s the operation alone, "
+                f"{statistics.median(got['boto3_cpu']):.2f}s CPU; ratio without process start-up {inner:.2f}x"
             )
+            for tool, w in servers.items():
+                self.details[f"sync_{case}_{tool}"] = (
+                    f"  during {tool} ({case}): moto {w['moto_cpu']:.2f}s CPU for "
+                    + ", ".join(f"{n} {m}" for m, n in sorted(w["requests"].items()))
+                    + f"; PostgreSQL {w['pg_cpu']:.2f}s CPU; rest of the machine {w['rest_cpu']:.2f}s CPU"
+                )
         big_src.unlink()
         shutil.rmtree(small_src, ignore_errors=True)
 
@@ -430,14 +574,16 @@ class Bench:
         origin = self.work / "serve-origin"
         origin.mkdir()
         cfg = self.config(origin / "hubmirror.yaml", origin / "home", [{"repo": SERVE}], bucket, index_url)
-        wall, report, _ = self.hubmirror_sync("serve-sync", cfg)
+        wall, _report, _ = self.hubmirror_sync("serve-sync", cfg)
         log(f"  serve: synced {args.serve_files} x {args.serve_mib} MiB into S3+PG in {wall:.1f}s")
         measured: dict[str, dict[str, Any]] = {}
         for mode in ("stream", "presigned"):
             replicas = []
             for n in range(2):
                 home = self.work / f"{mode}-replica-{n}"
-                rcfg = self.config(self.work / f"{mode}-replica-{n}.yaml", home, [{"repo": SERVE}], bucket, index_url, redirect=mode)
+                rcfg = self.config(
+                    self.work / f"{mode}-replica-{n}.yaml", home, [{"repo": SERVE}], bucket, index_url, redirect=mode
+                )
                 replicas.append(self.replica(f"{mode}-replica-{n}", rcfg))
             lb = LB([f"127.0.0.1:{r.port}" for r in replicas], HEALTH_PATH)
             self._stoppers.append(lb)
@@ -514,9 +660,18 @@ class Bench:
             for proc in procs:
                 assert proc.stdout is not None
                 if proc.stdout.readline().strip() != "READY":
-                    raise Failed(f"a client process did not start:\n{(base / f'p{procs.index(proc)}.err').read_text()[-3000:]}")
+                    raise Failed(
+                        f"a client process did not start:\n{(base / f'p{procs.index(proc)}.err').read_text()[-3000:]}"
+                    )
             watched = {"replicas": [r.proc.pid for r in replicas], "haproxy": [lb.proc.pid], "moto": [self.s3.proc.pid]}
+            # the replicas' CPU while idle (HAProxy's health checks, every 200 ms each), to tell it apart
+            idle0, idle_started = sum(proc_cpu(pid) for pid in watched["replicas"]), time.perf_counter()
+            time.sleep(args.idle_window)
+            idle_rate = (sum(proc_cpu(pid) for pid in watched["replicas"]) - idle0) / (
+                time.perf_counter() - idle_started
+            )
             cpu0 = {k: sum(proc_cpu(pid) for pid in pids) for k, pids in watched.items()}
+            cpu0["postgresql"] = self.pg_cpu()
             started = time.perf_counter()
             for proc in procs:
                 assert proc.stdin is not None
@@ -545,6 +700,7 @@ class Bench:
                     time.sleep(0.01)
             wall = time.perf_counter() - started
             cpu1 = {k: sum(proc_cpu(pid) for pid in pids) for k, pids in watched.items()}
+            cpu1["postgresql"] = self.pg_cpu()
             for reader in readers:
                 reader.join(timeout=30)
         finally:
@@ -558,7 +714,9 @@ class Bench:
         for i, out in enumerate(outputs):
             lines = out.strip().splitlines()
             if procs[i].returncode != 0 or not lines:
-                raise Failed(f"client process {i} failed (exit {procs[i].returncode}):\n{(base / f'p{i}.err').read_text()[-3000:]}")
+                raise Failed(
+                    f"client process {i} failed (exit {procs[i].returncode}):\n{(base / f'p{i}.err').read_text()[-3000:]}"
+                )
             results += json.loads(lines[-1])
         shutil.rmtree(base, ignore_errors=True)
         errors = [r["error"] for r in results if r["error"]]
@@ -573,6 +731,7 @@ class Bench:
             "bytes": delivered,
             "cpu": {**cpu, "clients": client_cpu},
             "cpu_per_gib": cpu["replicas"] / (delivered / GIB) if delivered else float("inf"),
+            "replicas_idle_cpu": idle_rate * wall,
             "download_s_median": statistics.median(seconds),
             "download_s_p95": percentile(seconds, 0.95),
         }
@@ -580,8 +739,11 @@ class Bench:
         self.details[f"serve_{mode}"] = (
             f"serve {mode}: {len(results)} downloads, {len(errors)} errors, {human(delivered)} in {wall:.1f}s; "
             f"download median {out['download_s_median']:.1f}s p95 {out['download_s_p95']:.1f}s; CPU s "
-            f"(per GiB): replicas {cpu['replicas']:.2f} ({per('replicas'):.3f}), moto {cpu['moto']:.1f} "
-            f"({per('moto'):.2f}), haproxy {cpu['haproxy']:.1f} ({per('haproxy'):.2f}), clients {client_cpu:.1f}"
+            f"(per GiB): replicas {cpu['replicas']:.2f} ({per('replicas'):.3f}; "
+            f"{cpu['replicas'] / max(1, len(results)) * 1000:.1f} ms per download; of which idle work such as "
+            f"health checks ~{idle_rate * wall:.2f}), moto {cpu['moto']:.1f} "
+            f"({per('moto'):.2f}), haproxy {cpu['haproxy']:.1f} ({per('haproxy'):.2f}), PostgreSQL "
+            f"{cpu['postgresql']:.2f}, clients {client_cpu:.1f}"
         )
         if errors:
             self.details[f"serve_{mode}_errors"] = "; ".join(out["error_samples"])
@@ -591,23 +753,20 @@ class Bench:
     # ============================================================================== 3. index at scale
     def part_index(self) -> None:
         import psycopg
-
         from hubserver import make_small_files
+        from pgkit import PASSWORD
 
         from hubmirror.home import open_store_index
         from hubmirror.models import Access, Backends, BlobRecord, FileRecord
         from hubmirror.patterns import PathFilter
         from hubmirror.resolve import Resolver
-        from pgkit import PASSWORD
 
         args = self.args
         os.environ["PGPASSWORD"] = PASSWORD  # for the index opened in this process
         bucket, index_url = self.site("scale")
         home = self.work / "scale-home"
         t0 = time.perf_counter()
-        store, index = open_store_index(
-            home, write=True, backends=Backends(index_url, bucket.url, bucket.endpoint_url)
-        )
+        store, index = open_store_index(home, write=True, backends=Backends(index_url, bucket.url, bucket.endpoint_url))
         timings: dict[str, float] = {}
         try:
             # -- the 10k-file repo, upstream and in the index (as a sync would have left it)
@@ -621,10 +780,13 @@ class Bench:
             n_fill = max(0, args.blobs - len(files) - len(few))
             self._copy_filler(psycopg, self.pg.url(index_url.rsplit("/", 1)[1]), n_fill)
             timings[f"COPY {n_fill} blobs + files"] = time.perf_counter() - t
-            # -- the repo's blobs in the bucket (as a sync puts them) and its commit through the Index API
+            # -- the blobs in the bucket (as a sync puts them; the big repo's only with --put-blobs: nothing
+            # measured reads them, and moto takes ~40 s for 10k PUTs) and the commits through the Index API
             t = time.perf_counter()
-            self._put_blobs(bucket, [*files.values(), *few.values()])
-            timings[f"PUT {len(files) + len(few)} blobs to moto"] = time.perf_counter() - t
+            self._put_blobs(bucket, [*files.values(), *few.values()] if args.put_blobs else list(few.values()))
+            timings[f"PUT {len(files) + len(few) if args.put_blobs else len(few)} blobs to moto"] = (
+                time.perf_counter() - t
+            )
             t = time.perf_counter()
             key = PathFilter().key
             for name, sha, content in ((TENK, c1, files), (FEW, few_commit, few)):
@@ -683,25 +845,53 @@ class Bench:
                     {"wall": wall0, "duration": report0["duration"]},
                 )
             )
-            # where the planner's time goes: its two questions, asked here the way Syncer._plan asks them
-            oids = [git_sha1(d) for d in files.values()]
+            # where the time goes: the listing and the planner itself (Syncer._plan), run here on the same work
+            from hubmirror.hub import UpstreamClient
+            from hubmirror.sync._syncer import Syncer
+
+            with UpstreamClient(self.up.url) as client:
+                t = time.perf_counter()
+                entries = client.list_tree("model", TENK, c2)
+                listing = time.perf_counter() - t
+                syncer = Syncer(store, index, client, workers=1)
+                try:
+                    t = time.perf_counter()
+                    present, tasks = syncer._plan(entries, {})
+                    plan = time.perf_counter() - t
+                finally:
+                    syncer.close()
+            if len(present) != len(files) - 1 or len(tasks) != 1:
+                raise Failed(f"Syncer._plan found {len(present)} stored and {len(tasks)} to fetch")
+            # the planner's two questions to the index, timed apart
             t = time.perf_counter()
-            known = index.sha256s_for_git_sha1s(oids)
-            lookup = time.perf_counter() - t
-            sample = list(known.values())[: args.head_sample]
+            known = index.sha256s_for_git_sha1s([e.oid for e in entries])
+            by_sha1 = time.perf_counter() - t
             t = time.perf_counter()
-            present = sum(store.has_blob(s) for s in sample)
-            per_head = (time.perf_counter() - t) / max(1, len(sample))
+            index.blob_sizes(set(known.values()))
+            sizes = time.perf_counter() - t
             self.details["plan_breakdown"] = (
-                f"planning, asked in this process: index sha256s_for_git_sha1s({len(oids)}) {lookup * 1000:.0f} ms "
-                f"({len(known)} known); store.has_blob (one S3 HEAD each) {per_head * 1000:.2f} ms x {len(oids)} "
-                f"entries = {per_head * len(oids):.1f}s ({present}/{len(sample)} sampled present); "
-                f"python start-up + imports of a hubmirror process ~{self._startup():.2f}s"
+                f"planning in this process: upstream tree listing of {len(entries)} entries {listing * 1000:.0f} ms; "
+                f"Syncer._plan {plan * 1000:.0f} ms, of which index.sha256s_for_git_sha1s {by_sha1 * 1000:.0f} ms "
+                f"and index.blob_sizes {sizes * 1000:.0f} ms ({len(entries)} keys, IN lists of 500); "
+                f"`python -m hubmirror --help` alone takes {self._startup():.2f}s (start-up and imports: part of "
+                "every dry-run wall time above)"
+            )
+            self.rows.append(
+                Row(
+                    "index",
+                    f"  the planning step alone (Syncer._plan, {len(entries)} entries): < {PLAN_SECONDS:.0f} s",
+                    f"{plan * 1000:.0f} ms",
+                    f"{plan / PLAN_SECONDS:.2f}x target",
+                    plan < PLAN_SECONDS,
+                    {"plan_s": plan, "listing_s": listing},
+                )
             )
             log(f"  {self.details['plan_breakdown']}")
 
             # -- (b) serve HEAD of resolve on a replica over this index; resolve's file lookup in this process
-            rcfg = self.config(self.work / "scale-replica.yaml", self.work / "scale-replica-home", [{"repo": TENK}], bucket, index_url)
+            rcfg = self.config(
+                self.work / "scale-replica.yaml", self.work / "scale-replica-home", [{"repo": TENK}], bucket, index_url
+            )
             replica = self.replica("scale-replica", rcfg)
             try:
                 head = self._heads(replica.url, sorted(files), args.requests)
@@ -864,9 +1054,8 @@ class Bench:
 
 # ------------------------------------------------------------------------------------------------ report
 def environment(args: argparse.Namespace) -> dict[str, str]:
-    from pgkit import PG_BIN
-
     from lbkit import HAPROXY
+    from pgkit import PG_BIN
 
     return {
         "cpus": str(os.cpu_count()),
@@ -885,7 +1074,7 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
 
 
 def print_report(bench: Bench, env: dict[str, str], args: argparse.Namespace, elapsed: float) -> None:
-    print(f"hubmirror scale-out benchmark ({'quick' if args.quick else 'full'} sizes), {elapsed:.0f}s")
+    print(f"hubmirror scale-out benchmark ({args.sizes} sizes), {elapsed:.0f}s")
     print(
         f"{env['cpus']} CPUs (load average at the end {env['load']}); Python {env['python']}; hubmirror "
         f"{env['hubmirror']}; boto3 {env['boto3']}; moto {env['moto']}; psycopg {env['psycopg']}; "
@@ -895,7 +1084,8 @@ def print_report(bench: Bench, env: dict[str, str], args: argparse.Namespace, el
     print(
         f"sizes: sync {args.small_files} small files / {args.big_mib} MiB; serve {args.clients} clients in "
         f"{args.client_procs} processes, {args.serve_files} x {args.serve_mib} MiB; index {args.blobs} blobs, "
-        f"{args.repo_files}-file repo, {args.requests} requests; upstream latency {args.latency * 1000:.0f} ms"
+        f"{args.repo_files}-file repo, {args.requests} requests; upstream latency {args.latency * 1000:.0f} ms; "
+        f"sync medians of {args.repeat}"
     )
     print()
     for line in bench.details.values():
@@ -906,7 +1096,9 @@ def print_report(bench: Bench, env: dict[str, str], args: argparse.Namespace, el
     print(head)
     print("-" * len(head))
     for r in bench.rows:
-        print(f"{r.target:<{widths[0]}} | {r.measured:<{widths[1]}} | {r.ratio:<{widths[2]}} | {'PASS' if r.ok else 'MISS'}")
+        print(
+            f"{r.target:<{widths[0]}} | {r.measured:<{widths[1]}} | {r.ratio:<{widths[2]}} | {'PASS' if r.ok else 'MISS'}"
+        )
     print(
         "ratio: sync = boto3 s / sync s (higher is better); CPU = stream CPU/GiB / presigned CPU/GiB; "
         "times = measured / target (below 1 meets it). moto, PostgreSQL, HAProxy, the fake upstream and the "
@@ -921,32 +1113,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="sync,serve,index", help="comma-separated: sync, serve, index")
     parser.add_argument("--small-files", type=int, metavar="N", help="sync (a): files (default 500)")
     parser.add_argument("--big-mib", type=int, metavar="M", help="sync (b): MiB (default 512; quick 128)")
-    parser.add_argument("--repeat", type=int, default=1, metavar="K", help="sync runs per case and tool (medians)")
+    parser.add_argument(
+        "--repeat", type=int, metavar="K", help="sync runs per case and tool, medians (default 3; quick 1)"
+    )
     parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="seconds the upstream adds per request")
     parser.add_argument("--clients", type=int, default=100, metavar="C", help="serve: concurrent downloads")
     parser.add_argument("--client-procs", type=int, default=4, metavar="P", help="serve: client processes")
     parser.add_argument("--serve-files", type=int, default=4, metavar="F", help="serve: LFS files in the repo")
-    parser.add_argument("--serve-mib", type=int, metavar="M", help="serve: MiB per file (default 32; quick 8)")
+    parser.add_argument("--serve-mib", type=int, metavar="M", help="serve: MiB per file (default 64; quick 8)")
+    parser.add_argument("--idle-window", type=float, default=2.0, metavar="S", help=argparse.SUPPRESS)
     parser.add_argument("--client-timeout", type=float, default=300.0, metavar="S", help=argparse.SUPPRESS)
     parser.add_argument("--blobs", type=int, metavar="B", help="index: blob rows (default 1000000; quick 100000)")
-    parser.add_argument("--repo-files", type=int, metavar="N", help="index: files of the big repo (default 10000; quick 2000)")
+    parser.add_argument("--repo-files", type=int, metavar="N", help="index: files of the big repo (default 10000)")
+    parser.add_argument(
+        "--put-blobs", action="store_true", help="index: also put the big repo's blobs in the bucket (~40 s for 10k)"
+    )
     parser.add_argument("--requests", type=int, default=200, metavar="R", help="index: HEAD / resolve requests timed")
-    parser.add_argument("--head-sample", type=int, default=300, metavar="N", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    parser.add_argument("--profile", metavar="DIR", help="run every hubmirror sync under cProfile, one .prof per run")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run every hubmirror sync under a sampler of all its threads: DIR/<run>.txt and .stacks (slows it)",
+    )
     parser.add_argument("--tmp-dir", metavar="DIR", help="where to put the temp dir (default: system temp)")
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
         "small_files": 500,
         "big_mib": 128 if quick else 512,
-        "serve_mib": 8 if quick else 32,
+        "serve_mib": 8 if quick else 64,
         "blobs": 100_000 if quick else 1_000_000,
-        "repo_files": 2_000 if quick else 10_000,
+        "repo_files": 10_000,
+        "repeat": 1 if quick else 3,
     }
+    args.sizes = "quick" if quick else "default"
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+        elif getattr(args, name) != value:
+            args.sizes = "custom"
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if set(parts) - {"sync", "serve", "index"}:
         parser.error("--parts takes sync, serve and index")

@@ -106,12 +106,6 @@ class LB(KitServer):
                 return True
         except OSError:
             return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.02)
-        return False
 
 
 @contextmanager

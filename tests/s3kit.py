@@ -105,14 +105,6 @@ class S3Server(KitServer):
             return httpx2.get(self.endpoint_url + "/", timeout=2).status_code == 200
         except httpx2.HTTPError:
             return False
-            try:
-                # GET / is S3's ListBuckets: it answers only once the S3 service is routed
-                if httpx2.get(self.endpoint_url + "/", timeout=2).status_code == 200:
-                    return True
-            except httpx2.HTTPError:
-                pass
-            time.sleep(0.05)
-        return False
 
     # -- using it ---------------------------------------------------------------------------------------
     def client(self) -> BaseClient:

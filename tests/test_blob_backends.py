@@ -68,12 +68,15 @@ def test_a_mismatch_stores_nothing(store: Store) -> None:
     assert list(store.iter_blobs()) == [] and not any(store.tmp_dir.iterdir())
 
 
-def test_an_existing_blob_is_not_sent_again(store: Store) -> None:
+def test_an_existing_blob_is_stored_once(store: Store) -> None:
     data = os.urandom(5000)
     _put(store, data)
     with store.writer(Expected(len(data), _sha(data))) as writer:
         writer.write(data)
-        assert writer.commit().fetched is False
+        # on disk the writer sees the file and drops its copy; in object storage it does not ask (a request
+        # per blob: callers write only what the index does not name) and puts the same bytes again
+        assert writer.commit().fetched is (not store.blobs.local)
+    assert [b.sha256 for b in store.iter_blobs()] == [_sha(data)] and store.read_blob(_sha(data)) == data
 
 
 def test_a_batch_publishes_all_or_leaves_nothing(store: Store) -> None:
@@ -137,6 +140,39 @@ def test_a_large_blob_goes_up_in_checked_parts(s3_bucket, tmp_path: Path, monkey
     assert hashlib.sha256(store.read_blob(sha)).hexdigest() == sha
     head = client.head_object(Bucket=s3_bucket.bucket, Key=f"store/blobs/sha256/{sha[:2]}/{sha}")
     assert head["ContentLength"] == len(data)
+
+
+def test_a_blob_of_known_hash_is_sent_while_it_arrives_and_shows_only_once_verified(
+    s3_bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hubmirror.store import _s3
+
+    monkeypatch.setattr(_s3, "PART_SIZE", 5 * 1024 * 1024)
+    store = Store(tmp_path / "home", store_url=s3_bucket.url, endpoint_url=s3_bucket.endpoint_url)
+    client = store.blobs.client  # type: ignore[attr-defined]
+    data = os.urandom(16 * 1024 * 1024 + 5)
+    for promised, whole in ((_sha(data), True), (_sha(b"something else"), False)):
+        with store.writer(Expected(len(data), promised)) as writer:
+            writer.write(data[: 11 * 1024 * 1024])
+            uploads = client.list_multipart_uploads(Bucket=s3_bucket.bucket).get("Uploads", [])
+            assert len(uploads) == 1  # parts went up while the bytes were still arriving...
+            deadline = time.monotonic() + 30  # (parts go up on the upload's own threads)
+            while not client.list_parts(
+                Bucket=s3_bucket.bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]
+            ).get("Parts"):
+                assert time.monotonic() < deadline, "no part was sent while the bytes arrived"
+                time.sleep(0.02)
+            assert not store.has_blob(promised)  # ...and nothing is visible yet
+            writer.write(data[11 * 1024 * 1024 :])
+            if whole:
+                writer.commit()
+            else:
+                with pytest.raises(IntegrityError):
+                    writer.commit()
+        assert client.list_multipart_uploads(Bucket=s3_bucket.bucket).get("Uploads", []) == []
+        assert store.has_blob(promised) is whole
+    assert store.read_blob(_sha(data)) == data
+    assert [b.sha256 for b in store.iter_blobs()] == [_sha(data)] and not any(store.tmp_dir.iterdir())
 
 
 def test_the_home_records_the_bucket_and_refuses_another(s3_bucket, tmp_path: Path) -> None:

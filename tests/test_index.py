@@ -130,6 +130,7 @@ def test_alias_moves_commits_and_keeps_the_canonical_copy(index: Index) -> None:
     assert sorted(index.commit_shas(repo)) == [A, B]
     assert [f.path for f in index.files(repo, A)] == ["x"]
     assert [f.path for f in index.files(repo, B)] == ["y", "z"]  # B's rows joined (a file row is one path)
+    assert (index.file_count(repo, A), index.file_count(repo, B), index.file_count(repo, "0" * 40)) == (1, 2, 0)
     assert index.commit_complete("model", "new/name", A, "f")
     assert index.ref(repo, "main") == B
     assert [r.name for r in index.list_repos()] == ["new/name"]

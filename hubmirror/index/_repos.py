@@ -252,6 +252,10 @@ class RepoQueries(Queries):
             )
         ]
 
+    def file_count(self, repo: Repo, sha: str) -> int:
+        """How many files a commit has (an unchanged sync reports it without reading 10k rows)."""
+        return int(self._rows("SELECT COUNT(*) FROM files WHERE repo_id = ? AND commit_sha = ?", (repo.id, sha))[0][0])
+
     def commits(self, repo: Repo) -> list[CommitRecord]:
         return [
             CommitRecord(r[0], r[1], r[2], r[3], r[4] or 0)

@@ -64,6 +64,9 @@ class DiskBlobs:
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
 
+    def begin_upload(self, sha256: str, size: int) -> None:
+        return None  # the temp file is renamed into place: nothing to overlap
+
     def publish(self, items: Sequence[tuple[Path, str]], *, durable: bool) -> None:
         if not items:
             return

@@ -23,6 +23,16 @@ class StoredBlob:
     mtime: float  # when it was stored (gc keeps young unreferenced blobs: an upload may await its commit)
 
 
+class StreamedUpload(Protocol):
+    """A blob's bytes sent to the backend as they are written; visible only after :meth:`complete`."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def complete(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class Blobs(Protocol):
     """The blob addresses of one store."""
 
@@ -41,6 +51,11 @@ class Blobs(Protocol):
 
     def file_path(self, sha256: str) -> Path | None:
         """The blob's file on this machine (local backends only), else None."""
+        ...
+
+    def begin_upload(self, sha256: str, size: int) -> StreamedUpload | None:
+        """An upload the writer feeds while bytes arrive (so sending overlaps receiving), for a blob whose
+        hash is known in advance; None when the backend gains nothing from it (a local disk, a small blob)."""
         ...
 
     def publish(self, items: Sequence[tuple[Path, str]], *, durable: bool) -> None:

@@ -36,8 +36,9 @@ from ._interface import StoredBlob
 
 logger = logging.getLogger(__name__)
 
-PART_SIZE = 16 * 1024 * 1024  # multipart part size: memory is bounded by PART_SIZE x PART_THREADS
-PART_THREADS = 4
+PART_SIZE = 8 * 1024 * 1024  # multipart part size (larger for blobs over 78 GiB: S3 allows 10,000 parts)
+PART_THREADS = 4  # parts in flight per blob: memory is bounded by PART_SIZE x (PART_THREADS + 1)
+MAX_PARTS = 10_000
 UPLOAD_THREADS = 8  # blobs uploaded at once by a batch
 READ_BUFFER = 1024 * 1024
 
@@ -212,9 +213,9 @@ class S3Blobs:
 
     # -- writing ---------------------------------------------------------------------------------
     def publish(self, items: Sequence[tuple[Path, str]], *, durable: bool) -> None:
-        """Upload each verified temp file unless its object exists; the temp file is removed either way
-        (an object at the key is already complete). An object is durable once S3 answers, so ``durable``
-        changes nothing here."""
+        """Upload each verified temp file, then remove it. No HEAD first: callers only publish blobs the
+        index does not name (an object already there is overwritten with the same bytes). An object is
+        durable once S3 answers, so ``durable`` changes nothing here."""
         if len(items) == 1:
             self._publish_one(*items[0])
             return
@@ -223,13 +224,27 @@ class S3Blobs:
                 future.result()
 
     def _publish_one(self, tmp_path: Path, sha256: str) -> None:
-        if not self.exists(sha256):
-            size = tmp_path.stat().st_size
-            if size <= PART_SIZE:
-                self._put(tmp_path, sha256, size)
-            else:
-                self._put_multipart(tmp_path, sha256, size)
+        size = tmp_path.stat().st_size
+        if size <= PART_SIZE:
+            self._put(tmp_path, sha256, size)
+        else:
+            upload = self.upload(sha256, size)
+            try:
+                with tmp_path.open("rb") as source:
+                    while data := source.read(upload.part_size):
+                        upload.feed(data)
+                upload.complete()
+            except BaseException:
+                upload.abort()
+                raise
         tmp_path.unlink(missing_ok=True)
+
+    def upload(self, sha256: str, size: int) -> PartUpload:
+        """A multipart upload of a blob whose bytes are fed as they arrive; see :class:`PartUpload`."""
+        return PartUpload(self, sha256, size)
+
+    def begin_upload(self, sha256: str, size: int) -> PartUpload | None:
+        return self.upload(sha256, size) if size > PART_SIZE else None
 
     def _put(self, tmp_path: Path, sha256: str, size: int) -> None:
         try:
@@ -243,62 +258,6 @@ class S3Blobs:
                 )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise self._fail(exc, f"upload of blob {sha256}") from exc
-
-    def _put_multipart(self, tmp_path: Path, sha256: str, size: int) -> None:
-        bucket, key = self.where.bucket, self.key(sha256)
-        try:
-            upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")[
-                "UploadId"
-            ]
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            raise self._fail(exc, f"upload of blob {sha256}") from exc
-        try:
-            parts = self._upload_parts(tmp_path, bucket, key, upload_id, size)
-            self.client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
-        except BaseException as exc:
-            try:
-                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-                logger.warning("could not abort the unfinished upload of blob %s (gc removes it)", sha256)
-            if isinstance(exc, (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)):
-                raise self._fail(exc, f"upload of blob {sha256}") from exc
-            raise
-
-    def _upload_parts(self, tmp_path: Path, bucket: str, key: str, upload_id: str, size: int) -> list[dict[str, Any]]:
-        """Parts read one at a time from the file and sent by PART_THREADS threads: at most that many parts
-        are in memory at once."""
-        slots = threading.BoundedSemaphore(PART_THREADS)
-
-        def send(number: int, data: bytes) -> dict[str, Any]:
-            try:
-                checksum = _b64(hashlib.sha256(data).digest())
-                answer = self.client.upload_part(
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ContentLength=len(data),
-                    ChecksumSHA256=checksum,
-                )
-                return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
-            finally:
-                slots.release()
-
-        futures: list[Future[dict[str, Any]]] = []
-        with (
-            ThreadPoolExecutor(max_workers=PART_THREADS, thread_name_prefix="hubmirror-s3part") as pool,
-            tmp_path.open("rb") as source,
-        ):
-            for number in range(1, (size + PART_SIZE - 1) // PART_SIZE + 1):
-                slots.acquire()
-                if any(f.done() and f.exception() is not None for f in futures):
-                    slots.release()
-                    break
-                futures.append(pool.submit(send, number, source.read(PART_SIZE)))
-        return [f.result() for f in futures]
 
     def sweep(self, cutoff: float) -> int:
         """Abort multipart uploads under our prefix started before ``cutoff``: a writer killed mid-upload
@@ -337,6 +296,90 @@ class S3Blobs:
             raise self._fail(exc, f"moving blob {sha256} to quarantine") from exc
         self.delete(sha256)
         return f"s3://{self.where.bucket}/{target}"
+
+
+class PartUpload:
+    """A multipart upload fed with a blob's bytes as they arrive (a download), parts sent by PART_THREADS
+    threads while more bytes come: the upload overlaps the download instead of following it.
+
+    Nothing is visible at the blob's key until :meth:`complete`, which the writer calls only after the whole
+    blob verified; :meth:`abort` (a mismatch, a failure, a stop) discards the parts. Each part carries its
+    SHA-256. Memory: at most PART_THREADS parts in flight plus the one filling; a feed waits for a free slot.
+    """
+
+    def __init__(self, blobs: S3Blobs, sha256: str, size: int) -> None:
+        self.blobs, self.sha256 = blobs, sha256
+        self.part_size = max(PART_SIZE, -(-size // MAX_PARTS))
+        self._key = blobs.key(sha256)
+        self._buffer = bytearray()
+        self._futures: list[Future[dict[str, Any]]] = []
+        self._slots = threading.BoundedSemaphore(PART_THREADS)
+        self._pool = ThreadPoolExecutor(max_workers=PART_THREADS, thread_name_prefix="hubmirror-s3part")
+        try:
+            self._id = blobs.client.create_multipart_upload(
+                Bucket=blobs.where.bucket, Key=self._key, ChecksumAlgorithm="SHA256"
+            )["UploadId"]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            self._pool.shutdown()
+            raise blobs._fail(exc, f"upload of blob {sha256}") from exc
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= self.part_size:
+            part = bytes(self._buffer[: self.part_size])
+            del self._buffer[: self.part_size]
+            self._send(part)
+
+    def _send(self, data: bytes) -> None:
+        self._slots.acquire()
+        for future in self._futures:  # a failed part fails the upload now, not after the whole download
+            if future.done() and future.exception() is not None:
+                self._slots.release()
+                future.result()
+        number = len(self._futures) + 1
+        self._futures.append(self._pool.submit(self._part, number, data))
+
+    def _part(self, number: int, data: bytes) -> dict[str, Any]:
+        try:
+            checksum = _b64(hashlib.sha256(data).digest())
+            answer = self.blobs.client.upload_part(
+                Bucket=self.blobs.where.bucket,
+                Key=self._key,
+                UploadId=self._id,
+                PartNumber=number,
+                Body=data,
+                ContentLength=len(data),
+                ChecksumSHA256=checksum,
+            )
+            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self.blobs._fail(exc, f"upload of blob {self.sha256}") from exc
+        finally:
+            self._slots.release()
+
+    def complete(self) -> None:
+        """Send what is left and make the object visible (only for bytes that verified)."""
+        if self._buffer or not self._futures:
+            self._send(bytes(self._buffer))
+            self._buffer = bytearray()
+        parts = [future.result() for future in self._futures]
+        self._pool.shutdown()
+        try:
+            self.blobs.client.complete_multipart_upload(
+                Bucket=self.blobs.where.bucket, Key=self._key, UploadId=self._id, MultipartUpload={"Parts": parts}
+            )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self.blobs._fail(exc, f"upload of blob {self.sha256}") from exc
+
+    def abort(self) -> None:
+        """Discard the parts (nothing was visible); a failure here leaves them to gc's sweep."""
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        try:
+            self.blobs.client.abort_multipart_upload(Bucket=self.blobs.where.bucket, Key=self._key, UploadId=self._id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            logger.warning("could not abort the unfinished upload of blob %s (gc removes it)", self.sha256)
 
 
 class _RangedReader(io.RawIOBase):

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import IntegrityError
 from ..hashing import CHUNK, git_blob_header
 from ._files import disk_error, plain_name
-from ._interface import Blobs
+from ._interface import Blobs, StreamedUpload
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,18 @@ class BlobWriter:
             self._handle = self.tmp_path.open("ab" if self.resumable else "xb")
         except OSError as exc:
             raise disk_error(exc, str(self.tmp_path)) from exc
+        self._upload: StreamedUpload | None = None
         self._reset_hashes()
         if self.resumable and self._handle.tell():
             self._rehash_existing()
+        # Sent while it arrives when the hash is known (LFS files): the object appears only at commit, after
+        # the whole blob verified. A resumed partial is sent after commit instead (its first bytes came earlier).
+        if self.offset == 0 and expected.sha256 is not None and expected.size is not None:
+            try:
+                self._upload = blobs.begin_upload(expected.sha256, expected.size)
+            except BaseException:
+                self._close_quietly()
+                raise
 
     @property
     def expected_size(self) -> int | None:
@@ -88,6 +97,7 @@ class BlobWriter:
 
     def restart(self) -> None:
         """Throw away what was written (e.g. the server ignored our Range) and start from byte 0."""
+        self._abort_upload()
         self._handle.seek(0)
         self._handle.truncate()
         self._reset_hashes()
@@ -101,6 +111,8 @@ class BlobWriter:
         except OSError as exc:
             raise disk_error(exc, str(self.tmp_path)) from exc
         self._update(chunk)
+        if self._upload is not None:
+            self._upload.feed(chunk)
 
     def _close(self, durable: bool) -> None:
         try:
@@ -129,7 +141,13 @@ class BlobWriter:
         Raises :class:`IntegrityError` (temp file deleted) on any mismatch, :class:`StoreError` on I/O.
         """
         info = self.finish(durable=self._blobs.local)
-        self.publish(info, durable=True)
+        if self._upload is not None:
+            self._upload.complete()
+            self._upload = None
+            self.tmp_path.unlink(missing_ok=True)
+            self._committed = True
+        else:
+            self.publish(info, durable=True)
         return info
 
     def finish(self, *, durable: bool) -> BlobInfo:
@@ -148,7 +166,9 @@ class BlobWriter:
         if problem:
             self.tmp_path.unlink(missing_ok=True)
             raise IntegrityError(f"content mismatch ({problem}); nothing was stored")
-        fetched = not self._blobs.exists(sha256)
+        # (in object storage "fetched" means "sent": asking first would cost a request per blob, and callers
+        # only write blobs the index does not name)
+        fetched = not self._blobs.exists(sha256) if self._blobs.local else True
         return BlobInfo(sha256=sha256, size=self.offset, git_sha1=git_sha1, fetched=fetched)
 
     def publish(self, info: BlobInfo, *, durable: bool) -> None:
@@ -163,7 +183,13 @@ class BlobWriter:
         """The batch published this writer's temp file: leaving must not delete anything."""
         self._committed = True
 
+    def _abort_upload(self) -> None:
+        if self._upload is not None:
+            upload, self._upload = self._upload, None
+            upload.abort()
+
     def discard(self, *, keep_partial: bool) -> None:
+        self._abort_upload()
         if not self._handle.closed:
             self._close_quietly()
         if not (keep_partial and self.resumable):

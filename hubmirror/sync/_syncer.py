@@ -205,7 +205,7 @@ class Syncer:
                 self._backfill_date(spec, name, commit, asked)
                 self._finish(spec, name, revision, commit)
             repo = self.index.find_repo(spec.type, name)
-            result.files = len(self.index.files(repo, commit)) if repo is not None else 0
+            result.files = self.index.file_count(repo, commit) if repo is not None else 0
             return
         entries = self._listing(spec, name, commit, path_filter, pin)
         result.files = len(entries)
@@ -441,8 +441,10 @@ class Syncer:
         expected = Expected(size=entry.size, sha256=task.expected_sha256, git_sha1=None if entry.is_lfs else entry.oid)
         with self.store.blob_lock(task.key):
             known = entry.lfs_sha256 or self._worker_index().sha256_for_git_sha1(entry.oid)
-            if known and self.store.has_blob(known):
-                # another process fetched it while we waited for the lock
+            if known and (
+                self.store.has_blob(known) if self.store.blobs.local else self._worker_index().has_blob(known)
+            ):
+                # another process fetched it while we waited for the lock (in object storage its row says so)
                 return BlobInfo(known, entry.size, None, fetched=False)
             for attempt in (1, 2):
                 with self.store.writer(expected, resume_key=task.key) as writer:

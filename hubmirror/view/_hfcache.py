@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from ..paths import safe_relpath
 from ..store import CACHEDIR_TAG, Store
 
 logger = logging.getLogger(__name__)
+
+COPY_THREADS = 8  # blobs copied down from object storage at once
 
 
 def view_root(home: Path) -> Path:
@@ -121,8 +124,13 @@ class HFCacheView:
         blobs_dir = repo_dir / "blobs"
         blobs_dir.mkdir(parents=True, exist_ok=True)
         (repo_dir / "snapshots").mkdir(exist_ok=True)
-        for record in files:
-            self._link_blob(record, blobs_dir)
+        if self.store.blobs.local:
+            for record in files:
+                self._link_blob(record, blobs_dir)
+        else:  # copies from object storage: a round trip each, so several at once
+            with ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="hubmirror-view") as pool:
+                for done in [pool.submit(self._link_blob, record, blobs_dir) for record in files]:
+                    done.result()
         final = repo_dir / "snapshots" / commit
         exists = final.is_dir()
         build = final if exists else repo_dir / "snapshots" / f".{commit}.{uuid.uuid4().hex[:8]}.tmp"
