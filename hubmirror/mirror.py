@@ -52,7 +52,7 @@ class Mirror:
 
     def _update_view(self, repo_type: str, name: str, commit: str) -> None:
         # The view is derived: failing to update it must not fail the sync that fed the store.
-        if not self.store.blobs.local:
+        if not self.store.blobs_local:
             # With blobs in object storage the home holds no copies: resolve lays out what is asked for, and
             # 'hf-cache --dir' what a machine needs.
             return

@@ -110,7 +110,7 @@ class Resolver:
         (links cost nothing); from object storage only this commit, whose files are copied down verified."""
         try:
             view = HFCacheView(self.view_root, self.store, self.index)
-            if self.store.blobs.local:
+            if self.store.blobs_local:
                 view.update_repo(repo)
             else:
                 view.add_snapshot(repo, commit, self.index.files(repo, commit))

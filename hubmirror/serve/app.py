@@ -239,7 +239,7 @@ class HubApp:
             return await reads.paths_info(request, catalog, snapshot)
         if not caller.may_download(snapshot.repo):  # a gated repo: metadata is public, files are not
             raise gated_refusal(snapshot.repo, authenticated=not caller.anonymous)
-        if not catalog.store.blobs.local:  # object-store reads block: off the event loop
+        if not catalog.store.blobs_local:  # object-store reads block: off the event loop
             return await run_in_threadpool(reads.resolve_file, request, catalog, snapshot, r.path)
         return reads.resolve_file(request, catalog, snapshot, r.path)
 

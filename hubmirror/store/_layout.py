@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -111,7 +112,9 @@ class Store:
             self._init_layout()
         else:
             self._check_existing()
-        self.blobs: Blobs = self._open_blobs(store_url, endpoint_url, record=create)
+        self._remote = self._choose_blobs(store_url, endpoint_url, record=create)
+        self._blobs: Blobs | None = DiskBlobs(self.home) if self._remote is None else None
+        self._blobs_lock = threading.Lock()
 
     @staticmethod
     def exists(home: Path) -> bool:
@@ -296,9 +299,27 @@ class Store:
         self.lease = lease
 
     # -- where the blobs are -----------------------------------------------------------------------
-    def _open_blobs(self, store_url: str | None, endpoint_url: str | None, *, record: bool) -> Blobs:
-        """The blob backend: the configured one (checked against what this home recorded), else the
-        recorded one, else ``home/blobs``."""
+    @property
+    def blobs(self) -> Blobs:
+        """The blob backend, opened on first use: a command that needs only the index (an unchanged sync,
+        a dry run, status) never loads the object-store client."""
+        if self._blobs is None:
+            with self._blobs_lock:
+                if self._blobs is None:
+                    assert self._remote is not None
+                    self._blobs = open_s3_blobs(*self._remote)
+        return self._blobs
+
+    @property
+    def blobs_local(self) -> bool:
+        """True when blobs are files under the home (hard-linkable, servable with sendfile)."""
+        return self._remote is None
+
+    def _choose_blobs(
+        self, store_url: str | None, endpoint_url: str | None, *, record: bool
+    ) -> tuple[str, str | None] | None:
+        """Where the blobs are, as (store URL, endpoint) or None for ``home/blobs``: the configured place
+        (checked against what this home recorded), else the recorded one, else the home."""
         recorded = self.recorded_store()
         wanted = (store_url, endpoint_url) if store_url is not None else recorded
         if store_url is not None and recorded is not None and recorded != wanted:
@@ -308,18 +329,17 @@ class Store:
                 "fix store: in the config, or give this bucket a home of its own"
             )
         if wanted is None:
-            return DiskBlobs(self.home)
+            return None
         if recorded is None and DiskBlobs(self.home).has_any():
             raise StoreError(
                 f"the store at {self.home} keeps its blobs in {self.home / 'blobs'}, not {wanted[0]}: a store does "
                 "not move its blobs in place; carry it over with 'hubmirror export' and 'hubmirror import' into a "
                 "home whose config names the bucket"
             )
-        blobs = open_s3_blobs(*wanted)
         if record and recorded is None:
-            blobs.check()
+            open_s3_blobs(*wanted).check()  # a missing bucket or a refusal fails now, before it is recorded
             self._record_store(*wanted)
-        return blobs
+        return wanted
 
     def recorded_store(self) -> tuple[str, str | None] | None:
         """The (store URL, endpoint URL) recorded in ``store.json``; None when the blobs are in the home."""

@@ -381,7 +381,7 @@ class Syncer:
         """Which of these blobs the store holds. On disk a stat each; in object storage one index query
         instead of a request per blob: a blob row means its object exists (rows are written after the
         object, and gc drops rows before objects; a blob damaged behind our back is verify's to find)."""
-        if self.store.blobs.local:
+        if self.store.blobs_local:
             return {sha for sha in sha256s if self.store.has_blob(sha)}
         return set(self.index.blob_sizes(sha256s))
 
@@ -442,7 +442,7 @@ class Syncer:
         with self.store.blob_lock(task.key):
             known = entry.lfs_sha256 or self._worker_index().sha256_for_git_sha1(entry.oid)
             if known and (
-                self.store.has_blob(known) if self.store.blobs.local else self._worker_index().has_blob(known)
+                self.store.has_blob(known) if self.store.blobs_local else self._worker_index().has_blob(known)
             ):
                 # another process fetched it while we waited for the lock (in object storage its row says so)
                 return BlobInfo(known, entry.size, None, fetched=False)

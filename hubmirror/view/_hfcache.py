@@ -75,7 +75,7 @@ class HFCacheView:
         self.root = Path(root).expanduser().absolute()
         self.store, self.index = store, index
         # hardlink or symlink to blobs on disk; copy (verified) of blobs in object storage
-        self.link_mode = "hardlink" if store.blobs.local else "copy"
+        self.link_mode = "hardlink" if store.blobs_local else "copy"
 
     def _prepare_root(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ class HFCacheView:
         blobs_dir = repo_dir / "blobs"
         blobs_dir.mkdir(parents=True, exist_ok=True)
         (repo_dir / "snapshots").mkdir(exist_ok=True)
-        if self.store.blobs.local:
+        if self.store.blobs_local:
             for record in files:
                 self._link_blob(record, blobs_dir)
         else:  # copies from object storage: a round trip each, so several at once
