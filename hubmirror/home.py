@@ -93,5 +93,5 @@ def _open_database(store: Store, url: str, *, write: bool) -> Index:
     except BaseException:
         index.close()
         raise
-    store.use_lease(index.writer_lease())
+    store.use_lease(index.writer_lease(), index.gc_lease)
     return index

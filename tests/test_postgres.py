@@ -138,6 +138,23 @@ def test_the_writer_lease_excludes_writers_of_other_stores_until_released(pg_url
             assert time.monotonic() - held_at >= 2.9
 
 
+def test_the_gc_guard_spans_machines(pg_url: str, tmp_path: Path) -> None:
+    """A sync on one machine (shared guard) keeps gc on another (exclusive) from deleting blobs it uploaded
+    but has not named yet; syncs on several machines share the guard; gc excludes them all."""
+    with open_index(pg_url) as index:
+        machines = [Store(tmp_path / f"machine-{n}") for n in range(3)]
+        for store in machines:
+            store.use_lease(index.writer_lease(), index.gc_lease)
+        with machines[0].gc_guard(), machines[1].gc_guard():  # two syncs at once
+            with pytest.raises(LockTimeoutError, match="a sync, push, import or repair .* has run for over"):
+                with machines[2].gc_guard(exclusive=True, timeout=1):
+                    pass
+        with machines[2].gc_guard(exclusive=True, timeout=5):  # both done: gc may run
+            with pytest.raises(LockTimeoutError, match="gc .* has run for over"):
+                with machines[0].gc_guard(timeout=1):
+                    pass
+
+
 def test_a_writer_that_dies_releases_the_lease(pg_url: str) -> None:
     with _holder(pg_url, 60) as holder:
         os.kill(holder.pid, signal.SIGKILL)

@@ -45,6 +45,11 @@ class Index(RepoQueries, DiscussionQueries, HistoryQueries, TransferQueries, Upk
         file lock is enough (an index on local disk)."""
         return None
 
+    def gc_lease(self, exclusive: bool) -> Lease | None:
+        """The gc guard across machines: shared by writers that add blobs before naming them, exclusive for
+        gc; None when the store's own lock file is enough (an index on local disk)."""
+        return None
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -4,7 +4,7 @@ psycopg.
 
 * Writers take turns: every write transaction starts with a transaction-level advisory lock (what SQLite's
   BEGIN IMMEDIATE gives), so a read-then-write never acts on a snapshot another writer moved past; sync,
-  push, import and gc also hold the session-level writer lease (:class:`WriterLease`) around their writes.
+  push, import and gc also hold the session-level writer lease (:class:`SessionLock`) around their writes.
 * Every write transaction bumps a counter row, which :meth:`PostgresIndex.data_version` reads (serve caches
   until it moves).
 * The schema is ``_schema``'s steps, applied by a small runner of our own (``hubmirror_migrations``), each
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 _LOCK_CLASS = 0x6875626D  # "hubm"
 _WRITE_TXN = 1  # held for one write transaction (and each migration step)
 _WRITER_LEASE = 2  # held by a writer's session around its writes
+_GC_GUARD = 3  # shared by what adds blobs before naming them (sync, push, import, repair, serve's writes); gc's alone
 LOCK_WAIT = "60s"  # how long a write transaction waits for another's (SQLite's busy_timeout is the same)
 CONNECT_TIMEOUT = 10
 
@@ -203,12 +204,16 @@ class _Connection:
         self.raw.close()
 
 
-class WriterLease:
-    """The writer lease: a session-level advisory lock on a connection of its own, opened for each hold and
-    closed after it (a writer that dies releases the lease with its session)."""
+class SessionLock:
+    """A session-level advisory lock on a connection of its own, opened for each hold and closed after it
+    (a holder that dies releases it with its session): the writer lease (exclusive), or the gc guard
+    (shared by writers that add blobs, exclusive for gc: PostgreSQL's own readers-writer advisory locks)."""
 
-    def __init__(self, url: str, where: str, secrets: Sequence[str]) -> None:
+    def __init__(
+        self, url: str, where: str, secrets: Sequence[str], key: int = _WRITER_LEASE, shared: bool = False
+    ) -> None:
         self.url, self.where, self.secrets = url, where, secrets
+        self.key, self.shared = key, shared
 
     @contextmanager
     def __call__(self, timeout: float) -> Iterator[None]:
@@ -217,18 +222,29 @@ class WriterLease:
             deadline = time.monotonic() + timeout
             while not self._try(raw):
                 if time.monotonic() >= deadline:
-                    raise LockTimeoutError(
-                        f"another hubmirror writer ({self._holder(raw)}) has held the index {self.where} for "
-                        f"over {timeout:.0f}s; wait for its sync, push, import or gc to finish, then run again"
-                    )
+                    raise LockTimeoutError(self._busy(raw, timeout))
                 time.sleep(0.2)
             yield
         finally:
             raw.close()  # ends the session, and the lease with it
 
+    def _busy(self, raw: psycopg.Connection[Any], timeout: float) -> str:
+        holder = self._holder(raw)
+        if self.key == _WRITER_LEASE:
+            return (
+                f"another hubmirror writer ({holder}) has held the index {self.where} for over {timeout:.0f}s; "
+                "wait for its sync, push, import or gc to finish, then run again"
+            )
+        who = "a sync, push, import or repair" if not self.shared else "gc"
+        return (
+            f"{who} ({holder}) of the store indexed in {self.where} has run for over {timeout:.0f}s; try again "
+            "when it is done"
+        )
+
     def _try(self, raw: psycopg.Connection[Any]) -> bool:
+        function = "pg_try_advisory_lock_shared" if self.shared else "pg_try_advisory_lock"
         try:
-            row = raw.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_CLASS, _WRITER_LEASE)).fetchone()
+            row = raw.execute(f"SELECT {function}(%s, %s)", (_LOCK_CLASS, self.key)).fetchone()
         except psycopg.Error as exc:
             raise translate_error(exc, self.where, self.secrets) from exc
         return bool(row and row[0])
@@ -238,7 +254,7 @@ class WriterLease:
             row = raw.execute(
                 "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                 "WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.granted LIMIT 1",
-                (_LOCK_CLASS, _WRITER_LEASE),
+                (_LOCK_CLASS, self.key),
             ).fetchone()
         except psycopg.Error:
             return "holder unknown"
@@ -356,7 +372,10 @@ class PostgresIndex(Index):
         return PostgresIndex(self.url, read_only=self.read_only, durable=durable)
 
     def writer_lease(self) -> Lease:
-        return WriterLease(self.url, self.location, self.secrets)
+        return SessionLock(self.url, self.location, self.secrets)
+
+    def gc_lease(self, exclusive: bool) -> Lease:
+        return SessionLock(self.url, self.location, self.secrets, _GC_GUARD, shared=not exclusive)
 
     def close(self) -> None:
         self.conn.close()

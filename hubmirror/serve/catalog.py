@@ -59,7 +59,7 @@ class Catalog:
         if index is None:
             index = self._local.index = open_index(self.index_at, read_only=self.read_only)
             if self.store.lease is None:  # writes through serve take the writer lease too
-                self.store.use_lease(index.writer_lease())
+                self.store.use_lease(index.writer_lease(), index.gc_lease)
             self._local.version = -1
             self._local.repos, self._local.revisions, self._local.metas = {}, {}, {}
         return index

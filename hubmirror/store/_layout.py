@@ -39,6 +39,8 @@ from ._writer import BlobInfo, BlobWriter, Expected
 if TYPE_CHECKING:
     from ._s3 import S3Blobs
 
+Lease = Callable[[float], AbstractContextManager[None]]  # held with a timeout: see Store.use_lease
+
 logger = logging.getLogger(__name__)
 
 LAYOUT_VERSION = 1
@@ -105,7 +107,8 @@ class Store:
         self.index_url_path = self.home / "index.url"
         self.store_url_path = self.home / "store.json"
         # The writer lease of an index shared by several machines (see write_lock); None: the file lock is all.
-        self.lease: Callable[[float], AbstractContextManager[None]] | None = None
+        self.lease: Lease | None = None
+        self.gc_lease: Callable[[bool], Lease | None] | None = None  # the gc guard across machines (gc_guard)
         if create or (store_url is not None and not self.exists(self.home)):
             # (a serve replica's first start on a new machine: with blobs and index elsewhere, the home only
             # keeps temp files and locks, so laying it out changes nothing anyone else reads)
@@ -293,10 +296,11 @@ class Store:
             with self.lease(timeout):
                 yield
 
-    def use_lease(self, lease: Callable[[float], AbstractContextManager[None]] | None) -> None:
-        """Take ``lease`` (called with the timeout) inside every :meth:`write_lock` from now on: the index
-        gives one when writers on other machines must be excluded too."""
-        self.lease = lease
+    def use_lease(self, lease: Lease | None, gc_lease: Callable[[bool], Lease | None] | None = None) -> None:
+        """Take ``lease`` (called with the timeout) inside every :meth:`write_lock` from now on, and
+        ``gc_lease(exclusive)`` inside every :meth:`gc_guard`: the index gives them when writers and gc on
+        other machines must be excluded too."""
+        self.lease, self.gc_lease = lease, gc_lease
 
     # -- where the blobs are -----------------------------------------------------------------------
     @property
@@ -388,8 +392,20 @@ class Store:
     def gc_guard(self, *, exclusive: bool = False, timeout: float = 3600.0) -> Iterator[None]:
         """Shared by everything that adds blobs before the index names them (sync, push, import) or reads
         them in bulk (export); exclusive for what deletes them (gc, repair). A shared holder never sees a
-        blob it relies on deleted; gc waits until they are done. On a read-only store nothing can be deleted
-        (and no lock file created): a no-op."""
+        blob it relies on deleted; gc waits until they are done. The lock file excludes processes of this
+        machine; with an index shared by several machines, its gc lease (see :meth:`use_lease`) the others."""
+        with self._local_gc_guard(exclusive, timeout):
+            lease = self.gc_lease(exclusive) if self.gc_lease is not None else None
+            if lease is None:
+                yield
+                return
+            with lease(timeout):
+                yield
+
+    @contextmanager
+    def _local_gc_guard(self, exclusive: bool, timeout: float) -> Iterator[None]:
+        """The gc guard among this machine's processes: a shared or exclusive ``flock``. On a read-only
+        store nothing can be deleted (and no lock file created): a no-op."""
         if self.read_only and not exclusive:
             yield
             return
