@@ -102,6 +102,30 @@ def test_help(command: tuple[str, ...], options: list[str], xdg: Path, elsewhere
     assert not list(elsewhere.iterdir()) and not list(xdg.iterdir()), "--help created files"
 
 
+_IMPORTED = """
+import runpy, sys
+sys.argv = ["hubmirror", *sys.argv[1:]]
+try:
+    runpy.run_module("hubmirror", run_name="__main__")
+except SystemExit:
+    pass
+print("\\n".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["status", "--help"], ["resolve", "org/none"]])
+def test_commands_load_only_what_they_use(args: list[str], xdg: Path, elsewhere: Path) -> None:
+    """Start-up is part of every command: --help, and resolve (scripts call it in loops), never import the
+    upstream client, the sync engine or the server."""
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, *args], capture_output=True, text=True, timeout=60, cwd=elsewhere
+    )
+    loaded = set(result.stderr.split())
+    assert "hubmirror.cli" in loaded or "hubmirror.cli._entry" in loaded, result.stderr[-2000:]
+    for heavy in ("httpx2", "hubmirror.mirror", "hubmirror.sync", "hubmirror.serve", "starlette", "boto3"):
+        assert heavy not in loaded, heavy
+
+
 def test_no_arguments_prints_help(xdg: Path, elsewhere: Path) -> None:
     result = cli(xdg=xdg, cwd=elsewhere)
     assert result.returncode in (0, 2)

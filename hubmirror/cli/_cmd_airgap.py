@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..mirror import Mirror
-from ..units import human_size
 from ._common import State, errors, home_of, place_of, print_json, progress_bar
+
+if TYPE_CHECKING:
+    pass
 
 
 def export(
@@ -41,6 +42,9 @@ def export(
 ) -> None:
     """Write a bundle: the blobs the far side lacks, the records of the exported commits and refs, and a
     manifest with every blob's sha256 and size. Check it anywhere with 'sha256sum -c SHA256SUMS'."""
+    from ..mirror import Mirror
+    from ..units import human_size
+
     if since is not None and incremental:
         raise typer.BadParameter("give --since or --incremental, not both")
     state: State = ctx.obj
@@ -68,6 +72,8 @@ def inventory(
     output: Annotated[str, typer.Option("-o", "--output", help="The file to write (- for standard output).")],
 ) -> None:
     """Write what this store holds (commits and blob hashes, gzip'd) for the other side's 'export --since'."""
+    from ..mirror import Mirror
+
     state: State = ctx.obj
     with errors(), Mirror(home_of(state), write=False) as mirror:
         if output == "-":
@@ -90,6 +96,9 @@ def import_(
     """Bring a bundle in: every blob verified as it is copied, commits published only when complete, refs
     moved last and never back. Safe to repeat and to interrupt. Exit 7 if blobs were damaged or missing,
     4 if the bundle builds on one this store lacks, 11 if a ref was kept over a local commit."""
+    from ..mirror import Mirror
+    from ..units import human_size
+
     state: State = ctx.obj
     with errors():
         observer = progress_bar(not as_json)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import nullcontext
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..config import Config, parse_duration
-from ..cron import check_cron
 from ..errors import ConfigError
-from ..mirror import Mirror, planning_mirror
-from ..sync import SyncReport
 from ._common import (
     State,
     backends_of,
@@ -24,7 +21,9 @@ from ._common import (
     progress_bar,
     stop_on_signals,
 )
-from ._render import print_report, print_status
+
+if TYPE_CHECKING:
+    from ..sync import SyncReport
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +61,8 @@ def sync(
     With --every/--cron/--scheduled it keeps running with the same REPO, --locked and --dry-run choices:
     runs never overlap (a slot that falls due during a run is skipped and logged), and SIGTERM stops it
     cleanly with exit code 0."""
+    from ._render import print_report
+
     state: State = ctx.obj
     with errors():
         config = load(state)
@@ -81,6 +82,8 @@ def sync(
 
 
 def _nothing_to_sync(config: Config, as_json: bool) -> None:
+    from ..sync import SyncReport
+
     where = config.path or "the config"
     if as_json:
         print_json(SyncReport().as_dict())
@@ -91,6 +94,8 @@ def _nothing_to_sync(config: Config, as_json: bool) -> None:
 def _sync_once(
     config: Config, repos: tuple[str, ...] | list[str], *, dry_run: bool, locked: bool, as_json: bool, progress: bool
 ) -> SyncReport:
+    from ..mirror import Mirror
+
     observer = progress_bar(progress and not as_json)
     if dry_run:
         return _dry_run(config, repos, locked=locked, observer=observer)
@@ -103,6 +108,8 @@ def _sync_once(
 
 
 def _dry_run(config: Config, repos: tuple[str, ...] | list[str], *, locked: bool, observer: Any) -> SyncReport:
+    from ..mirror import planning_mirror
+
     with planning_mirror(config.home, config.backends) as mirror, observer or nullcontext(), stop_on_signals() as stop:
         return mirror.sync(config, repos, dry_run=True, locked=locked, observer=observer, stop=stop)
 
@@ -118,7 +125,9 @@ def _sync_on_schedule(
     as_json: bool,
     progress: bool,
 ) -> None:
+    from ..cron import check_cron
     from ..schedule import Schedule, schedule_for, scheduled_sync
+    from ._render import print_report
 
     try:
         seconds = parse_duration(every) if every is not None else None
@@ -157,6 +166,9 @@ def lock(
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ) -> None:
     """Sync, then pin every repo revision to its commit and every file to its sha256 in hubmirror.lock."""
+    from ..mirror import Mirror
+    from ._render import print_report
+
     state: State = ctx.obj
     with errors():
         config = load(state)
@@ -176,7 +188,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable status.")] = False,
 ) -> None:
     """What is mirrored: repos, revisions → commits, sizes, dedupe savings, recent sync runs."""
+    from ..mirror import Mirror
     from ._cmd_upkeep import retention_of
+    from ._render import print_status
 
     state: State = ctx.obj
     with errors():

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import StoreError
-from ..mirror import Mirror
-from ..units import human_size
 from ._common import State, errors, home_of, place_of, print_json
 from ._lookup import dataset_hint, resolve_path
+
+if TYPE_CHECKING:
+    pass
 
 
 def resolve(
@@ -46,6 +47,8 @@ def hf_cache(
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ) -> None:
     """(Re)build an HF-cache view of the mirror and print its path; HF_HUB_CACHE can point at it."""
+    from ..mirror import Mirror
+
     state: State = ctx.obj
     if directory is not None and directory.exists() and not directory.is_dir():
         raise typer.BadParameter(f"{directory} exists and is not a directory", param_hint="--dir")
@@ -80,6 +83,8 @@ _HOW = {"hardlink": "hard links to", "symlink": "symbolic links to", "copy": "ve
 def env(ctx: typer.Context) -> None:
     """Print shell exports that make unmodified huggingface_hub/transformers code load from the mirror
     offline: eval "$(hubmirror env)"."""
+    from ..mirror import Mirror
+
     state: State = ctx.obj
     with errors(), Mirror(home_of(state), write=False) as mirror:
         root = mirror.view.root
@@ -101,6 +106,9 @@ def import_hf_cache(
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable report.")] = False,
 ) -> None:
     """Bring an existing huggingface_hub cache into the store, verifying every file against its hash."""
+    from ..mirror import Mirror
+    from ..units import human_size
+
     state: State = ctx.obj
     with errors():
         home, backends = place_of(state)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..config import validate_repo_id
 from ..errors import ConfigError
-from ..mirror import Mirror
-from ..units import human_size
 from ._common import State, errors, load, print_json, stop_on_signals
+
+if TYPE_CHECKING:
+    pass
 
 
 def push(
@@ -33,6 +34,9 @@ def push(
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")] = False,
 ) -> None:
     """Push what changed in FOLDER to the upstream repo as one commit (nothing changed: no commit)."""
+    from ..mirror import Mirror
+    from ..units import human_size
+
     state: State = ctx.obj
     with errors():
         try:
@@ -76,6 +80,7 @@ def watch(
     """Watch the config's watch: folders and push each settled change; runs until SIGINT/SIGTERM.
 
     Failed pushes stay in the outbox (in the index) and are retried with backoff, across restarts."""
+    from ..mirror import Mirror
     from ..push import AutoPush  # watchdog is loaded only by the commands that watch
 
     state: State = ctx.obj

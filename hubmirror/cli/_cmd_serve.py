@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..mirror import Mirror
 from ._common import State, backends_of, config_and_home, errors, load, stop_on_signals
+
+if TYPE_CHECKING:
+    pass
 
 
 def serve(
@@ -26,6 +28,7 @@ def serve(
 ) -> None:
     """Answer the Hub's HTTP API from the mirror: point HF_ENDPOINT at it. Pushes need serve.token or a user
     of serve.users with write patterns; private repos need a token that may read them."""
+    from ..mirror import Mirror
     from ..serve import ServeSettings, run
 
     state: State = ctx.obj

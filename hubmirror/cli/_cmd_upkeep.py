@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..config import Config, read_lock
-from ..maintenance import Retention, pinned_commits
-from ..mirror import Mirror
-from ..units import human_size
 from ._common import State, backends_of, config_and_home, errors, print_json, progress_bar
+
+if TYPE_CHECKING:
+    from ..maintenance import Retention
 
 
 def retention_of(config: Config | None) -> Retention:
     """gc's retention: the config's gc: section, and every commit the config or its lock file pins by sha."""
+    from ..maintenance import Retention, pinned_commits
+
     if config is None:
         return Retention()
     entries = [(spec.type, spec.repo, rev) for spec in config.repos for rev in spec.revisions]
@@ -44,6 +46,9 @@ def verify(
 ) -> None:
     """Rehash every blob (on all cores) and check the index and the HF-cache view. Exit 7 when damage is
     found (or remains after --repair), 0 when all is sound (or was repaired)."""
+    from ..mirror import Mirror
+    from ..units import human_size
+
     if from_bundle is not None and not repair:
         raise typer.BadParameter("--from needs --repair")
     state: State = ctx.obj
@@ -83,6 +88,9 @@ def gc(
 
     Refs, local (pushed) repos, the lock file and commit shas listed under repos: are always kept. Safe while
     sync, serve, push and import run (it waits for a running sync, push or import to finish)."""
+    from ..mirror import Mirror
+    from ..units import human_size
+
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
@@ -114,6 +122,8 @@ def remove(
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable report.")] = False,
 ) -> None:
     """Forget a repo or one revision of it. Its content is freed by the next 'hubmirror gc'."""
+    from ..mirror import Mirror
+
     state: State = ctx.obj
     with errors():
         config, home = config_and_home(state)
