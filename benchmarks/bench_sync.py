@@ -181,7 +181,7 @@ class Bench:
                     self.profiler,
                     "record",
                     "--threads",
-                    "--idle",
+                    *([] if os.environ.get("BENCH_NO_IDLE") else ["--idle"]),
                     "--rate",
                     "250",
                     "--format",

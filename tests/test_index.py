@@ -432,3 +432,46 @@ def test_read_only_index_refuses_writes_in_one_error(location: str | Path) -> No
         assert ro.find_repo("model", "org/ro") is not None
         with pytest.raises(StoreError, match="read-only"):
             ro.set_meta("k", "v")
+
+
+# ============================================================================ SQLite's own migrations
+def test_a_sqlite_store_migrated_part_way_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A store whose earlier steps were recorded (as sqlite-utils' Migrations kept them, in the same table)
+    gets only the missing steps, each recorded once; a second open changes nothing."""
+    import sqlite3
+
+    from hubmirror.index._schema import MIGRATION_SET, SCHEMA_VERSION, STEPS, sqlite_statements
+
+    path = tmp_path / "index.sqlite"
+    with sqlite3.connect(path) as raw:
+        raw.execute(
+            "CREATE TABLE [_sqlite_migrations] ([id] INTEGER PRIMARY KEY, [migration_set] TEXT, [name] TEXT, "
+            "[applied_at] TEXT)"
+        )
+        for step in STEPS[:-1]:
+            for statement in sqlite_statements(step.sql):
+                raw.execute(statement)
+            raw.execute(
+                "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES (?, ?, 'earlier')",
+                (MIGRATION_SET, step.name),
+            )
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    for _ in range(2):
+        open_index(path).close()
+    with sqlite3.connect(path) as raw:
+        names = [r[0] for r in raw.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert names == [step.name for step in STEPS]
+
+
+def test_statements_split_where_sqlite_says_they_end() -> None:
+    from hubmirror.index._schema import sqlite_statements
+
+    script = """
+    CREATE TABLE a (x TEXT DEFAULT ';');
+    CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE a SET x = 'y;z'; DELETE FROM a WHERE 0; END;
+    CREATE INDEX i ON a (x)
+    """
+    parts = sqlite_statements(script)
+    assert len(parts) == 3 and parts[1].startswith("CREATE TRIGGER") and parts[1].endswith("END;"), parts
+    assert parts[2] == "CREATE INDEX i ON a (x)"

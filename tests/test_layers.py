@@ -36,8 +36,8 @@ ALLOWED_SIDEWAYS = {("push", "sync"), ("maintenance", "bundle"), ("maintenance",
 OWNERS = {
     "yaml": {"config/_reader.py"},
     "httpx2": {"hub/_http.py"},
-    "sqlite3": {"index/_sqlite.py"},
-    "sqlite_utils": {"index/_sqlite.py", "index/_schema.py"},
+    "sqlite3": {"index/_sqlite.py", "index/_schema.py"},
+    "sqlite_utils": set(),  # no longer used: its import pulls in pandas (see index/_schema.py)
     "psycopg": {"index/_postgres.py"},
     "filelock": {"store/_layout.py"},
     "boto3": {"store/_s3.py"},

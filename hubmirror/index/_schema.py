@@ -1,21 +1,18 @@
 """The index schema as ordered migration steps, one list for both backends.
 
-Each step is written once, in SQLite's spelling. SQLite applies the steps through sqlite-utils'
-``Migrations`` (which records them by name in ``_sqlite_migrations``); PostgreSQL applies the same steps
+Each step is written once, in SQLite's spelling. SQLite applies the steps with :func:`apply_sqlite_migrations`
+(recording them by name in ``_sqlite_migrations``, the table sqlite-utils' ``Migrations`` kept before: it
+imports pandas when installed, half a second for every new store); PostgreSQL applies the same steps
 through the runner in ``_postgres``, each step's text translated by :func:`postgres_ddl` (or, where one text
 cannot serve both, the step's own ``postgres`` variant written next to it).
 """
 
 from __future__ import annotations
 
+import datetime
 import re
+import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    import sqlite_utils
 
 
 @dataclass(frozen=True)
@@ -160,8 +157,7 @@ STEPS: tuple[Step, ...] = (
     Step("m006_cards", _M006),
     Step("m007_repo_api", _M007),
 )
-# Bumped with every step; a store at this version needs no migration check. Reads never import sqlite-utils
-# (it pulls in numpy and costs ~100 ms of start-up that `hubmirror resolve` cannot afford).
+# Bumped with every step; a store at this version needs no migration check.
 SCHEMA_VERSION = len(STEPS)
 
 
@@ -187,23 +183,48 @@ def postgres_ddl(sql: str) -> str:
     return sql
 
 
-def apply_migrations(db: sqlite_utils.Database) -> None:
-    """Apply the steps a SQLite index lacks (sqlite-utils records each by name), then set user_version."""
-    from sqlite_utils.migrations import Migrations
+# The table sqlite-utils' ``Migrations`` kept in the stores it migrated (same columns and index), so a store
+# migrated by it and one migrated here read the same.
+_SQLITE_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS [_sqlite_migrations] ([id] INTEGER PRIMARY KEY, [migration_set] TEXT, "
+    "[name] TEXT, [applied_at] TEXT)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS [idx__sqlite_migrations_migration_set_name] "
+    "ON [_sqlite_migrations] ([migration_set], [name])",
+)
+MIGRATION_SET = "hubmirror"
 
-    migrations = Migrations("hubmirror")
+
+def apply_sqlite_migrations(conn: sqlite3.Connection) -> None:
+    """Apply the steps a SQLite index lacks, each recorded by name, then set ``user_version``. Runs inside
+    the caller's transaction (statements one by one: ``executescript`` would commit it)."""
+    for sql in _SQLITE_MIGRATIONS:
+        conn.execute(sql)
+    applied = {
+        row[0] for row in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (MIGRATION_SET,))
+    }
     for step in STEPS:
-        migrations(name=step.name)(_sqlite_step(step.sql))
-    migrations.apply(db)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if step.name in applied:
+            continue
+        for statement in sqlite_statements(step.sql):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES (?, ?, ?)",
+            (MIGRATION_SET, step.name, str(datetime.datetime.now(datetime.UTC))),
+        )
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def _sqlite_step(sql: str) -> Callable[[sqlite_utils.Database], None]:
-    def run(db: sqlite_utils.Database) -> None:
-        # One statement through execute, several through executescript (as the steps always ran).
-        if ";" in sql.strip().rstrip(";"):
-            db.executescript(sql)
-        else:
-            db.execute(sql)
-
-    return run
+def sqlite_statements(script: str) -> list[str]:
+    """The statements of a script, split where SQLite says one is complete (a trigger body's semicolons do
+    not end it)."""
+    statements, pending = [], ""
+    pieces = script.split(";")
+    for number, piece in enumerate(pieces):
+        pending += piece if number == len(pieces) - 1 else piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements

@@ -12,15 +12,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import LockTimeoutError, StoreError
 from ._interface import Index
-from ._schema import SCHEMA_VERSION, apply_migrations
-
-if TYPE_CHECKING:
-    import sqlite_utils
+from ._schema import SCHEMA_VERSION, apply_sqlite_migrations
 
 
 def translate_error(exc: sqlite3.Error, path: Path) -> Exception:
@@ -92,7 +89,6 @@ class SQLiteIndex(Index):
         except sqlite3.Error as exc:
             raise translate_error(exc, path) from exc
         self.conn = _Connection(path, raw)
-        self._db: sqlite_utils.Database | None = None
         try:
             self._open(synchronous)
         except BaseException:
@@ -127,7 +123,7 @@ class SQLiteIndex(Index):
         try:
             if self.conn.rows("PRAGMA user_version")[0][0] < SCHEMA_VERSION:
                 try:
-                    apply_migrations(self.db)  # nested in our transaction: sqlite-utils uses savepoints
+                    apply_sqlite_migrations(self.conn.raw)
                 except sqlite3.Error as exc:
                     raise translate_error(exc, self.path) from exc
             self.conn.execute("COMMIT")
@@ -150,15 +146,6 @@ class SQLiteIndex(Index):
             raise
         self.conn.execute("COMMIT")
         self._own_commits += 1
-
-    @property
-    def db(self) -> sqlite_utils.Database:
-        """sqlite-utils over the same connection, for migrations (imported only when they run)."""
-        if self._db is None:
-            import sqlite_utils
-
-            self._db = sqlite_utils.Database(self.conn.raw)
-        return self._db
 
     def close(self) -> None:
         self.conn.close()
