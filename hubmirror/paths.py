@@ -14,6 +14,8 @@ from .errors import UnsafePathError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHA1 = re.compile(r"[0-9a-f]{40}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DRIVE = re.compile(r"[A-Za-z]:")
 MAX_PATH_LENGTH = 4096
 
 
@@ -51,11 +53,11 @@ def safe_relpath(path: str) -> str:
         raise UnsafePathError(f"refused empty path {path!r}")
     if len(path) > MAX_PATH_LENGTH:
         raise UnsafePathError(f"refused path longer than {MAX_PATH_LENGTH} characters: {path[:80]!r}...")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+    if _CONTROL.search(path):
         raise UnsafePathError(f"refused path with control characters: {path!r}")
     if "\\" in path:
         raise UnsafePathError(f"refused path with a backslash: {path!r}")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or _DRIVE.match(path):
         raise UnsafePathError(f"refused absolute path: {path!r}")
     parts = path.split("/")
     for part in parts:

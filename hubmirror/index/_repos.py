@@ -134,10 +134,11 @@ class RepoQueries(Queries):
             self._upsert_blobs(blobs)
 
     def _upsert_blobs(self, blobs: Iterable[BlobRecord]) -> None:
+        now = utcnow()  # (once: formatting a date per row cost more than the insert)
         self.conn.executemany(
             "INSERT INTO blobs (sha256, size, git_sha1, verified_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (sha256) DO UPDATE SET git_sha1 = COALESCE(blobs.git_sha1, excluded.git_sha1)",
-            [(b.sha256, b.size, b.git_sha1, utcnow()) for b in blobs],
+            [(b.sha256, b.size, b.git_sha1, now) for b in blobs],
         )
 
     # -- commits ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ..paths import blob_relpath, is_sha256
+from ..paths import is_sha256
 from ._files import disk_error, fsync_dir
 from ._interface import StoredBlob
 
@@ -44,10 +44,16 @@ class DiskBlobs:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.root = home / "blobs" / "sha256"
-        self.location = str(self.root)
+        self.location = self._root = str(self.root)
 
     def path(self, sha256: str) -> Path:
-        return self.home / blob_relpath(sha256)
+        return Path(self.file_name(sha256))
+
+    def file_name(self, sha256: str) -> str:
+        """The blob's path as a string (views link hundreds of thousands: pathlib would dominate)."""
+        if not is_sha256(sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        return f"{self._root}/{sha256[:2]}/{sha256}"
 
     def file_path(self, sha256: str) -> Path | None:
         return self.path(sha256)

@@ -53,6 +53,10 @@ class Blobs(Protocol):
         """The blob's file on this machine (local backends only), else None."""
         ...
 
+    def file_name(self, sha256: str) -> str | None:
+        """:meth:`file_path` as a string (cheaper, for loops over many blobs)."""
+        ...
+
     def begin_upload(self, sha256: str, size: int) -> StreamedUpload | None:
         """An upload the writer feeds while bytes arrive (so sending overlaps receiving), for a blob whose
         hash is known in advance; None when the backend gains nothing from it (a local disk, a small blob)."""

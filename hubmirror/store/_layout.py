@@ -175,6 +175,10 @@ class Store:
         with self.open_blob(sha256) as handle:
             return handle.read()
 
+    def blob_file_name(self, sha256: str) -> str | None:
+        """:meth:`blob_file` as a string, for loops over many blobs."""
+        return self.blobs.file_name(sha256)
+
     def blob_file(self, sha256: str) -> Path | None:
         """The blob's file on this machine when blobs are local files (links, sendfile), else None."""
         return self.blobs.file_path(sha256)

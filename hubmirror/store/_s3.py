@@ -115,6 +115,9 @@ class S3Blobs:
     def file_path(self, sha256: str) -> Path | None:
         return None
 
+    def file_name(self, sha256: str) -> str | None:
+        return None
+
     def _fail(self, exc: Exception, what: str) -> StoreError:
         """One line for a failed object-store call: what, where, and the service's reason."""
         if isinstance(exc, botocore.exceptions.ClientError):

@@ -84,14 +84,14 @@ class HFCacheView:
             tag.write_text(CACHEDIR_TAG)
 
     # -- blobs -----------------------------------------------------------------------------------
-    def _link_blob(self, record: FileRecord, blobs_dir: Path) -> None:
+    def _link_blob(self, record: FileRecord, blobs_dir: str) -> None:
         # Creating a (hard or symbolic) link is atomic by itself: no temp name needed, and an existing
-        # blob costs one failed system call.
-        target = blobs_dir / record.etag
-        source = self.store.blob_file(record.sha256)
+        # blob costs one failed system call. (Plain strings, not pathlib: a view holds many thousands.)
+        target = f"{blobs_dir}/{record.etag}"
+        source = self.store.blob_file_name(record.sha256)
         if source is None:  # blobs in object storage: a verified copy, made once
-            if not target.exists():
-                self.store.copy_blob(record.sha256, target)
+            if not os.path.exists(target):
+                self.store.copy_blob(record.sha256, Path(target))
             return
         try:
             if self.link_mode == "hardlink":
@@ -109,7 +109,7 @@ class HFCacheView:
                     self.link_mode = "symlink"
             os.symlink(source, target)
         except FileExistsError:
-            if target.is_symlink():
+            if os.path.islink(target):
                 self.link_mode = "symlink"  # laid out before where hard links were impossible: say so
 
     # -- one commit ------------------------------------------------------------------------------
@@ -124,25 +124,28 @@ class HFCacheView:
         blobs_dir = repo_dir / "blobs"
         blobs_dir.mkdir(parents=True, exist_ok=True)
         (repo_dir / "snapshots").mkdir(exist_ok=True)
+        blobs_name = os.fspath(blobs_dir)
         if self.store.blobs_local:
             for record in files:
-                self._link_blob(record, blobs_dir)
+                self._link_blob(record, blobs_name)
         else:  # copies from object storage: a round trip each, so several at once
             with ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="hubmirror-view") as pool:
-                for done in [pool.submit(self._link_blob, record, blobs_dir) for record in files]:
+                for done in [pool.submit(self._link_blob, record, blobs_name) for record in files]:
                     done.result()
         final = repo_dir / "snapshots" / commit
         exists = final.is_dir()
         build = final if exists else repo_dir / "snapshots" / f".{commit}.{uuid.uuid4().hex[:8]}.tmp"
-        made: set[Path] = set()
+        build_name = os.fspath(build)
+        made: set[str] = set()
         for record in files:
-            parts = safe_relpath(record.path).split("/")
-            link = build.joinpath(*parts)
-            if link.parent not in made:
-                link.parent.mkdir(parents=True, exist_ok=True)
-                made.add(link.parent)
+            relpath = safe_relpath(record.path)
+            link = f"{build_name}/{relpath}"
+            parent = os.path.dirname(link)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
             # snapshots/<commit>/<dirs…>/<file> → ../../<one more per dir>/blobs/<etag>
-            target = "../" * (len(parts) + 1) + "blobs/" + record.etag
+            target = "../" * (relpath.count("/") + 2) + "blobs/" + record.etag
             try:
                 os.symlink(target, link)
             except FileExistsError:
