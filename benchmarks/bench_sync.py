@@ -181,7 +181,7 @@ class Bench:
                     self.profiler,
                     "record",
                     "--threads",
-                    *([] if os.environ.get("BENCH_NO_IDLE") else ["--idle"]),
+                    *(["--gil"] if self.args.profile_cpu else ["--idle"]),
                     "--rate",
                     "250",
                     "--format",
@@ -403,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, metavar="K", help="repeat K times, report medians")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     parser.add_argument("--profile", metavar="DIR", help="profile the hubmirror runs into DIR (py-spy or cProfile)")
+    parser.add_argument(
+        "--profile-cpu",
+        action="store_true",
+        help="with py-spy: sample only the thread holding the GIL (where CPU goes) instead of all, idle too",
+    )
     parser.add_argument(
         "--settle",
         type=float,
