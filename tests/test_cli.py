@@ -126,6 +126,26 @@ def test_commands_load_only_what_they_use(args: list[str], xdg: Path, elsewhere:
         assert heavy not in loaded, heavy
 
 
+def test_a_plain_sync_skips_the_cli_framework(xdg: Path, elsewhere: Path) -> None:
+    """sync from cron or a script (no terminal) is parsed without typer's pydantic-based coercion, and
+    answers exactly as the full CLI does (same output, same exit code)."""
+    config = write_config(elsewhere / "hubmirror.yaml", "http://127.0.0.1:9", elsewhere / "home", [])
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, "-c", str(config), "sync", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=elsewhere,
+    )
+    loaded = set(result.stderr.split())
+    assert "hubmirror.cli._cmd_mirror" in loaded and "pydantic" not in loaded and "typer._adapters" not in loaded
+    assert json.loads(result.stdout)["results"] == []
+    full = cli("-c", str(config), "sync", "--json", "--every", "0s", xdg=xdg, cwd=elsewhere)  # the full CLI
+    assert full.returncode == 2 and "every must be greater than 0" in full.stderr  # (through typer)
+    unknown = cli("-c", str(config), "sync", "no/such", xdg=xdg, cwd=elsewhere)
+    assert unknown.returncode == 3 and "no/such" in unknown.stderr, unknown.stderr
+
+
 def test_no_arguments_prints_help(xdg: Path, elsewhere: Path) -> None:
     result = cli(xdg=xdg, cwd=elsewhere)
     assert result.returncode in (0, 2)
