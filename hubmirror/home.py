@@ -12,6 +12,7 @@ another database is refused, since gc with an index that does not name these blo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import StoreError
@@ -51,6 +52,16 @@ def open_store_index(home: Path, *, write: bool, backends: Backends | None = Non
         with store.write_lock():
             return store, open_index(path)
     return store, open_index(path, read_only=store.read_only)
+
+
+def stored_blobs(store: Store, index: Index, sha256s: Iterable[str]) -> set[str]:
+    """Which of these blobs the store holds. On disk a stat each; in object storage one index query instead
+    of a request per blob: a blob row means its object exists (rows are written after the object, and gc
+    drops rows before objects; a blob damaged behind our back is verify's to find)."""
+    wanted = set(sha256s)
+    if store.blobs_local:
+        return {sha for sha in wanted if store.has_blob(sha)}
+    return set(index.blob_sizes(wanted))
 
 
 def index_location(store: Store, index_url: str | None) -> Path | str:

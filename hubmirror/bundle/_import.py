@@ -22,6 +22,7 @@ from pathlib import Path
 from ..cards import card_json
 from ..errors import IntegrityError, NotMirroredError, RefDivergedError
 from ..failpoints import failpoint
+from ..home import stored_blobs
 from ..index import FullCommit, Index
 from ..models import BlobRecord, CommitMeta, NoProgress, Progress, Repo
 from ..store import BlobBatch, Expected, Store
@@ -118,10 +119,12 @@ class Importer:
     def _check_base(self, manifest: Manifest, records: Records, where: str) -> None:
         """Every blob a commit needs is in the bundle or already in the store; else nothing is imported."""
         in_bundle = {sha for sha, _ in manifest.blobs}
+        needed = {f.sha256 for commit in records.commits for f in commit.files} - in_bundle
+        stored = stored_blobs(self.store, self.index, needed)
         lacking: dict[str, list[str]] = defaultdict(list)
         for commit in records.commits:
             for f in commit.files:
-                if f.sha256 not in in_bundle and not self.store.has_blob(f.sha256):
+                if f.sha256 not in in_bundle and f.sha256 not in stored:
                     lacking[f"{commit.type} {commit.repo}@{commit.sha[:12]}"].append(f.path)
         if not lacking:
             return
@@ -145,11 +148,12 @@ class Importer:
         users = _users(records)
         present: set[str] = set()
         wanted = list(manifest.blobs)
+        already = stored_blobs(self.store, self.index, (sha for sha, _ in wanted))
         self.progress.planned(f"import {reader.where}", len(wanted), manifest.total_bytes)
         with self.store.batch() as batch:
             staged: list[tuple[str, int]] = []
             for sha256, size, stream in reader.blobs(wanted):
-                if self.store.has_blob(sha256):
+                if sha256 in already:
                     present.add(sha256)
                     report.blobs_present += 1
                     self.progress.advanced(size)
@@ -168,7 +172,8 @@ class Importer:
                 if batch.full:
                     self._flush(batch, staged, present, report)
             self._flush(batch, staged, present, report)
-        return present | {f.sha256 for c in records.commits for f in c.files if self.store.has_blob(f.sha256)}
+        named = {f.sha256 for c in records.commits for f in c.files}
+        return present | stored_blobs(self.store, self.index, named - present)
 
     def _flush(self, batch: BlobBatch, staged: list[tuple[str, int]], present: set[str], report: ImportReport) -> None:
         if not staged:

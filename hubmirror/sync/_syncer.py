@@ -29,6 +29,7 @@ from ..errors import (
     UpstreamUnreachableError,
 )
 from ..failpoints import failpoint
+from ..home import stored_blobs
 from ..hub import UpstreamClient
 from ..index import Index
 from ..models import Access, BlobRecord, FileRecord, RevisionInfo, TreeEntry, ref_spelling
@@ -366,7 +367,7 @@ class Syncer:
         tasks: dict[str, _Task] = {}
         known = self.index.sha256s_for_git_sha1s([e.oid for e in entries if not e.is_lfs])
         candidates = {e.path: pinned.get(e.path) or e.lfs_sha256 or known.get(e.oid) for e in entries}
-        stored = self._stored({sha for sha in candidates.values() if sha is not None})
+        stored = stored_blobs(self.store, self.index, (sha for sha in candidates.values() if sha is not None))
         for entry in entries:
             expected = pinned.get(entry.path) or entry.lfs_sha256
             sha256 = candidates[entry.path]
@@ -376,14 +377,6 @@ class Syncer:
             task = _Task(entry, expected)
             tasks.setdefault(task.key, task)
         return present, list(tasks.values())
-
-    def _stored(self, sha256s: set[str]) -> set[str]:
-        """Which of these blobs the store holds. On disk a stat each; in object storage one index query
-        instead of a request per blob: a blob row means its object exists (rows are written after the
-        object, and gc drops rows before objects; a blob damaged behind our back is verify's to find)."""
-        if self.store.blobs_local:
-            return {sha for sha in sha256s if self.store.has_blob(sha)}
-        return set(self.index.blob_sizes(sha256s))
 
     def _download_all(
         self, spec: RepoSpec, name: str, commit: str, tasks: list[_Task], result: RevisionResult
