@@ -432,3 +432,45 @@ def test_a_bundle_carries_the_site_through_a_local_store_into_a_new_site(
         result = hf_client(SNAPSHOTS, replica.url, tmp_path / "hf-new", timeout=180)
         assert result.ok, (result, replica.log()[-3000:])
         check_snapshots(site, result.result)
+
+
+# ============================================================================ gc over the object store
+def test_gc_deletes_objects_no_kept_commit_uses(
+    pg_cluster: Cluster, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site of its own (gc must not touch the shared one): a file replaced upstream, synced twice; gc with
+    no history kept deletes the old object from the bucket and its row, and the store still verifies."""
+    for name in FOREIGN_AWS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    upstream = HubServer(tmp_path / "upstream").start()
+    try:
+        upstream.lfs_threshold = 1024
+        old, new = os.urandom(50_000), os.urandom(60_000)
+        upstream.commit("org/gc", {"weights.bin": old, "config.json": b"{}\n"})
+        bucket = s3_server.bucket("gc")
+        db = pg_cluster.database("gc").rsplit("/", 1)[1]
+        config = write_config(
+            tmp_path / "hubmirror.yaml",
+            upstream.url,
+            tmp_path / "home",
+            [{"repo": "org/gc"}],
+            store={"url": bucket.url, "endpoint_url": bucket.endpoint_url},
+            index={"url": pg_cluster.url(db, password=False)},
+            gc={"keep_previous": 0, "grace": "0s"},
+        )
+        env = {**AWS_SETTINGS, "PGPASSWORD": PASSWORD}
+        assert run_cli("-c", str(config), "sync", env=env).returncode == 0
+        upstream.commit("org/gc", {"weights.bin": new})
+        assert run_cli("-c", str(config), "sync", env=env).returncode == 0
+        assert {sha256(old), sha256(new)} <= set(bucket_blobs(s3_server, bucket.bucket))
+        gc = run_cli("-c", str(config), "gc", "--json", env=env, timeout=CLI_TIMEOUT)
+        assert gc.returncode == 0, gc.stdout + gc.stderr
+        assert json.loads(gc.stdout)["blobs_deleted"] == 1, gc.stdout
+        left = set(bucket_blobs(s3_server, bucket.bucket))
+        assert sha256(old) not in left and sha256(new) in left
+        verify = run_cli("-c", str(config), "verify", "--json", env=env, timeout=CLI_TIMEOUT)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        resolved = run_cli("-c", str(config), "resolve", "org/gc", "weights.bin", env=env, cwd=tmp_path)
+        assert resolved.returncode == 0 and Path(resolved.stdout.strip()).read_bytes() == new
+    finally:
+        upstream.stop()
