@@ -89,3 +89,22 @@ def write_random_file(path: Path, size: int) -> str:
             handle.write(chunk)
             left -= len(chunk)
     return digest.hexdigest()
+
+
+def git_state() -> str | None:
+    """The checkout's short HEAD, with ``+dirty`` when hubmirror/ has uncommitted changes (None outside git):
+    printed with every benchmark's figures so they can be traced to the code measured."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "hubmirror"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}{'+dirty' if dirty else ''}" if head else None

@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import run_child, write_random_file  # noqa: E402
+from _common import git_state, run_child, write_random_file  # noqa: E402
 
 MIB, GIB = 1 << 20, 1 << 30
 REGION = "us-east-1"
@@ -238,22 +238,6 @@ def version(name: str) -> str:
         return _version(name)
     except PackageNotFoundError:
         return "(not installed)"
-
-
-def git_state() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "hubmirror"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-    return f"{head}{'+dirty' if dirty else ''}"
 
 
 def tool_version(argv: list[str]) -> str:
@@ -1061,7 +1045,7 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": sys.version.split()[0],
-        "hubmirror": f"{version('hubmirror')} ({git_state()})",
+        "hubmirror": f"{version('hubmirror')} ({git_state() or '?'})",
         "boto3": version("boto3"),
         "moto": version("moto"),
         "psycopg": version("psycopg"),

@@ -32,7 +32,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _common import run_child, settle, write_random_file  # noqa: E402
+from _common import git_state, run_child, settle, write_random_file  # noqa: E402
 from hubserver import HubServer, make_small_files  # noqa: E402
 
 SMALL, BIG, BIG2 = "bench/small-files", "bench/big-file", "bench/big-file-2"
@@ -378,22 +377,6 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         )
 
 
-def _git_state() -> str | None:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "hubmirror"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{head}{'+dirty' if dirty else ''}" if head else None
-
-
 # ---------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -450,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": args.repeat,
             "python": sys.version.split()[0],
             "cpus": os.cpu_count(),
-            "git": _git_state(),
+            "git": git_state(),
         }
         runs = [[asdict(r) for r in rep] for rep in all_runs]
         json.dump({"params": params, "cases": rows, "runs": runs}, sys.stdout, indent=2)
