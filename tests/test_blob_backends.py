@@ -190,6 +190,16 @@ def test_the_home_records_the_bucket_and_refuses_another(s3_bucket, tmp_path: Pa
         Store(tmp_path / "local", store_url=s3_bucket.url, endpoint_url=s3_bucket.endpoint_url)
 
 
+def test_a_damaged_store_record_is_one_line(s3_bucket, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    Store(home, store_url=s3_bucket.url, endpoint_url=s3_bucket.endpoint_url)
+    for damage in ("{not json", '{"endpoint_url": null}', "[1, 2]", "\udcff"):
+        (home / "store.json").write_text(damage, errors="surrogateescape")
+        with pytest.raises(StoreError, match="store.json is damaged") as caught:
+            Store(home, create=False)
+        assert "\n" not in str(caught.value)
+
+
 def test_a_missing_bucket_or_a_dead_endpoint_is_one_line(s3_bucket, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="bucket 'no-such-bucket' does not exist") as missing:
         Store(tmp_path / "a", store_url="s3://no-such-bucket/x", endpoint_url=s3_bucket.endpoint_url)

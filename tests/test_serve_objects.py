@@ -128,3 +128,27 @@ def test_a_blob_gone_from_the_bucket_is_a_clear_error(site: ObjectSite, s3_serve
             assert "Traceback" not in server.log()
     finally:
         client.put_object(Bucket=site.bucket, Key=key, Body=saved)
+
+
+def test_hostile_range_headers_get_the_whole_file_or_416(site: ObjectSite) -> None:
+    from hubmirror.serve.http import HubHTTPError
+    from hubmirror.serve.objects import parse_range
+
+    size = 1000
+    assert parse_range(None, size) is None
+    for ignored in ("bytes=abc", "items=0-5", "bytes=-", "bytes=0-1,5-6", "bytes=" + "9" * 10_000, "x" * 10_000):
+        assert parse_range(ignored, size) is None, ignored  # not one range we understand: the whole file
+    assert parse_range("bytes=0-" + "9" * 40, size) == (0, size - 1)  # an end past the file: up to its end
+    assert parse_range("bytes=-" + "9" * 40, size) == (0, size - 1)  # a suffix longer than the file
+    for unsatisfiable in ("bytes=5-2", f"bytes={size}-", "bytes=" + "9" * 40 + "-"):
+        with pytest.raises(HubHTTPError) as caught:
+            parse_range(unsatisfiable, size)
+        assert caught.value.status == 416, unsatisfiable
+    data = site.files["weights.bin"]
+    with _serve(site, "hostile-range") as server, httpx2.Client(timeout=30) as http:
+        for header in ("bytes=0-1,5-6", "bytes=abc", "bytes=" + "1" * 4000 + "-"):
+            answer = http.get(_url(server, "weights.bin"), headers={"Range": header})
+            assert answer.status_code in (200, 416), (header, answer.status_code)
+            if answer.status_code == 200:
+                assert answer.content == data
+        assert "Traceback" not in server.log()
