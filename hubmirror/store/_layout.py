@@ -209,15 +209,12 @@ class Store:
             if digest.hexdigest() != sha256:
                 raise IntegrityError(f"blob {sha256} read from {self.blobs.location} hashes to {digest.hexdigest()}")
             os.replace(tmp, target)
-        except OSError as exc:
+        except BaseException as exc:
             tmp.unlink(missing_ok=True)
-            if isinstance(exc, FileNotFoundError) and not target.parent.is_dir():
+            # a missing blob stays FileNotFoundError; a missing target folder or any other OS error is the disk's
+            blob_missing = isinstance(exc, FileNotFoundError) and target.parent.is_dir()
+            if isinstance(exc, OSError) and not blob_missing:
                 raise disk_error(exc, str(target)) from exc
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise disk_error(exc, str(target)) from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
             raise
 
     @property
