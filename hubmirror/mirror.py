@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .config import Config, LockedFile, LockedRevision, RepoSpec, read_lock, write_lock
 from .errors import HubMirrorError, NotMirroredError
 from .home import open_store_index
-from .hub import UpstreamClient
+from .hub import UpstreamClient, upstream_client
 from .index import NEXT_SYNC_KEY, Index, PushBook
 from .models import Backends, Progress, Repo, ref_spelling
 from .paths import is_sha1
@@ -96,16 +96,7 @@ class Mirror:
 
     @staticmethod
     def client_for(config: Config, stop: threading.Event | None = None) -> UpstreamClient:
-        up = config.upstream
-        return UpstreamClient(
-            up.endpoint,
-            up.token,
-            timeout=up.timeout,
-            max_retries=up.max_retries,
-            pool_size=config.sync.workers,
-            budget=up.max_requests_per_5min,
-            stop=stop,
-        )
+        return upstream_client(config.upstream, pool_size=config.sync.workers, stop=stop)
 
     def sync(
         self,
@@ -264,6 +255,8 @@ class Mirror:
                     "name": repo.name,
                     "private": repo.private,
                     "gated": repo.gated,
+                    # fetched on first request by serve's pull-through (serve.pull_through), not listed for sync
+                    "pulled": bool(commits) and all(c.source == "pull" for c in commits.values()),
                     "aliases": self.index.aliases(repo),
                     "refs": {r.name: r.commit for r in refs},
                     "ref_kinds": {r.name: r.kind for r in refs},

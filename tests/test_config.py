@@ -13,6 +13,7 @@ from hubmirror.config import (
     DEFAULT_ENDPOINT,
     Config,
     IndexConfig,
+    PullThroughConfig,
     RepoSpec,
     ServeConfig,
     ServeUser,
@@ -276,6 +277,40 @@ def test_store_url_names_a_bucket_and_serve_may_presign_from_it(write: Write) ->
         with pytest.raises(ConfigError) as caught:
             load_config(write(bad), env={})
         assert fragment in str(caught.value) and "secret" not in str(caught.value), (bad, str(caught.value))
+
+
+def test_pull_through_settings_and_their_errors(write: Write) -> None:
+    assert load_config(write("repos: []\n"), env={}).serve.pull_through == PullThroughConfig()
+    text = (
+        "serve:\n  pull_through:\n    enabled: true\n    allow: ['org/*', 'dataset:data/*']\n    deny: org/secret\n"
+        "    metadata_ttl: 5m\n    max_file_size: 512MiB\n    max_total_size: 2TB\n"
+    )
+    pull = load_config(write(text), env={}).serve.pull_through
+    assert pull == PullThroughConfig(True, ("org/*", "dataset:data/*"), ("org/secret",), 300.0, 512 * 2**20, 2 * 10**12)
+    assert pull.permits("model", "org/a") and pull.permits("dataset", "org/a") and pull.permits("dataset", "data/x")
+    assert not pull.permits("model", "org/secret") and not pull.permits("model", "data/x")
+    assert not pull.permits("model", "other/a")
+    assert (
+        load_config(write("serve:\n  pull_through: {enabled: true, deny: []}\n"), env={}).serve.pull_through.deny == ()
+    )
+    bad_cases = [
+        ("serve:\n  pull_through: yes\n", ":2: serve.pull_through: expected a mapping"),
+        (
+            "serve:\n  pull_through: {enable: true}\n",
+            "serve.pull_through.enable: unknown key (did you mean 'enabled'?)",
+        ),
+        ("serve:\n  pull_through: {allow: ['space:x/*']}\n", "serve.pull_through.allow[0]: unknown repo type 'space'"),
+        ("serve:\n  pull_through: {allow: [1]}\n", "serve.pull_through.allow[0]: expected a string"),
+        ("serve:\n  pull_through: {max_file_size: lots}\n", "serve.pull_through.max_file_size: expected a size"),
+        ("serve:\n  pull_through: {max_total_size: -5}\n", "serve.pull_through.max_total_size: a size cannot be"),
+        ("serve:\n  pull_through: {max_file_size: [1]}\n", "serve.pull_through.max_file_size: expected a size"),
+        ("serve:\n  pull_through: {metadata_ttl: soon}\n", "serve.pull_through.metadata_ttl:"),
+        ("serve:\n  pull_through: {metadata_ttl: 90d}\n", "serve.pull_through.metadata_ttl: must be at most"),
+    ]
+    for bad, fragment in bad_cases:
+        with pytest.raises(ConfigError) as caught:
+            load_config(write(bad), env={})
+        assert fragment in str(caught.value), (bad, str(caught.value))
 
 
 def test_config_is_frozen(write: Write) -> None:

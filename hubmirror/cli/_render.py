@@ -64,7 +64,8 @@ def print_status(data: dict[str, Any]) -> None:
         typer.echo("no repos mirrored yet: list some under repos: and run 'hubmirror sync'")
     for repo in data["repos"]:
         aliases = f" (also: {', '.join(repo['aliases'])})" if repo["aliases"] else ""
-        typer.echo(f"{repo['type']} {repo['name']}{aliases}")
+        pulled = " (pulled through serve: files fetched on first request)" if repo.get("pulled") else ""
+        typer.echo(f"{repo['type']} {repo['name']}{aliases}{pulled}")
         sizes = {c["sha"]: c for c in repo["commits"]}
         for ref, sha in sorted(repo["refs"].items()):
             c = sizes.get(sha, {"files": 0, "size": 0})

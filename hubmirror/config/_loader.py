@@ -23,11 +23,13 @@ from urllib.parse import urlsplit
 
 from ..cron import check_cron
 from ..errors import ConfigError
+from ..models import REPO_TYPES
 from ._model import (
     DEFAULT_ENDPOINT,
     Config,
     GcConfig,
     IndexConfig,
+    PullThroughConfig,
     RepoSpec,
     ServeConfig,
     ServeUser,
@@ -55,7 +57,18 @@ _WATCH_KEYS = (
     "add_model_card",
     "message",
 )
-_SERVE_KEYS = ("host", "port", "token", "users", "anonymous", "access_log", "redirect", "presigned_expiry")
+_SERVE_KEYS = (
+    "host",
+    "port",
+    "token",
+    "users",
+    "anonymous",
+    "access_log",
+    "redirect",
+    "presigned_expiry",
+    "pull_through",
+)
+_PULL_KEYS = ("enabled", "allow", "deny", "metadata_ttl", "max_file_size", "max_total_size")
 _USER_KEYS = ("name", "token", "write", "read_private")
 _GC_KEYS = ("keep_previous", "grace")
 _INDEX_KEYS = ("url",)
@@ -157,6 +170,7 @@ def _build(reader: _Reader, top: dict[str, Any], config_path: Path, env: Mapping
         access_log=reader.boolean(se, ("serve",), "access_log", False),
         redirect=reader.string(se, ("serve",), "redirect", "stream"),
         presigned_expiry=reader.duration(se, ("serve",), "presigned_expiry", 300.0),
+        pull_through=_read_pull_through(reader, se),
         enabled="serve" in top,
     )
     _check_tokens(reader, serve)
@@ -286,6 +300,38 @@ def _read_users(reader: _Reader, section: dict[str, Any]) -> tuple[ServeUser, ..
                 raise reader.invalid((*path, "write", number), f"{pattern!r} is not a repo pattern such as 'my-org/*'")
         users.append(ServeUser(name, token, tuple(write), reader.boolean(entry, path, "read_private", False)))
     return tuple(users)
+
+
+def _read_pull_through(reader: _Reader, serve: dict[str, Any]) -> PullThroughConfig:
+    where: _KeyPath = ("serve", "pull_through")
+    section = serve.get("pull_through")
+    if section is None:
+        return PullThroughConfig()
+    if not isinstance(section, dict):
+        raise reader.expected(where, section, "a mapping")
+    reader.check_keys(section, where, _PULL_KEYS)
+    default = PullThroughConfig()
+    patterns: dict[str, tuple[str, ...]] = {}
+    for key in ("allow", "deny"):
+        listed = section.get(key)
+        if listed == []:  # deny: [] is the default spelled out; allow: [] would allow nothing
+            patterns[key] = ()
+            continue
+        patterns[key] = reader.string_list(section, where, key, single=True) or getattr(default, key)
+        for number, pattern in enumerate(patterns[key]):
+            kind, colon, _ = pattern.partition(":")
+            if colon and kind not in REPO_TYPES:
+                raise reader.invalid(
+                    (*where, key, number), f"unknown repo type {kind!r} (expected one of {', '.join(REPO_TYPES)})"
+                )
+    return PullThroughConfig(
+        enabled=reader.boolean(section, where, "enabled", False),
+        allow=patterns["allow"],
+        deny=patterns["deny"],
+        metadata_ttl=reader.duration(section, where, "metadata_ttl", default.metadata_ttl, maximum=30 * 86400),
+        max_file_size=reader.size(section, where, "max_file_size", default.max_file_size),
+        max_total_size=reader.size(section, where, "max_total_size", default.max_total_size),
+    )
 
 
 def _check_tokens(reader: _Reader, serve: ServeConfig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -66,6 +67,33 @@ class ServeUser:
 
 
 @dataclass(frozen=True)
+class PullThroughConfig:
+    """``serve.pull_through``: fetch what is not mirrored yet on first request. ``allow``/``deny`` are globs on
+    ``org/name``; one prefixed with a type (``dataset:org/*``) applies to that type only."""
+
+    enabled: bool = False
+    allow: tuple[str, ...] = ("*",)
+    deny: tuple[str, ...] = ()
+    metadata_ttl: float = 600.0  # seconds a revision → commit answer from upstream is trusted
+    max_file_size: int = 50 * 1000**3
+    max_total_size: int = 2 * 1000**4
+
+    def permits(self, repo_type: str, name: str) -> bool:
+        """Whether a repo may be pulled: allowed by a pattern and denied by none."""
+        return _matches(self.allow, repo_type, name) and not _matches(self.deny, repo_type, name)
+
+
+def _matches(patterns: tuple[str, ...], repo_type: str, name: str) -> bool:
+    for pattern in patterns:
+        kind, colon, glob = pattern.partition(":")
+        if not colon:
+            kind, glob = repo_type, pattern
+        if kind == repo_type and fnmatchcase(name, glob):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -76,6 +104,7 @@ class ServeConfig:
     # stream: resolve GETs send the bytes; presigned: with blobs in S3, a 302 to a presigned URL of the object
     redirect: str = "stream"
     presigned_expiry: float = 300.0  # seconds a presigned URL stays valid
+    pull_through: PullThroughConfig = PullThroughConfig()
     enabled: bool = False  # the file has a serve: section, so `hubmirror run` starts the server
 
 

@@ -14,6 +14,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..models import REPO_TYPES
+from ..units import parse_size
 
 _MAX_NODES = 100_000  # a config is small; this stops alias bombs ("billion laughs") early
 
@@ -315,6 +316,18 @@ class _Reader:
         if maximum is not None and seconds > maximum:
             raise self.error((*path, key), f"must be at most {maximum:g} seconds, got {seconds:g}")
         return seconds
+
+    def size(self, data: dict[str, Any], path: _KeyPath, key: str, default: int) -> int:
+        """Bytes, given as a number or with a unit (``50GB``, ``512MiB``)."""
+        if key not in data:
+            return default
+        value = self._typed((*path, key), data[key])
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.expected((*path, key), value, "a size such as '500MB' or '50GB'")
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            raise self.invalid((*path, key), str(exc)) from None
 
     def optional_duration(self, data: dict[str, Any], path: _KeyPath, key: str) -> float | None:
         value = data.get(key)

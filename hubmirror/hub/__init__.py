@@ -4,9 +4,9 @@ upstream."""
 
 from __future__ import annotations
 
-from ._client import UpstreamClient
+from ._client import UpstreamClient, upstream_client
 from ._gate import RateGate
 from ._http import HubSession
 from ._uploads import CommitResult, HubWriter, LocalFile
 
-__all__ = ["CommitResult", "HubSession", "HubWriter", "LocalFile", "RateGate", "UpstreamClient"]
+__all__ = ["CommitResult", "HubSession", "HubWriter", "LocalFile", "RateGate", "UpstreamClient", "upstream_client"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ..commitmeta import iso_date
@@ -20,6 +21,9 @@ from ..paths import is_sha1, is_sha256
 from ._answers import commit_meta, ref_kinds
 from ._http import HubSession, TransportError
 
+if TYPE_CHECKING:
+    from ..config import UpstreamConfig
+
 logger = logging.getLogger(__name__)
 
 MAX_TREE_FILES = 1_000_000  # a listing that never ends (hostile upstream) must not exhaust memory
@@ -27,6 +31,21 @@ MAX_REFS_JSON = 8 * 1024 * 1024  # a /refs answer: tens of thousands of branches
 MAX_COMMITS_JSON = 1024 * 1024  # a /commits answer asked for one commit (64 KB message at most)
 OPTIONAL_RETRIES = 2  # what only adds detail is not worth the long backoff of an essential request
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+def upstream_client(
+    up: UpstreamConfig, *, pool_size: int, max_retries: int | None = None, stop: threading.Event | None = None
+) -> UpstreamClient:
+    """A client for the config's ``upstream:`` (``max_retries`` lowers the config's for callers that wait)."""
+    return UpstreamClient(
+        up.endpoint,
+        up.token,
+        timeout=up.timeout,
+        max_retries=up.max_retries if max_retries is None else max_retries,
+        pool_size=pool_size,
+        budget=up.max_requests_per_5min,
+        stop=stop,
+    )
 
 
 class UpstreamClient(HubSession):

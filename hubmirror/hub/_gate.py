@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 
 from ..errors import Interrupted
@@ -33,7 +34,9 @@ class RateGate:
         with self._lock:
             self._not_before = max(self._not_before, time.monotonic() + seconds)
 
-    def wait(self, counted: bool) -> None:
+    def wait(self, counted: bool, stop: threading.Event | None = None) -> None:
+        """Return when a request may go; ``stop`` (default: the gate's) ends a wait with Interrupted."""
+        stop = stop or self.stop
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -51,5 +54,19 @@ class RateGate:
             (logger.info if delay > 1 else logger.debug)(
                 "rate limit: waiting %.1fs (upstream.max_requests_per_5min, or a 429's Retry-After)", delay
             )
-            if self.stop.wait(min(delay, 5.0)):
+            if stop.wait(min(delay, 5.0)):
                 raise Interrupted("stopped on request while waiting for the upstream rate limit")
+
+
+_shared: weakref.WeakValueDictionary[tuple[str, int | None], RateGate] = weakref.WeakValueDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_gate(endpoint: str, budget: int | None) -> RateGate:
+    """The gate of every client of ``endpoint`` alive in this process (serve's pull-through and a scheduled
+    sync in ``hubmirror run`` share one budget and one 429 pause); a new one once none is alive."""
+    with _shared_lock:
+        gate = _shared.get((endpoint, budget))
+        if gate is None:
+            gate = _shared[(endpoint, budget)] = RateGate(budget)
+        return gate

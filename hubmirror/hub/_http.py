@@ -36,7 +36,7 @@ from ..errors import (
     UpstreamUnreachableError,
 )
 from ..version import __version__
-from ._gate import RateGate
+from ._gate import shared_gate
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class HubSession:
         self.max_retries = max_retries
         self.backoff, self.max_backoff = backoff, max_backoff
         self.stop = stop or threading.Event()
-        self.gate = RateGate(budget, stop=self.stop)
+        self.gate = shared_gate(self.endpoint, budget)
         self._counter_lock = threading.Lock()
         self.requests = 0
         self._reached = False  # any answer at all from upstream yet (connection errors before: fail fast)
@@ -164,7 +164,7 @@ class HubSession:
                 self._sleep_before_retry(attempt - 1, response)
             # The budget covers API calls (the Hub's "api" rate-limit scope); file downloads are not API
             # calls and are not counted, so a sync of thousands of files does not stall on it.
-            self.gate.wait(counted=origin(url) == origin(self.endpoint) and urlsplit(url).path.startswith("/api/"))
+            self.gate.wait(origin(url) == origin(self.endpoint) and urlsplit(url).path.startswith("/api/"), self.stop)
             with self._counter_lock:
                 self.requests += 1
             try:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..models import Access, BlobRecord, CommitMeta, CommitRecord, FileRecord, Ref, Repo
+from ..models import Access, BlobRecord, CommitMeta, CommitRecord, FileRecord, Ref, Repo, TreeEntry
 from ._base import Queries, inserted_id, utcnow
 
 _REPO_COLUMNS = "id, type, name, private, gated, created_at"
@@ -19,6 +19,7 @@ _REPO_ROW_KEYS = {
     "commit_filters": ("sha", "filter_key"),
     "files": ("commit_sha", "path"),
     "refs": ("name",),
+    "listings": ("commit_sha",),
 }
 
 
@@ -173,6 +174,7 @@ class RepoQueries(Queries):
         card: str | None = None,
         meta: CommitMeta | None = None,
         repo_created_at: str | None = None,
+        listing: Sequence[TreeEntry] | None = None,
     ) -> None:
         """Record a commit's blobs and files and mark it complete, in one transaction.
 
@@ -180,7 +182,8 @@ class RepoQueries(Queries):
         second pattern set widens a snapshot; nothing is removed). ``access`` sets the repo's flags in
         the same transaction, so a new private repo is never visible without them. ``meta`` fills what
         the commit says about itself where the index does not know it yet; ``repo_created_at`` is when
-        upstream created the repo."""
+        upstream created the repo. ``listing`` (pull-through) is upstream's whole file list of the commit,
+        of which ``files`` are the ones fetched."""
         now = utcnow()
         with self.atomic():
             repo_id = self._ensure_repo(repo_type, name, access)
@@ -210,6 +213,28 @@ class RepoQueries(Queries):
                     "INSERT INTO commit_filters (repo_id, sha, filter_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     (repo_id, sha, filter_key),
                 )
+            if listing is not None:
+                self.conn.execute(
+                    "INSERT INTO listings (repo_id, commit_sha, entries_json) VALUES (?, ?, ?) "
+                    "ON CONFLICT (repo_id, commit_sha) DO NOTHING",
+                    (repo_id, sha, json.dumps([[e.path, e.size, e.oid, e.lfs_sha256] for e in listing])),
+                )
+
+    def listing(self, repo: Repo, sha: str) -> list[TreeEntry] | None:
+        """Upstream's whole file list of a pulled commit; None for a commit that was not pulled."""
+        rows = self._rows("SELECT entries_json FROM listings WHERE repo_id = ? AND commit_sha = ?", (repo.id, sha))
+        if not rows:
+            return None
+        return [TreeEntry(path, size, oid, lfs) for path, size, oid, lfs in json.loads(rows[0][0])]
+
+    def pulled_bytes(self) -> int:
+        """The bytes of the distinct blobs that pulled commits name (serve.pull_through.max_total_size)."""
+        rows = self._rows(
+            "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) FROM blobs b WHERE b.sha256 IN "
+            "(SELECT f.sha256 FROM files f JOIN commits c ON c.repo_id = f.repo_id AND c.sha = f.commit_sha "
+            "WHERE c.source = 'pull')"
+        )
+        return int(rows[0][0])
 
     def set_commit_meta(self, repo: Repo, sha: str, meta: CommitMeta) -> None:
         """Replace what the index knows about a commit with ``meta`` where ``meta`` knows something."""
@@ -376,6 +401,7 @@ class RepoQueries(Queries):
             for table in (
                 "files",
                 "commit_filters",
+                "listings",
                 "commits",
                 "refs",
                 "ref_history",

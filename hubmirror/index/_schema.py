@@ -147,6 +147,14 @@ CREATE TABLE discussion_events (
 CREATE INDEX discussion_events_of ON discussion_events (repo_id, num, id);
 """
 
+# Pull-through (serve.pull_through): upstream's whole file listing of a pulled commit, of which the files table
+# holds what was fetched so far. A JSON list of [path, size, git oid, lfs sha256 or null].
+_M008 = """
+CREATE TABLE listings (
+    repo_id INTEGER NOT NULL, commit_sha TEXT NOT NULL, entries_json TEXT NOT NULL,
+    PRIMARY KEY (repo_id, commit_sha));
+"""
+
 # The names are what sqlite-utils recorded for stores made before this list existed (the old function names).
 STEPS: tuple[Step, ...] = (
     Step("m001_initial", _M001),
@@ -156,6 +164,7 @@ STEPS: tuple[Step, ...] = (
     Step("m005_airgap", _M005, postgres=_M005_POSTGRES),
     Step("m006_cards", _M006),
     Step("m007_repo_api", _M007),
+    Step("m008_pull_through", _M008),
 )
 # Bumped with every step; a store at this version needs no migration check.
 SCHEMA_VERSION = len(STEPS)

@@ -86,6 +86,7 @@ class UpkeepQueries(Queries):
             for table, column in (
                 ("files", "commit_sha"),
                 ("commit_filters", "sha"),
+                ("listings", "commit_sha"),
                 ("commits", "sha"),
                 ("ref_history", "commit_sha"),
             ):
@@ -110,6 +111,6 @@ class UpkeepQueries(Queries):
     def delete_repo(self, repo: Repo) -> None:
         """Forget a repo: its refs, history, aliases, commits and files (blobs stay until gc)."""
         with self.atomic():
-            for table in ("refs", "ref_history", "aliases", "files", "commit_filters", "commits"):
+            for table in ("refs", "ref_history", "aliases", "files", "commit_filters", "listings", "commits"):
                 self.conn.execute(f"DELETE FROM {table} WHERE repo_id = ?", (repo.id,))
             self.conn.execute("DELETE FROM repos WHERE id = ?", (repo.id,))

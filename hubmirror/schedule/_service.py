@@ -95,10 +95,7 @@ def run_service(config: Config, stop: threading.Event, *, serve: bool | None = N
         from ..serve import BackgroundServer, ServeSettings
 
         Mirror(config.home, backends=config.backends).close()  # create or check the store before binding
-        settings = ServeSettings(
-            config.serve, frozenset((s.type, s.repo) for s in config.repos), config.upstream.endpoint
-        )
-        server = BackgroundServer(config.home, config.serve.host, config.serve.port, settings)
+        server = BackgroundServer(config.home, config.serve.host, config.serve.port, ServeSettings.from_config(config))
         server.start()
         logger.info("serving %s on http://%s:%d", config.home, config.serve.host, config.serve.port)
     threads = []

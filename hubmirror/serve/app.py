@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ..config import Config, ServeConfig
+from ..config import Config, ServeConfig, UpstreamConfig
 from ..errors import HubMirrorError
 from ..models import Backends
 from . import reads, web
@@ -29,6 +29,7 @@ from .discussions import Discussions
 from .history import list_commits
 from .http import HubHTTPError, gated_refusal, translate
 from .lfs import LfsEndpoints
+from .pull import PullThrough
 from .refs import RefWriter, list_refs
 from .repo_admin import RepoAdmin
 from .routing import Route, route
@@ -82,13 +83,17 @@ METHODS = {
 }
 
 
+# What pull-through answers (serve.pull_through): a missing repo or revision is fetched first for these.
+PULLED = ("refs", "commits", "repo_info", "tree", "paths_info", "resolve")
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """What a server is told besides its home: its tokens and switches, and what it mirrors."""
 
     config: ServeConfig = field(default_factory=ServeConfig)
     mirrored: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (type, repo) listed under repos:
-    upstream: str | None = None
+    upstream: UpstreamConfig | None = None
     backends: Backends = field(default_factory=Backends)  # where the config puts index and blobs
 
     @classmethod
@@ -99,7 +104,7 @@ class ServeSettings:
         return cls(
             config.serve,
             frozenset((s.type, s.repo) for s in config.repos),
-            config.upstream.endpoint,
+            config.upstream,
             config.backends,
         )
 
@@ -114,17 +119,25 @@ class HubApp:
         self.catalog.presigned_expiry = settings.config.presigned_expiry
         self.tokens = Tokens(settings.config)
         self.lfs = LfsEndpoints(self.catalog, settings.config)
-        self.writer = Writer(self.catalog, self.lfs, settings.mirrored, settings.upstream)
+        upstream = settings.upstream.endpoint if settings.upstream else None
+        self.writer = Writer(self.catalog, self.lfs, settings.mirrored, upstream)
         self.ref_writer = RefWriter(self.catalog, self.writer)
         self.admin = RepoAdmin(self.catalog, self.writer)
         self.discussions = Discussions(self.catalog, self.writer)
         self.access_log = settings.config.access_log
         self._xet_warned = False
+        self.pull: PullThrough | None = None
+        if settings.config.pull_through.enabled:
+            self.pull = PullThrough(
+                self.catalog, settings.config.pull_through, settings.upstream or UpstreamConfig(), settings.mirrored
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
+            if self.pull is not None:  # fetches in flight finish (their bytes verified and recorded) first
+                await run_in_threadpool(self.pull.close)
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["type"] != "http":
@@ -223,6 +236,8 @@ class HubApp:
                 "environment to upload and download over plain HTTP and LFS",
                 "XetNotSupported",
             )
+        if self.pull is not None and r.endpoint in PULLED:
+            await self.pull.revision(r.repo_type, r.repo_id, r.revision or "main", caller)
         if r.endpoint == "refs":
             return list_refs(request, catalog, catalog.repo(r.repo_type, r.repo_id, caller))
         if r.endpoint == "discussions":
@@ -239,6 +254,8 @@ class HubApp:
             return await reads.paths_info(request, catalog, snapshot)
         if not caller.may_download(snapshot.repo):  # a gated repo: metadata is public, files are not
             raise gated_refusal(snapshot.repo, authenticated=not caller.anonymous)
+        if self.pull is not None and r.path in snapshot.missing:
+            snapshot = await self.pull.file(snapshot, r.path)
         if not catalog.store.blobs_local:  # object-store reads block: off the event loop
             return await run_in_threadpool(reads.resolve_file, request, catalog, snapshot, r.path)
         return reads.resolve_file(request, catalog, snapshot, r.path)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from ..cards import card_from_json, card_json
 from ..errors import HubMirrorError, RepoNotMirroredError
 from ..home import index_location
 from ..index import Index, open_index
-from ..models import Backends, CommitMeta, FileRecord, Repo
+from ..models import Backends, CommitMeta, FileRecord, Repo, TreeEntry
 from ..resolve import Resolver
 from ..store import Store
 from ..weights import safetensors_info
@@ -33,6 +33,9 @@ class Snapshot:
     repo: Repo
     commit: str
     files: dict[str, FileRecord]
+    # Pull-through: the files upstream lists that are not stored yet (their records in ``files`` carry what
+    # the listing says; the sha256 of a regular file is not known until it is fetched).
+    missing: Mapping[str, TreeEntry] = field(default_factory=dict)
 
 
 class Catalog:
@@ -47,7 +50,7 @@ class Catalog:
         self.presigned_expiry = 300.0
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._files: OrderedDict[tuple[int, str], dict[str, FileRecord]] = OrderedDict()
+        self._files: OrderedDict[tuple[int, str], tuple[dict[str, FileRecord], dict[str, TreeEntry]]] = OrderedDict()
         self._cards: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._weights: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
@@ -104,21 +107,47 @@ class Catalog:
         repos, revisions = self._caches()
         repo = self._repo(repos, repo_type, name, caller)
         commit = self._commit(revisions, repo, revision)
-        return Snapshot(repo, commit, self.files(repo, commit))
+        files, missing = self._entries(repo, commit)
+        return Snapshot(repo, commit, files, missing)
+
+    def refresh(self, snapshot: Snapshot) -> Snapshot:
+        """The same commit's snapshot as the index has it now (after a pull-through fetch)."""
+        files, missing = self._entries(snapshot.repo, snapshot.commit)
+        return Snapshot(snapshot.repo, snapshot.commit, files, missing)
 
     def files(self, repo: Repo, commit: str) -> dict[str, FileRecord]:
+        return self._entries(repo, commit)[0]
+
+    def _entries(self, repo: Repo, commit: str) -> tuple[dict[str, FileRecord], dict[str, TreeEntry]]:
         key = (repo.id, commit)
         with self._lock:
-            files = self._files.get(key)
-            if files is not None:
+            entries = self._files.get(key)
+            if entries is not None:
                 self._files.move_to_end(key)
-                return files
-        files = {f.path: f for f in self.index().files(repo, commit)}
+                return entries
+        index = self.index()
+        files = {f.path: f for f in index.files(repo, commit)}
+        missing: dict[str, TreeEntry] = {}
+        for entry in index.listing(repo, commit) or ():  # a pulled commit: upstream's listing is the truth
+            if entry.path not in files:
+                missing[entry.path] = entry
+                files[entry.path] = FileRecord(entry.path, entry.size, entry.lfs_sha256 or "", entry.oid, entry.is_lfs)
+        if missing:
+            files = dict(sorted(files.items()))
         with self._lock:
-            self._files[key] = files
+            self._files[key] = (files, missing)
             while len(self._files) > FILE_CACHE_COMMITS:
                 self._files.popitem(last=False)
-        return files
+        return files, missing
+
+    def forget(self, repo: Repo, commit: str) -> None:
+        """Drop what is cached about a commit whose files grew (a pull-through fetch)."""
+        with self._lock:
+            self._files.pop((repo.id, commit), None)
+            self._cards.pop((repo.id, commit), None)
+            self._weights.pop((repo.id, commit), None)
+            for key in [k for k in self._bodies if repo in k and commit in k]:
+                self._body_bytes -= len(self._bodies.pop(key))
 
     def cached_body(self, key: tuple[Any, ...]) -> bytes | None:
         """The body kept for ``key``, if one is."""
@@ -148,6 +177,8 @@ class Catalog:
         """The commit's model-card metadata, parsed when the commit was published. A commit published
         before cards were kept is parsed once here (bounded) and remembered in the index when it can be."""
         key = (snapshot.repo.id, snapshot.commit)
+        if "README.md" in snapshot.missing:
+            return None  # not pulled yet: no card until it is
         if key not in self._cards:
             text = self.index().card(snapshot.repo, snapshot.commit)
             if text is None:
@@ -180,6 +211,8 @@ class Catalog:
         """The commit's safetensors parameter counts (``{"parameters": {dtype: n}, "total": n}``), or None
         without (readable) safetensors weights. Read from the weights' headers once per commit, kept in memory."""
         key = (snapshot.repo.id, snapshot.commit)
+        if any(path.endswith(".safetensors") for path in snapshot.missing):
+            return None  # counted once every shard is stored
         with self._lock:
             if key in self._weights:
                 return self._weights[key]

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from ._pull import PULL_FILTER, PulledRevision, Puller
 from ._report import NullObserver, RevisionResult, SyncObserver, SyncReport
 from ._syncer import Syncer
 
-__all__ = ["NullObserver", "RevisionResult", "SyncObserver", "SyncReport", "Syncer"]
+__all__ = [
+    "PULL_FILTER",
+    "NullObserver",
+    "PulledRevision",
+    "Puller",
+    "RevisionResult",
+    "SyncObserver",
+    "SyncReport",
+    "Syncer",
+]

@@ -1,0 +1,254 @@
+"""Pull-through (``serve.pull_through``): a request for a repo, revision or file this mirror lacks is fetched
+from upstream on first use, verified and recorded like a sync, then answered from the store.
+
+- **Who may cause a pull.** Repos listed under ``repos:`` belong to sync and local repos to their pushers:
+  neither is ever pulled. Others must pass ``allow``/``deny``. A private or gated repo is recorded only for a
+  caller who may read private repos here (anonymous callers pull public repos only); it keeps upstream's flags.
+- **Once.** Concurrent requests for the same revision or file wait for one fetch (a future per key). The
+  fetch runs on this module's threads, so a client that disconnects does not cancel what others wait for.
+  A file is answered only after its bytes verified: nobody receives a complete-looking wrong file.
+- **Upstream down.** A revision's commit is trusted for ``metadata_ttl``. After that upstream is asked
+  again; if it cannot answer (unreachable, 5xx, 429) the last commit recorded here is served, with a log line.
+- **Limits.** A file above ``max_file_size``, or one that would take the pulled bytes past
+  ``max_total_size``, is refused with 413 and the ``hubmirror sync`` command that mirrors it instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from ..config import PullThroughConfig, UpstreamConfig
+from ..errors import (
+    AccessDeniedError,
+    EntryNotFoundError,
+    GatedRepoError,
+    IntegrityError,
+    NotMirroredError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+    UnsafePathError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
+from ..hub import upstream_client
+from ..index import open_index
+from ..models import Repo, RevisionInfo
+from ..paths import is_sha1
+from ..resolve import Resolver
+from ..sync import Puller
+from ..view import HFCacheView, view_root
+from .auth import Caller
+from .catalog import Catalog, Snapshot
+from .http import HubHTTPError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PULL_WORKERS = 8
+DOWN_RETRY = 30.0  # seconds between asking an upstream that was down again, while the last good commit is served
+MAX_PULL_RETRIES = 2  # serve answers a client waiting on the line: few retries, not sync's patience
+
+
+class PullThrough:
+    def __init__(
+        self,
+        catalog: Catalog,
+        config: PullThroughConfig,
+        upstream: UpstreamConfig,
+        mirrored: frozenset[tuple[str, str]],
+    ) -> None:
+        self.catalog, self.config, self.mirrored = catalog, config, mirrored
+        self.client = upstream_client(
+            upstream, pool_size=PULL_WORKERS, max_retries=min(upstream.max_retries, MAX_PULL_RETRIES)
+        )
+        self._index = open_index(catalog.index_at)
+        self.view = HFCacheView(view_root(catalog.store.home), catalog.store, self._index)
+        self.puller = Puller(catalog.store, self._index, self.client, on_published=self._published)
+        self._pool = ThreadPoolExecutor(max_workers=PULL_WORKERS, thread_name_prefix="hubmirror-pull")
+        self._lock = threading.Lock()
+        self._pending: dict[Hashable, Future[object]] = {}
+        self._checked: dict[tuple[str, str, str], float] = {}  # (type, name, revision) → when it is next asked
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.puller.close()
+        self.client.close()
+        self._index.close()
+
+    # -- entry points (on the event loop) ---------------------------------------------------------
+    async def revision(self, repo_type: str, name: str, revision: str, caller: Caller) -> None:
+        """Make sure the revision's current commit is recorded, when pull-through applies to the repo."""
+        if not self._applies(repo_type, name):
+            return
+        key = (repo_type, name, revision)
+        if time.monotonic() < self._checked.get(key, 0.0):
+            return
+        await self._once(("revision", *key), lambda: self._pull_revision(repo_type, name, revision, caller))
+
+    async def file(self, snapshot: Snapshot, path: str) -> Snapshot:
+        """The snapshot after ``path`` (listed upstream, not yet stored) was fetched and recorded."""
+        entry = snapshot.missing[path]
+        repo = snapshot.repo
+        if entry.size > self.config.max_file_size:
+            raise self._too_big(repo, f"'{path}' is {entry.size} bytes, above serve.pull_through.max_file_size")
+        key = ("file", repo.type, repo.name, snapshot.commit, path)
+        await self._once(key, lambda: self._pull_file(snapshot, entry.size, path))
+        self.catalog.forget(repo, snapshot.commit)
+        return self.catalog.refresh(snapshot)
+
+    # -- policy ----------------------------------------------------------------------------------
+    def _applies(self, repo_type: str, name: str) -> bool:
+        """Pull-through may fetch this repo: not one sync owns (listed), not a local one (pushed here)."""
+        if (repo_type, name) in self.mirrored:
+            return False
+        index = self.catalog.index()
+        repo = index.find_repo(repo_type, name)
+        if repo is None:
+            if not self.config.permits(repo_type, name):
+                raise HubHTTPError(
+                    403,
+                    f"{repo_type} repo '{name}' is not on this mirror, and its pull-through does not allow it "
+                    f"(serve.pull_through.allow/deny); to mirror it, list it under repos: and run "
+                    f"'hubmirror sync {name}'",
+                    "PullThroughDenied",
+                )
+            return True
+        # A repo that is here already: pulled ones stay pulled (and follow upstream); others are not touched.
+        return self.config.permits(repo_type, repo.name) and all(c.source == "pull" for c in index.commits(repo))
+
+    def _too_big(self, repo: Repo, why: str) -> HubHTTPError:
+        return HubHTTPError(
+            413,
+            f"{why}: not pulled through. Mirror it ahead of time instead: list {repo.type} '{repo.name}' "
+            f"under repos: and run 'hubmirror sync {repo.name}'",
+            "PullThroughTooLarge",
+        )
+
+    # -- the fetches (on the pool's threads) ------------------------------------------------------
+    def _pull_revision(self, repo_type: str, name: str, revision: str, caller: Caller) -> None:
+        key = (repo_type, name, revision)
+        if is_sha1(revision) and self._known_commit(repo_type, name, revision):
+            self._checked[key] = float("inf")  # a commit never changes: never asked again
+            return
+        try:
+            info = self.puller.revision(repo_type, name, revision)
+        except UpstreamError as exc:
+            if isinstance(exc, UpstreamUnavailableError) or exc.status == 429 or (exc.status or 0) >= 500:
+                self._upstream_down(key, exc)
+                return
+            if isinstance(exc, RepoNotFoundError):
+                self.puller.hide(repo_type, name)
+            raise _answer(exc) from exc
+        if not _may_record(info, caller):
+            logger.info(
+                "pull-through: %s %s is %s upstream; not pulled for a caller who may not read private repos",
+                repo_type,
+                name,
+                "private" if info.private else "gated",
+            )
+            return
+        try:
+            self.puller.record_revision(repo_type, name, revision, info)
+        except UnsafePathError as exc:
+            raise HubHTTPError(502, f"upstream's listing of {repo_type} {name} was refused: {exc}") from exc
+        except UpstreamError as exc:
+            raise _answer(exc) from exc
+        self._checked[key] = time.monotonic() + self.config.metadata_ttl
+
+    def _upstream_down(self, key: tuple[str, str, str], exc: UpstreamError) -> None:
+        repo_type, name, revision = key
+        if not self._known_revision(repo_type, name, revision):
+            raise HubHTTPError(
+                502 if not isinstance(exc, UpstreamUnavailableError) else 503,
+                f"{repo_type} repo '{name}' is not on this mirror yet, and upstream could not be asked for it: {exc}",
+                headers={"Retry-After": "30"},
+            )
+        logger.warning(
+            "pull-through: upstream could not answer for %s %s@%s (%s); serving the last commit mirrored here",
+            repo_type,
+            name,
+            revision,
+            exc,
+        )
+        self._checked[key] = time.monotonic() + min(DOWN_RETRY, self.config.metadata_ttl)
+
+    def _pull_file(self, snapshot: Snapshot, size: int, path: str) -> None:
+        repo = snapshot.repo
+        if self._index.pulled_bytes() + size > self.config.max_total_size:
+            raise self._too_big(repo, f"'{path}' would take the pulled bytes past serve.pull_through.max_total_size")
+        with self.catalog.store.gc_guard():  # the new blob is not collected before its commit names it
+            try:
+                self.puller.file(repo.type, repo.name, snapshot.commit, snapshot.missing[path])
+            except IntegrityError as exc:
+                logger.error("pull-through: %s", exc)
+                raise HubHTTPError(
+                    502, f"upstream sent '{path}' with bytes that did not verify; nothing was stored: {exc}"
+                ) from exc
+            except UpstreamError as exc:
+                raise _answer(exc) from exc
+
+    def _published(self, repo_type: str, name: str, commit: str) -> None:
+        if not self.catalog.store.blobs_local:
+            return  # as sync: with blobs in object storage, resolve lays out what is asked for
+        try:
+            self.view.update(repo_type, name, commit)
+        except OSError as exc:
+            logger.warning("HF-cache view not updated for pulled %s %s (%s)", repo_type, name, exc)
+
+    def _known_commit(self, repo_type: str, name: str, sha: str) -> bool:
+        index = self.catalog.index()
+        repo = index.find_repo(repo_type, name)
+        return repo is not None and index.listing(repo, sha) is not None
+
+    def _known_revision(self, repo_type: str, name: str, revision: str) -> bool:
+        index = self.catalog.index()
+        repo = index.find_repo(repo_type, name)
+        if repo is None:
+            return False
+        try:
+            Resolver(self.catalog.home, index, self.catalog.store).commit(repo, revision)
+        except NotMirroredError:
+            return False
+        return True
+
+    # -- single flight ---------------------------------------------------------------------------
+    async def _once(self, key: Hashable, work: Callable[[], None]) -> None:
+        """Run ``work`` once for every request that asks for ``key`` meanwhile; each gets its outcome."""
+        with self._lock:
+            future = self._pending.get(key)
+            if future is None:
+                future = self._pending[key] = self._pool.submit(self._run, key, work)
+        # shield: a waiter that goes away (client disconnected) must not cancel the fetch the others wait for
+        await asyncio.shield(asyncio.wrap_future(future))
+
+    def _run(self, key: Hashable, work: Callable[[], None]) -> None:
+        try:
+            work()
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+
+
+def _may_record(info: RevisionInfo, caller: Caller) -> bool:
+    return not (info.private or info.gated) or caller.admin or caller.read_private
+
+
+def _answer(exc: UpstreamError) -> HubHTTPError:
+    """Upstream's refusal as serve's answer (the same status and error code the Hub would give)."""
+    if isinstance(exc, RepoNotFoundError):
+        return HubHTTPError(404, f"not on this mirror, and upstream has no such repo: {exc}", "RepoNotFound")
+    if isinstance(exc, RevisionNotFoundError):
+        return HubHTTPError(404, str(exc), "RevisionNotFound")
+    if isinstance(exc, EntryNotFoundError):
+        return HubHTTPError(404, str(exc), "EntryNotFound")
+    if isinstance(exc, GatedRepoError):
+        return HubHTTPError(403, f"upstream refuses this mirror's token: {exc}", "GatedRepo")
+    if isinstance(exc, AccessDeniedError):
+        return HubHTTPError(403, f"upstream refuses this mirror's token: {exc}")
+    return HubHTTPError(502, f"upstream: {exc}")
