@@ -21,10 +21,19 @@ references for that GET, same concurrency: the same clients against a bare HTTP 
 ``sendfile()`` ("loopback speed" for this client, the target's yardstick), and a raw ``sendfile`` →
 ``recv_into`` socket copy (no HTTP, no Python client).
 
-Targets: snapshot speed ≥ 1.0× the fake upstream, ≥ 2,000 HEAD/s, big-file GET ≥ 0.5× the sendfile server.
+Pull-through (``serve.pull_through``): each round starts a serve over a fresh home with no ``repos:``; then
+per repo a ``snapshot_download`` straight from the fake upstream ("direct"), one through serve that pulls
+every file on first request ("cold"), and one more through serve with a fresh client cache ("warm"); the
+direct one goes first in even rounds and last in odd ones. The rounds run twice: with the fake upstream
+answering at once, and with ``--pull-latency`` added to every upstream request (a real Hub is never 0 ms
+away; the direct download pays it per request, a warm serve never). ``--only-pull-through`` measures just this.
+
+Targets: snapshot speed ≥ 1.0× the fake upstream, ≥ 2,000 HEAD/s, big-file GET ≥ 0.5× the sendfile server;
+pull-through cold ≤ 1.2× and warm ≤ 0.5× the direct download's time.
 
 Usage: python benchmarks/bench_serve.py [--small-files 500] [--big-mib 512] [--seconds 5] [--procs 4]
          [--threads 2] [--get-clients 4] [--repeat 3] [--olah-venv DIR | --no-olah] [--tmp-dir DIR] [--json]
+         [--no-pull-through | --only-pull-through]
 Exit status: 0 when every target is met, 1 when one is missed, 2 when a server or client failed.
 """
 
@@ -194,6 +203,7 @@ class Bench:
         self.small_names: list[str] = []
         self.notes: list[str] = []
         self.results: dict[str, dict[str, Any]] = {}
+        self.pulls: dict[str, dict[str, float]] = {}  # "small@0ms" … → direct/cold/warm median seconds
         self.loopback_mbs = 0.0  # raw sendfile → recv_into copy (no HTTP, no Python client)
         self.sendfile_mbs = 0.0  # the same streaming httpx2 clients against a bare sendfile HTTP server
 
@@ -491,8 +501,94 @@ class Bench:
             self.results[name][key + "_cpu"] = statistics.median(cpus[name])
             self.results[name][key + "_client_cpu"] = statistics.median(clients[name])
 
+    def pull_through(self) -> None:
+        """Cold and warm snapshot_download through pull-through serve against the same straight from upstream,
+        without and with added upstream latency."""
+        assert self.upstream is not None
+        for latency in sorted({0.0, self.args.pull_latency}):
+            self.upstream.latency = latency
+            try:
+                self._pull_rounds(f"{latency * 1000:.0f}ms")
+            finally:
+                self.upstream.latency = 0.0
+
+    def _pull_rounds(self, tag: str) -> None:
+        assert self.upstream is not None
+        times: dict[str, dict[str, list[float]]] = {}
+        for i in range(self.args.repeat):
+            root = self.work / f"pull-{tag}-{i}"
+            root.mkdir()
+            config = root / "hubmirror.yaml"
+            settings = {"enabled": True, "max_file_size": "100GB"}
+            config.write_text(
+                yaml.safe_dump(
+                    {
+                        "home": str(root / "home"),
+                        "upstream": {"endpoint": self.upstream.url},
+                        "serve": {"token": TOKEN, "pull_through": settings},
+                    }
+                )
+            )
+            port = free_port()
+            cmd = [sys.executable, "-m", "hubmirror", "-c", str(config), "serve", "--port", str(port)]
+            server = Server(f"pull-{tag}-{i}", cmd, port, root / "serve.log")
+            self.servers.append(server)
+            server.wait_ready()
+            for repo, key in ((SMALL, "small"), (BIG, "big")):
+                runs = times.setdefault(f"{key}@{tag}", {"direct": [], "cold": [], "warm": []})
+                order = ["direct", "cold", "warm"] if i % 2 == 0 else ["cold", "warm", "direct"]
+                for case in order:
+                    settle()
+                    endpoint = self.upstream.url if case == "direct" else server.url
+                    res = self.snapshot(endpoint, repo, check=repo == BIG and case != "direct")
+                    if repo == BIG and res.get("sha256", self.big_sha256) != self.big_sha256:
+                        raise RuntimeError(f"pull-through {case}: the big file came back wrong")
+                    if repo == SMALL and res["files"] != self.args.small_files:
+                        raise RuntimeError(
+                            f"pull-through {case}: {res['files']} files, expected {self.args.small_files}"
+                        )
+                    runs[case].append(res["seconds"])
+            server.stop()
+            self.servers.remove(server)
+        self.pulls.update(
+            {key: {case: statistics.median(v) for case, v in runs.items()} for key, runs in times.items()}
+        )
+
+    def pull_report(self) -> tuple[list[str], list[str]]:
+        a = self.args
+        lines, misses = (
+            ["", "pull-through snapshot_download (s)        direct     cold     warm   cold/direct  warm/direct"],
+            [],
+        )
+        for key, t in self.pulls.items():
+            kind, tag = key.split("@")
+            label = (f"{a.small_files} small files" if kind == "small" else f"one {a.big_mib} MiB file") + f", {tag}"
+            cold, warm = t["cold"] / t["direct"], t["warm"] / t["direct"]
+            lines.append(
+                f"  {label:<38}{t['direct']:>8.2f} {t['cold']:>8.2f} {t['warm']:>8.2f} {cold:>12.2f}x {warm:>11.2f}x"
+            )
+            if cold > 1.2:
+                misses.append(f"pull-through cold {label}: {cold:.2f}x > 1.2x direct")
+            if warm > 0.5:
+                misses.append(f"pull-through warm {label}: {warm:.2f}x > 0.5x direct")
+        return lines, misses
+
     def run(self) -> int:
         self.setup()
+        if self.args.only_pull_through:
+            print("pull-through snapshot_download ...", file=sys.stderr, flush=True)
+            self.pull_through()
+            lines, misses = self.pull_report()
+            lines.append(
+                "targets: pull-through cold <= 1.2x, warm <= 0.5x direct: " + ("all met" if not misses else "MISSED")
+            )
+            lines += [f"  missed: {m}" for m in misses]
+            print(
+                json.dumps({"pull_through": self.pulls, "missed": misses}, indent=2)
+                if self.args.json
+                else "\n".join(lines)
+            )
+            return 1 if misses else 0
         endpoints = self.start_servers()
         self.results = {name: {"endpoint": url} for name, url in endpoints}
         settle()
@@ -516,6 +612,9 @@ class Bench:
             self.results[name]["get_mbs"] = self.load(
                 "get", f"{endpoint}/{BIG}/resolve/main/{BIG_NAME}", a.get_clients, 1
             )
+        if not a.no_pull_through:
+            print("pull-through snapshot_download ...", file=sys.stderr, flush=True)
+            self.pull_through()
         return self.report()
 
     # -- report ----------------------------------------------------------------------------------
@@ -579,10 +678,15 @@ class Bench:
                 misses.append(
                     f"{n}: GET {r['get_mbs']:.0f} MB/s < 0.5x the bare sendfile server ({self.sendfile_mbs:.0f} MB/s)"
                 )
+        if self.pulls:
+            pull_lines, pull_misses = self.pull_report()
+            lines += pull_lines
+            misses += pull_misses
         lines += [
             "",
             "targets (serve as installed): snapshot >= 1.0x upstream, >= 2,000 HEAD/s, "
-            "GET >= 0.5x bare sendfile server: " + ("all met" if not misses else "MISSED"),
+            "GET >= 0.5x bare sendfile server; pull-through cold <= 1.2x, warm <= 0.5x direct: "
+            + ("all met" if not misses else "MISSED"),
         ]
         lines += [f"  missed: {m}" for m in misses]
         lines += [f"note: {n}" for n in self.notes]
@@ -593,6 +697,7 @@ class Bench:
                         "results": res,
                         "loopback_mbs": self.loopback_mbs,
                         "sendfile_server_mbs": self.sendfile_mbs,
+                        "pull_through": self.pulls,
                         "notes": self.notes,
                         "missed": misses,
                     },
@@ -617,6 +722,12 @@ def main() -> int:
     parser.add_argument("--no-olah", action="store_true")
     parser.add_argument("--tmp-dir", help="where to work (default: a new temp dir, removed at the end)")
     parser.add_argument("--json", action="store_true")
+    pull = parser.add_mutually_exclusive_group()
+    pull.add_argument("--no-pull-through", action="store_true", help="skip the pull-through rounds")
+    pull.add_argument("--only-pull-through", action="store_true", help="measure only the pull-through rounds")
+    parser.add_argument(
+        "--pull-latency", type=float, default=0.02, help="seconds added to each upstream request in the second rounds"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-serve-", dir=args.tmp_dir))
     bench = Bench(args, work)

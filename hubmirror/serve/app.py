@@ -255,7 +255,10 @@ class HubApp:
         if not caller.may_download(snapshot.repo):  # a gated repo: metadata is public, files are not
             raise gated_refusal(snapshot.repo, authenticated=not caller.anonymous)
         if self.pull is not None and r.path in snapshot.missing:
-            snapshot = await self.pull.file(snapshot, r.path)
+            answer = await self.pull.resolve(request, snapshot, r.path)
+            if answer is not None:
+                return answer
+            snapshot = catalog.refresh(snapshot)
         if not catalog.store.blobs_local:  # object-store reads block: off the event loop
             return await run_in_threadpool(reads.resolve_file, request, catalog, snapshot, r.path)
         return reads.resolve_file(request, catalog, snapshot, r.path)

@@ -140,14 +140,21 @@ class Catalog:
                 self._files.popitem(last=False)
         return files, missing
 
-    def forget(self, repo: Repo, commit: str) -> None:
-        """Drop what is cached about a commit whose files grew (a pull-through fetch)."""
+    def stored(self, repo: Repo, commit: str, record: FileRecord) -> None:
+        """Pull-through stored one more file of a commit: its cached snapshot follows (copied, not changed
+        in place: requests under way keep the snapshot they have)."""
+        key = (repo.id, commit)
         with self._lock:
-            self._files.pop((repo.id, commit), None)
-            self._cards.pop((repo.id, commit), None)
-            self._weights.pop((repo.id, commit), None)
-            for key in [k for k in self._bodies if repo in k and commit in k]:
-                self._body_bytes -= len(self._bodies.pop(key))
+            entries = self._files.get(key)
+            if entries is not None and record.path in entries[1]:
+                files = {**entries[0], record.path: record}
+                missing = {path: entry for path, entry in entries[1].items() if path != record.path}
+                self._files[key] = (files, missing)
+            if record.path == "README.md" or record.path.endswith(".safetensors"):  # the card or weights info
+                self._cards.pop(key, None)
+                self._weights.pop(key, None)
+                for body in [k for k in self._bodies if repo in k and commit in k]:
+                    self._body_bytes -= len(self._bodies.pop(body))
 
     def cached_body(self, key: tuple[Any, ...]) -> bytes | None:
         """The body kept for ``key``, if one is."""

@@ -23,6 +23,10 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
 from ..config import PullThroughConfig, UpstreamConfig
 from ..errors import (
     AccessDeniedError,
@@ -45,12 +49,16 @@ from ..sync import Puller
 from ..view import HFCacheView, view_root
 from .auth import Caller
 from .catalog import Catalog, Snapshot
+from .follow import Follow, FollowResponse
 from .http import HubHTTPError
+from .reads import file_headers, media_type
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 PULL_WORKERS = 8
+STREAM_FROM = 1  # an empty file is answered once stored (it has no last byte to hold back)
+PULLED_BYTES_TTL = 30.0  # seconds the pulled total (serve.pull_through.max_total_size) is trusted
 DOWN_RETRY = 30.0  # seconds between asking an upstream that was down again, while the last good commit is served
 MAX_PULL_RETRIES = 2  # serve answers a client waiting on the line: few retries, not sync's patience
 
@@ -72,7 +80,9 @@ class PullThrough:
         self.puller = Puller(catalog.store, self._index, self.client, on_published=self._published)
         self._pool = ThreadPoolExecutor(max_workers=PULL_WORKERS, thread_name_prefix="hubmirror-pull")
         self._lock = threading.Lock()
-        self._pending: dict[Hashable, Future[object]] = {}
+        self._pending: dict[Hashable, Future[None]] = {}
+        self._files: dict[tuple[str, str, str, str], tuple[Future[None], Follow]] = {}
+        self._pulled, self._pulled_at = 0, float("-inf")
         self._checked: dict[tuple[str, str, str], float] = {}  # (type, name, revision) → when it is next asked
 
     def close(self) -> None:
@@ -84,23 +94,30 @@ class PullThrough:
     # -- entry points (on the event loop) ---------------------------------------------------------
     async def revision(self, repo_type: str, name: str, revision: str, caller: Caller) -> None:
         """Make sure the revision's current commit is recorded, when pull-through applies to the repo."""
-        if not self._applies(repo_type, name):
-            return
         key = (repo_type, name, revision)
-        if time.monotonic() < self._checked.get(key, 0.0):
+        if time.monotonic() < self._checked.get(key, 0.0):  # asked upstream lately: the index has the answer
+            return
+        if not self._applies(repo_type, name):
             return
         await self._once(("revision", *key), lambda: self._pull_revision(repo_type, name, revision, caller))
 
-    async def file(self, snapshot: Snapshot, path: str) -> Snapshot:
-        """The snapshot after ``path`` (listed upstream, not yet stored) was fetched and recorded."""
+    async def resolve(self, request: Request, snapshot: Snapshot, path: str) -> Response | None:
+        """Answer a resolve of a file upstream lists and the store lacks yet: a HEAD at once from the listing
+        (and the fetch starts), a GET while the bytes arrive; None once the file is stored (a small file or a
+        Range request waits for the fetch): then the caller answers as for any stored file."""
         entry = snapshot.missing[path]
-        repo = snapshot.repo
-        if entry.size > self.config.max_file_size:
-            raise self._too_big(repo, f"'{path}' is {entry.size} bytes, above serve.pull_through.max_file_size")
-        key = ("file", repo.type, repo.name, snapshot.commit, path)
-        await self._once(key, lambda: self._pull_file(snapshot, entry.size, path))
-        self.catalog.forget(repo, snapshot.commit)
-        return self.catalog.refresh(snapshot)
+        await run_in_threadpool(self._check_limits, snapshot.repo, path, entry.size)
+        future, follow = self._start_file(snapshot, path)
+        headers = file_headers(snapshot, snapshot.files[path])
+        if request.method == "HEAD":
+            return Response(headers={**headers, "Content-Length": str(entry.size)}, media_type=media_type(path))
+        if "range" not in request.headers and entry.size >= STREAM_FROM:
+            fd = await follow.open()
+            if fd is not None:
+                return FollowResponse(follow, fd, headers, media_type(path))
+        # shield: a waiter that goes away (client disconnected) must not cancel the fetch the others wait for
+        await asyncio.shield(asyncio.wrap_future(future))
+        return None
 
     # -- policy ----------------------------------------------------------------------------------
     def _applies(self, repo_type: str, name: str) -> bool:
@@ -121,6 +138,19 @@ class PullThrough:
             return True
         # A repo that is here already: pulled ones stay pulled (and follow upstream); others are not touched.
         return self.config.permits(repo_type, repo.name) and all(c.source == "pull" for c in index.commits(repo))
+
+    def _check_limits(self, repo: Repo, path: str, size: int) -> None:
+        if size > self.config.max_file_size:
+            raise self._too_big(repo, f"'{path}' is {size} bytes, above serve.pull_through.max_file_size")
+        if self._pulled_bytes() + size > self.config.max_total_size:
+            raise self._too_big(repo, f"'{path}' would take the pulled bytes past serve.pull_through.max_total_size")
+
+    def _pulled_bytes(self) -> int:
+        """The bytes pulled so far (re-read from the index now and then: other replicas pull too)."""
+        with self._lock:
+            if time.monotonic() - self._pulled_at > PULLED_BYTES_TTL:
+                self._pulled, self._pulled_at = self.catalog.index().pulled_bytes(), time.monotonic()
+            return self._pulled
 
     def _too_big(self, repo: Repo, why: str) -> HubHTTPError:
         return HubHTTPError(
@@ -178,13 +208,33 @@ class PullThrough:
         )
         self._checked[key] = time.monotonic() + min(DOWN_RETRY, self.config.metadata_ttl)
 
-    def _pull_file(self, snapshot: Snapshot, size: int, path: str) -> None:
-        repo = snapshot.repo
-        if self._index.pulled_bytes() + size > self.config.max_total_size:
-            raise self._too_big(repo, f"'{path}' would take the pulled bytes past serve.pull_through.max_total_size")
+    def _start_file(self, snapshot: Snapshot, path: str) -> tuple[Future[None], Follow]:
+        """The fetch of ``path`` under way, or a new one."""
+        key = (snapshot.repo.type, snapshot.repo.name, snapshot.commit, path)
+        with self._lock:
+            pending = self._files.get(key)
+            if pending is None:
+                follow = Follow(snapshot.missing[path].size)
+                future = self._pool.submit(self._run_file, key, snapshot, path, follow)
+                pending = self._files[key] = (future, follow)
+            return pending
+
+    def _run_file(self, key: tuple[str, str, str, str], snapshot: Snapshot, path: str, follow: Follow) -> None:
+        try:
+            self._pull_file(snapshot, path, follow)
+            follow.end(True)
+        except BaseException:
+            follow.end(False)
+            raise
+        finally:
+            with self._lock:
+                self._files.pop(key, None)
+
+    def _pull_file(self, snapshot: Snapshot, path: str, follow: Follow) -> None:
+        repo, entry = snapshot.repo, snapshot.missing[path]
         with self.catalog.store.gc_guard():  # the new blob is not collected before its commit names it
             try:
-                self.puller.file(repo.type, repo.name, snapshot.commit, snapshot.missing[path])
+                record = self.puller.file(repo.type, repo.name, snapshot.commit, entry, follow.wrap)
             except IntegrityError as exc:
                 logger.error("pull-through: %s", exc)
                 raise HubHTTPError(
@@ -192,6 +242,15 @@ class PullThrough:
                 ) from exc
             except UpstreamError as exc:
                 raise _answer(exc) from exc
+        self.catalog.stored(repo, snapshot.commit, record)
+        with self._lock:
+            self._pulled += entry.size
+        if self.catalog.store.blobs_local:  # as sync: with blobs in object storage, resolve lays out what it needs
+            try:
+                self.view.add_snapshot(repo, snapshot.commit, [record])
+                self.view.sync_refs(repo)
+            except OSError as exc:
+                logger.warning("HF-cache view not updated for pulled %s %s (%s)", repo.type, repo.name, exc)
 
     def _published(self, repo_type: str, name: str, commit: str) -> None:
         if not self.catalog.store.blobs_local:

@@ -243,12 +243,10 @@ def resolve_file(request: Request, catalog: Catalog, snapshot: Snapshot, path: s
             "EntryNotFound",
             {"X-Repo-Commit": snapshot.commit},
         )
-    headers = {"ETag": f'"{record.etag}"', "X-Repo-Commit": snapshot.commit, "Accept-Ranges": "bytes"}
-    if record.lfs:
-        headers.update({"X-Linked-Etag": f'"{record.sha256}"', "X-Linked-Size": str(record.size)})
+    headers = file_headers(snapshot, record)
     blob = catalog.store.blob_file(record.sha256)
     if blob is None:  # in object storage (this runs on a worker thread: see HubApp._read)
-        return object_response(request, catalog, record, headers, _media_type(path))
+        return object_response(request, catalog, record, headers, media_type(path))
     try:
         stat = blob.stat()
     except FileNotFoundError as exc:
@@ -260,13 +258,21 @@ def resolve_file(request: Request, catalog: Catalog, snapshot: Snapshot, path: s
         headers["Last-Modified"] = formatdate(stat.st_mtime, usegmt=True)
         if request.method == "HEAD":
             headers["Content-Length"] = str(stat.st_size)
-            return Response(headers=headers, media_type=_media_type(path))
+            return Response(headers=headers, media_type=media_type(path))
         if stat.st_size <= SMALL_BODY:
-            return Response(blob.read_bytes(), headers=headers, media_type=_media_type(path))
-    return BlobResponse(blob, headers=headers, stat_result=stat, media_type=_media_type(path))
+            return Response(blob.read_bytes(), headers=headers, media_type=media_type(path))
+    return BlobResponse(blob, headers=headers, stat_result=stat, media_type=media_type(path))
 
 
-def _media_type(path: str) -> str:
+def file_headers(snapshot: Snapshot, record: FileRecord) -> dict[str, str]:
+    """What a resolve answer says about a file besides its bytes (the client's metadata HEAD reads these)."""
+    headers = {"ETag": f'"{record.etag}"', "X-Repo-Commit": snapshot.commit, "Accept-Ranges": "bytes"}
+    if record.lfs:
+        headers.update({"X-Linked-Etag": f'"{record.sha256}"', "X-Linked-Size": str(record.size)})
+    return headers
+
+
+def media_type(path: str) -> str:
     if path.endswith((".json", ".jsonl")):
         return "application/json"
     if path.endswith((".txt", ".md", ".py", ".csv", ".yaml", ".yml", ".jinja")):

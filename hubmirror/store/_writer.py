@@ -114,6 +114,13 @@ class BlobWriter:
         if self._upload is not None:
             self._upload.feed(chunk)
 
+    def flush(self) -> None:
+        """Hand what was written so far to the OS (no fsync), so a reader of ``tmp_path`` sees it."""
+        try:
+            self._handle.flush()
+        except OSError as exc:
+            raise disk_error(exc, str(self.tmp_path)) from exc
+
     def _close(self, durable: bool) -> None:
         try:
             self._handle.flush()
@@ -150,19 +157,26 @@ class BlobWriter:
             self.publish(info, durable=True)
         return info
 
+    def problem(self) -> str | None:
+        """What keeps the bytes written so far from being the promised blob; None when they are exactly it.
+        (Checked by :meth:`finish`; pull-through asks earlier, to hand a client the last byte before fsync.)"""
+        if self.expected.size is not None and self.offset != self.expected.size:
+            return f"size {self.offset} != promised {self.expected.size}"
+        sha256 = self._sha256.hexdigest()
+        if self.expected.sha256 is not None and sha256 != self.expected.sha256:
+            return f"sha256 {sha256} != promised {self.expected.sha256}"
+        git_sha1 = self._sha1.hexdigest() if self._sha1 is not None else None
+        if self.expected.git_sha1 is not None and git_sha1 != self.expected.git_sha1:
+            return f"git sha1 {git_sha1} != promised {self.expected.git_sha1}"
+        return None
+
     def finish(self, *, durable: bool) -> BlobInfo:
         """Close the temp file (fsync'd when ``durable``) and check size and hashes; the bytes stay in the
         temp file until :meth:`publish`. A mismatch deletes it and raises :class:`IntegrityError`."""
         self._close(durable)
         sha256 = self._sha256.hexdigest()
         git_sha1 = self._sha1.hexdigest() if self._sha1 is not None else None
-        problem = None
-        if self.expected.size is not None and self.offset != self.expected.size:
-            problem = f"size {self.offset} != promised {self.expected.size}"
-        elif self.expected.sha256 is not None and sha256 != self.expected.sha256:
-            problem = f"sha256 {sha256} != promised {self.expected.sha256}"
-        elif self.expected.git_sha1 is not None and git_sha1 != self.expected.git_sha1:
-            problem = f"git sha1 {git_sha1} != promised {self.expected.git_sha1}"
+        problem = self.problem()
         if problem:
             self.tmp_path.unlink(missing_ok=True)
             raise IntegrityError(f"content mismatch ({problem}); nothing was stored")

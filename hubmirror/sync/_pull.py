@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from ..errors import RepoNotFoundError
 from ..hub import UpstreamClient
 from ..index import Index
-from ..models import Access, BlobRecord, FileRecord, RevisionInfo, TreeEntry, ref_spelling
+from ..models import Access, BlobRecord, ByteSink, FileRecord, RevisionInfo, TreeEntry, ref_spelling
 from ..paths import check_tree, is_sha1
-from ..store import Store
+from ..store import BlobWriter, Store
 from ._details import Details
 from ._syncer import Syncer, _Task
 
@@ -105,10 +105,18 @@ class Puller:
                 "%s %s: upstream no longer shows it; serve now shows it only to private readers", repo_type, name
             )
 
-    def file(self, repo_type: str, name: str, commit: str, entry: TreeEntry) -> FileRecord:
-        """Fetch one file of a pulled commit (verified; deduplicated against the store) and record it."""
+    def file(
+        self,
+        repo_type: str,
+        name: str,
+        commit: str,
+        entry: TreeEntry,
+        wrap: Callable[[BlobWriter], ByteSink] | None = None,
+    ) -> FileRecord:
+        """Fetch one file of a pulled commit (verified; deduplicated against the store) and record it in the
+        commit. ``wrap``: see :meth:`Syncer._fetch`. The caller updates views (one file, not the commit)."""
         try:
-            info = self._syncer._fetch(repo_type, name, commit, _Task(entry, entry.lfs_sha256))
+            info = self._syncer._fetch(repo_type, name, commit, _Task(entry, entry.lfs_sha256), wrap)
         except RepoNotFoundError:
             self.hide(repo_type, name)
             raise
@@ -127,8 +135,6 @@ class Puller:
             entry.size,
             "" if info.fetched else ", already stored",
         )
-        if self.on_published is not None:
-            self.on_published(repo_type, name, commit)
         return record
 
     def _index(self) -> Index:

@@ -32,10 +32,10 @@ from ..failpoints import failpoint
 from ..home import stored_blobs
 from ..hub import UpstreamClient
 from ..index import Index
-from ..models import Access, BlobRecord, FileRecord, RevisionInfo, TreeEntry, ref_spelling
+from ..models import Access, BlobRecord, ByteSink, FileRecord, RevisionInfo, TreeEntry, ref_spelling
 from ..paths import check_tree, is_sha1
 from ..patterns import PathFilter
-from ..store import BlobInfo, Expected, Store
+from ..store import BlobInfo, BlobWriter, Expected, Store
 from ._details import Details
 from ._report import NullObserver, RevisionResult, SyncObserver, SyncReport
 
@@ -427,7 +427,11 @@ class Syncer:
             raise _stopped()
         self.observer.advanced(nbytes)
 
-    def _fetch(self, repo_type: str, name: str, commit: str, task: _Task) -> BlobInfo:
+    def _fetch(
+        self, repo_type: str, name: str, commit: str, task: _Task, wrap: Callable[[BlobWriter], ByteSink] | None = None
+    ) -> BlobInfo:
+        """Download one blob, verified. ``wrap`` puts a sink around the writer (pull-through lets clients
+        read the bytes while they arrive)."""
         if self.stop.is_set():
             raise _stopped()
         entry = task.entry
@@ -444,7 +448,8 @@ class Syncer:
                     resumed = writer.offset > 0
                     if resumed:
                         self.observer.advanced(writer.offset)
-                    self.client.download(repo_type, name, commit, entry.path, writer, self._advanced)
+                    sink = writer if wrap is None else wrap(writer)
+                    self.client.download(repo_type, name, commit, entry.path, sink, self._advanced)
                     try:
                         info = writer.commit()
                     except IntegrityError as exc:
