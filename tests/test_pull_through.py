@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,13 @@ SMALL_FILES = {"config.json": b'{"hidden_size": 8}\n', "README.md": b"---\nlicen
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def eventually(check: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
 
 
 def pull_config(root: Path, up: HubServer, **pull: Any) -> Path:
@@ -111,13 +118,17 @@ def test_hf_hub_download_pulls_one_file_and_lists_the_whole_repo(world: World, t
     assert r.result["files"] == sorted([p, len(b)] for p, b in expected.items())
     # one file was asked for: one file came from upstream (the rest of the listing costs nothing yet)
     assert world.up.count(path_contains="/resolve/") == 1
+    # in the HF-cache view, as synced commits are (recorded just after the client had its verified bytes)
+    view = world.home / "hf" / "hub" / f"models--{PUBLIC.replace('/', '--')}" / "snapshots" / world.up.head(PUBLIC)
+    assert eventually((view / "config.json").exists)
+    assert (view / "config.json").read_bytes() == SMALL_FILES["config.json"]
     status = json.loads(run_cli("-c", str(world.config), "status", "--json").stdout)
     small = next(r for r in status["repos"] if r["name"] == PUBLIC)
     assert small["pulled"] is True and small["refs"] == {"main": world.up.head(PUBLIC)}
     assert [c["files"] for c in small["commits"]] == [1]
-    # in the HF-cache view, as synced commits are
-    view = world.home / "hf" / "hub" / f"models--{PUBLIC.replace('/', '--')}" / "snapshots" / world.up.head(PUBLIC)
-    assert (view / "config.json").read_bytes() == SMALL_FILES["config.json"]
+    # the repo page lists every file; the card is fetched when someone downloads it
+    page = world.get(f"/{PUBLIC}")
+    assert page.status_code == 200 and "big.bin" in page.text and "not on this mirror yet" in page.text
     # it resolves offline now, like a synced file
     resolved = run_cli("-c", str(world.config), "resolve", PUBLIC, "config.json")
     assert resolved.returncode == 0, resolved.stderr
@@ -158,10 +169,7 @@ def test_a_client_that_goes_away_does_not_cancel_the_fetch(world: World) -> None
     finally:
         world.up.latency = 0.0
     blob = world.home / "blobs" / "sha256" / sha256(LATE)[:2] / sha256(LATE)
-    deadline = time.monotonic() + 30
-    while not blob.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert blob.exists()  # the fetch went on without its client
+    assert eventually(blob.exists)  # the fetch went on without its client
     again = world.get(f"/{PUBLIC}/resolve/main/late.bin")
     assert again.status_code == 200 and again.content == LATE
     assert world.up.count(path_contains="/blobs/") == 1
@@ -197,7 +205,7 @@ def test_a_corrupted_upstream_body_reaches_nobody_and_the_next_request_succeeds(
     assert not blob.exists()
     status, body = _received(f"{world.serve.url}/{PUBLIC}/resolve/main/{name}")
     assert status == 200 and body == good
-    assert blob.exists()
+    assert eventually(blob.exists)  # the client may finish before the store's rename: the bytes verified first
 
 
 def test_a_range_request_for_a_file_not_pulled_yet_waits_for_it(world: World) -> None:
@@ -275,6 +283,30 @@ def test_a_repo_upstream_does_not_have_answers_404(world: World, tmp_path: Path)
     assert r.raised("RepositoryNotFoundError"), r
     missing = world.get(f"/{PUBLIC}/resolve/main/no-such-file.txt")
     assert missing.status_code == 404 and missing.headers["X-Error-Code"] == "EntryNotFound"
+    # upstream's "no such repo" is remembered for a while: asking again costs upstream nothing
+    world.up.reset_log()
+    for _ in range(3):
+        assert world.get("/api/models/org/never-was").status_code in (401, 404)
+        assert world.get(f"/api/models/{PUBLIC}/revision/no-such-branch").status_code == 404
+    assert world.up.count(path_contains="never-was") == 0
+    assert world.up.count(path_contains="no-such-branch") == 1
+
+
+def test_hostile_names_never_reach_upstream(world: World) -> None:
+    world.up.reset_log()
+    paths = [
+        "/api/models/..%2F..%2Fapi%2Fwhoami-v2/revision/main",
+        "/api/models/org/..%2Fsecret/revision/main",
+        "/api/models/org/na%00me/revision/main",
+        "/api/models/" + "a" * 200 + "/revision/main",
+        f"/api/models/{PUBLIC}/revision/" + "x" * 300,
+        "/api/spaces/org/some-space/revision/main",
+        "/org/.hidden/resolve/main/config.json",
+    ]
+    for path in paths:
+        response = world.get(path)
+        assert 400 <= response.status_code < 500, (path, response.status_code)
+    assert world.up.count() == 0, [e.path for e in world.up.requests][:5]
 
 
 # ============================================================== a cold model load, then upstream gone

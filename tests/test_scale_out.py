@@ -474,3 +474,52 @@ def test_gc_deletes_objects_no_kept_commit_uses(
         assert resolved.returncode == 0 and Path(resolved.stdout.strip()).read_bytes() == new
     finally:
         upstream.stop()
+
+
+# ============================================================================ pull-through over S3 + PostgreSQL
+def test_pull_through_into_the_bucket_is_served_by_another_replica(site: ScaleSite, tmp_path: Path) -> None:
+    name = "org/pulled"
+    data = {"weights.bin": os.urandom(PART_SIZE + 12345), "config.json": b'{"pulled": true}\n'}
+    commit = site.upstream.commit(name, data)
+    code = f"""
+        from huggingface_hub import hf_hub_download
+        result = [open(hf_hub_download({name!r}, f), "rb").read().hex() for f in ("config.json", "weights.bin")]
+        """
+    with ExitStack() as stack:
+        configs = []
+        for replica in ("pull-a", "pull-b"):
+            extra = {
+                "store": {"url": site.bucket.url, "endpoint_url": site.bucket.endpoint_url},
+                "index": {"url": site.db_url},
+                "serve": {"pull_through": {"enabled": True}},
+            }
+            configs.append(
+                write_config(site.root / f"{replica}.yaml", site.upstream.url, site.root / replica, [], **extra)
+            )
+        first = site.replica(stack, "pull-a", configs[0])
+        got = hf_client(code, first.url, tmp_path / "a")
+        assert got.ok, got
+        assert [bytes.fromhex(h) for h in got.result] == [data["config.json"], data["weights.bin"]]
+        wanted = {sha256(b) for b in data.values()}
+        deadline = time.monotonic() + 30  # the client may finish before the upload does: its bytes verified first
+        while not wanted <= set(bucket_blobs(site.s3, site.bucket.bucket)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert wanted <= set(bucket_blobs(site.s3, site.bucket.bucket))
+        assert local_blob_files(site.root / "pull-a") == []
+
+        def recorded() -> dict[str, Any]:
+            status = site.cli("-c", str(configs[1]), "status", "--json")
+            assert status.returncode == 0, status.stderr
+            return next(r for r in json.loads(status.stdout)["repos"] if r["name"] == name)
+
+        while recorded()["commits"][0]["files"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # another replica (its own home, the same bucket and database) has it without asking upstream for bytes
+        site.upstream.reset_log()
+        second = site.replica(stack, "pull-b", configs[1])
+        again = hf_client(code, second.url, tmp_path / "b")
+        assert again.ok and again.result == got.result, again
+        assert site.upstream.count(path_contains="/resolve/") == 0
+        assert site.upstream.count(path_contains="/blobs/") == 0
+        pulled = recorded()
+        assert pulled["pulled"] and pulled["refs"]["main"] == commit and pulled["commits"][0]["files"] == 2

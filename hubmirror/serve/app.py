@@ -258,7 +258,7 @@ class HubApp:
             answer = await self.pull.resolve(request, snapshot, r.path)
             if answer is not None:
                 return answer
-            snapshot = catalog.refresh(snapshot)
+            snapshot = catalog.at(snapshot.repo, snapshot.commit)
         if not catalog.store.blobs_local:  # object-store reads block: off the event loop
             return await run_in_threadpool(reads.resolve_file, request, catalog, snapshot, r.path)
         return reads.resolve_file(request, catalog, snapshot, r.path)

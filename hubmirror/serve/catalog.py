@@ -106,14 +106,12 @@ class Catalog:
     def snapshot(self, repo_type: str, name: str, revision: str, caller: Caller) -> Snapshot:
         repos, revisions = self._caches()
         repo = self._repo(repos, repo_type, name, caller)
-        commit = self._commit(revisions, repo, revision)
+        return self.at(repo, self._commit(revisions, repo, revision))
+
+    def at(self, repo: Repo, commit: str) -> Snapshot:
+        """A commit's snapshot (also as it is now, after a pull-through fetch stored another file)."""
         files, missing = self._entries(repo, commit)
         return Snapshot(repo, commit, files, missing)
-
-    def refresh(self, snapshot: Snapshot) -> Snapshot:
-        """The same commit's snapshot as the index has it now (after a pull-through fetch)."""
-        files, missing = self._entries(snapshot.repo, snapshot.commit)
-        return Snapshot(snapshot.repo, snapshot.commit, files, missing)
 
     def files(self, repo: Repo, commit: str) -> dict[str, FileRecord]:
         return self._entries(repo, commit)[0]

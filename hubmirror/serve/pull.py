@@ -19,6 +19,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -27,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..config import PullThroughConfig, UpstreamConfig
+from ..config import PullThroughConfig, UpstreamConfig, validate_repo_id
 from ..errors import (
     AccessDeniedError,
     EntryNotFoundError,
@@ -42,7 +43,7 @@ from ..errors import (
 )
 from ..hub import upstream_client
 from ..index import open_index
-from ..models import Repo, RevisionInfo
+from ..models import REPO_TYPES, Repo, RevisionInfo
 from ..paths import is_sha1
 from ..resolve import Resolver
 from ..sync import Puller
@@ -59,6 +60,9 @@ T = TypeVar("T")
 PULL_WORKERS = 8
 STREAM_FROM = 1  # an empty file is answered once stored (it has no last byte to hold back)
 PULLED_BYTES_TTL = 30.0  # seconds the pulled total (serve.pull_through.max_total_size) is trusted
+REFUSAL_TTL = 30.0  # seconds upstream's "no such repo/revision" (or 403) is answered without asking again
+MAX_REFUSALS = 10_000
+MAX_REVISION = 256  # longer revision names are not sent upstream (the Hub's refs are far shorter)
 DOWN_RETRY = 30.0  # seconds between asking an upstream that was down again, while the last good commit is served
 MAX_PULL_RETRIES = 2  # serve answers a client waiting on the line: few retries, not sync's patience
 
@@ -83,6 +87,7 @@ class PullThrough:
         self._pending: dict[Hashable, Future[None]] = {}
         self._files: dict[tuple[str, str, str, str], tuple[Future[None], Follow]] = {}
         self._pulled, self._pulled_at = 0, float("-inf")
+        self._refusals: OrderedDict[tuple[str, str, str], tuple[float, HubHTTPError]] = OrderedDict()
         self._checked: dict[tuple[str, str, str], float] = {}  # (type, name, revision) → when it is next asked
 
     def close(self) -> None:
@@ -97,7 +102,8 @@ class PullThrough:
         key = (repo_type, name, revision)
         if time.monotonic() < self._checked.get(key, 0.0):  # asked upstream lately: the index has the answer
             return
-        if not self._applies(repo_type, name):
+        self._refused_lately(key)
+        if len(revision) > MAX_REVISION or not self._applies(repo_type, name):
             return
         await self._once(("revision", *key), lambda: self._pull_revision(repo_type, name, revision, caller))
 
@@ -121,8 +127,9 @@ class PullThrough:
 
     # -- policy ----------------------------------------------------------------------------------
     def _applies(self, repo_type: str, name: str) -> bool:
-        """Pull-through may fetch this repo: not one sync owns (listed), not a local one (pushed here)."""
-        if (repo_type, name) in self.mirrored:
+        """Pull-through may fetch this repo: a well-formed name (nothing else reaches upstream), not one sync
+        owns (listed), not a local one (pushed here)."""
+        if (repo_type, name) in self.mirrored or repo_type not in REPO_TYPES or not _well_formed(name):
             return False
         index = self.catalog.index()
         repo = index.find_repo(repo_type, name)
@@ -174,7 +181,7 @@ class PullThrough:
                 return
             if isinstance(exc, RepoNotFoundError):
                 self.puller.hide(repo_type, name)
-            raise _answer(exc) from exc
+            raise self._refused(key, _answer(exc)) from exc
         if not _may_record(info, caller):
             logger.info(
                 "pull-through: %s %s is %s upstream; not pulled for a caller who may not read private repos",
@@ -190,6 +197,22 @@ class PullThrough:
         except UpstreamError as exc:
             raise _answer(exc) from exc
         self._checked[key] = time.monotonic() + self.config.metadata_ttl
+
+    def _refused(self, key: tuple[str, str, str], answer: HubHTTPError) -> HubHTTPError:
+        """Remember upstream's refusal for a while: made-up names must not become one upstream request each
+        (the rate budget is shared with the pulls and syncs that matter)."""
+        with self._lock:
+            self._refusals[key] = (time.monotonic() + REFUSAL_TTL, answer)
+            self._refusals.move_to_end(key)
+            while len(self._refusals) > MAX_REFUSALS:
+                self._refusals.popitem(last=False)
+        return answer
+
+    def _refused_lately(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            refusal = self._refusals.get(key)
+        if refusal is not None and time.monotonic() < refusal[0]:
+            raise refusal[1]
 
     def _upstream_down(self, key: tuple[str, str, str], exc: UpstreamError) -> None:
         repo_type, name, revision = key
@@ -292,6 +315,14 @@ class PullThrough:
         finally:
             with self._lock:
                 self._pending.pop(key, None)
+
+
+def _well_formed(name: str) -> bool:
+    try:
+        validate_repo_id(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _may_record(info: RevisionInfo, caller: Caller) -> bool:

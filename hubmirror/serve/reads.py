@@ -296,7 +296,7 @@ def listing(request: Request, catalog: Catalog, repo_type: str, caller: Caller) 
             if not refs_:
                 continue
             commit = refs_[0].commit
-        snapshot = Snapshot(repo, commit, catalog.files(repo, commit))
+        snapshot = catalog.at(repo, commit)
         data = repo_json(
             catalog,
             snapshot,

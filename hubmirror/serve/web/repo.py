@@ -39,7 +39,7 @@ def repo_page(request: Request, catalog: Catalog, caller: Caller, repo: Repo, no
         return page(repo.name, body, caller, notice=notice)
     revision = asked or (default.name if default else "main")
     commit = catalog.commit(repo, revision)
-    snapshot = Snapshot(repo, commit, catalog.files(repo, commit))
+    snapshot = catalog.at(repo, commit)
     card = catalog.card(snapshot) or {}
     downloads = caller.may_download(repo)
     side = [_metadata(card), _snippet(request, repo, revision if asked else None), _refs(repo, refs, commit)]
@@ -151,6 +151,11 @@ def _card(catalog: Catalog, snapshot: Snapshot, downloads: bool) -> str:
     record = snapshot.files.get(README)
     if record is None:
         return '<h2>Model card</h2><p class="muted">This repo has no README.md.</p>'
+    if README in snapshot.missing:  # pull-through lists it; it is fetched when someone downloads it
+        return (
+            '<h2>Model card</h2><p class="muted">README.md is not on this mirror yet: '
+            "it is fetched on first download.</p>"
+        )
     if record.size > MAX_CARD_BYTES:
         link = f'<a href="{esc(_files_base(snapshot) + README)}">README.md</a>' if downloads else "README.md"
         return f"<h2>Model card</h2><p>The card is {human_size(record.size)}, too large to show here: {link}.</p>"

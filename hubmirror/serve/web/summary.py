@@ -8,7 +8,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from ...models import Ref, Repo
-from ..catalog import Catalog, Snapshot
+from ..catalog import Catalog
 
 MAX_TAGS = 40
 MAX_KEPT = 10_000
@@ -86,7 +86,7 @@ def summarize(catalog: Catalog, repo: Repo) -> Summary | None:
     kept = _KEPT.setdefault(catalog, {})
     facts = kept.get((repo, ref.commit))
     if facts is None:
-        snapshot = Snapshot(repo, ref.commit, catalog.files(repo, ref.commit))
+        snapshot = catalog.at(repo, ref.commit)
         facts = (catalog.card(snapshot) or {}, len(snapshot.files), sum(f.size for f in snapshot.files.values()))
         if len(kept) >= MAX_KEPT:
             kept.clear()
