@@ -6,6 +6,7 @@ rate gate are also driven in-process where a shortened clock keeps the test fast
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from hubserver import HubServer, RequestLog, add_minilm, make_small_files
 from prockit import Procs, wait_for
 
 from hubmirror.config import load_config
-from hubmirror.hub import RateGate
+from hubmirror.hub import RateGate, UpstreamClient
 from hubmirror.index import NEXT_SYNC_KEY, PushBook
 from hubmirror.mirror import Mirror
 from hubmirror.schedule import Schedule, run_scheduled, schedule_for
@@ -386,6 +387,25 @@ def test_rate_gate_pause_holds_counted_and_uncounted_requests() -> None:
     t0 = time.monotonic()
     gate.wait(counted=False)
     assert time.monotonic() - t0 >= 0.35
+
+
+def test_clients_of_one_upstream_share_one_gate_while_alive(upstream: HubServer) -> None:
+    """Serve's pull-through and a scheduled sync in one process: one budget, and a 429 pauses both."""
+    upstream.commit("org/paced", {"a.txt": b"a\n"})
+    with (
+        UpstreamClient(upstream.url, budget=50, backoff=0.01) as puller,
+        UpstreamClient(upstream.url, budget=50) as syncer,
+    ):
+        assert puller.gate is syncer.gate
+        assert UpstreamClient(upstream.url, budget=7).gate is not puller.gate  # another budget, another gate
+        upstream.faults.once("429", path_contains="/revision/")
+        assert puller.revision_info("model", "org/paced", "main").sha == upstream.head("org/paced")
+        assert upstream.faults.injected == 1
+        assert syncer.gate._not_before > 0  # the 429's Retry-After holds the other client too
+    del puller, syncer
+    gc.collect()
+    with UpstreamClient(upstream.url, budget=50) as later:
+        assert later.gate._not_before == 0  # nobody alive held that gate: a new one
 
 
 def test_sync_keeps_to_the_request_budget_and_completes(upstream: HubServer, make_config, home: Path) -> None:
