@@ -251,8 +251,12 @@ def test_a_private_repo_is_pulled_only_for_a_caller_who_may_read_private_repos(w
         from huggingface_hub import hf_hub_download
         result = open(hf_hub_download({PRIVATE!r}, "config.json")).read()
         """
+    world.up.reset_log()
     anonymous = hf_client(code, world.serve.url, tmp_path / "a")
     assert anonymous.raised("RepositoryNotFoundError"), anonymous
+    for _ in range(3):
+        assert world.get(f"/api/models/{PRIVATE}/revision/main").status_code in (401, 404)
+    assert world.up.count(path_contains=f"{PRIVATE}/revision/main") == 1  # upstream's "private" is remembered
     reader = hf_client(code, world.serve.url, tmp_path / "r", HF_TOKEN=READER)
     assert reader.raised("RepositoryNotFoundError"), reader
     assert world.get(f"/api/models/{PRIVATE}").status_code in (401, 404)

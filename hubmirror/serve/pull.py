@@ -43,7 +43,7 @@ from ..errors import (
 )
 from ..hub import upstream_client
 from ..index import open_index
-from ..models import REPO_TYPES, Repo, RevisionInfo
+from ..models import REPO_TYPES, Repo
 from ..paths import is_sha1
 from ..resolve import Resolver
 from ..sync import Puller
@@ -80,7 +80,6 @@ class PullThrough:
             upstream, pool_size=PULL_WORKERS, max_retries=min(upstream.max_retries, MAX_PULL_RETRIES)
         )
         self._index = open_index(catalog.index_at)
-        self.view = HFCacheView(view_root(catalog.store.home), catalog.store, self._index)
         self.puller = Puller(catalog.store, self._index, self.client, on_published=self._published)
         self._pool = ThreadPoolExecutor(max_workers=PULL_WORKERS, thread_name_prefix="hubmirror-pull")
         self._lock = threading.Lock()
@@ -89,6 +88,7 @@ class PullThrough:
         self._pulled, self._pulled_at = 0, float("-inf")
         self._refusals: OrderedDict[tuple[str, str, str], tuple[float, HubHTTPError]] = OrderedDict()
         self._checked: dict[tuple[str, str, str], float] = {}  # (type, name, revision) → when it is next asked
+        self._private: dict[tuple[str, str, str], float] = {}  # … private upstream: until when others skip it
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -100,8 +100,11 @@ class PullThrough:
     async def revision(self, repo_type: str, name: str, revision: str, caller: Caller) -> None:
         """Make sure the revision's current commit is recorded, when pull-through applies to the repo."""
         key = (repo_type, name, revision)
-        if time.monotonic() < self._checked.get(key, 0.0):  # asked upstream lately: the index has the answer
+        now = time.monotonic()
+        if now < self._checked.get(key, 0.0):  # asked upstream lately: the index has the answer
             return
+        if now < self._private.get(key, 0.0) and not _privileged(caller):
+            return  # private or gated upstream, asked lately: nothing to pull for this caller
         self._refused_lately(key)
         if len(revision) > MAX_REVISION or not self._applies(repo_type, name):
             return
@@ -112,7 +115,9 @@ class PullThrough:
         (and the fetch starts), a GET while the bytes arrive; None once the file is stored (a small file or a
         Range request waits for the fetch): then the caller answers as for any stored file."""
         entry = snapshot.missing[path]
-        await run_in_threadpool(self._check_limits, snapshot.repo, path, entry.size)
+        if time.monotonic() - self._pulled_at > PULLED_BYTES_TTL:  # an index query: off the event loop
+            await run_in_threadpool(self._refresh_pulled)
+        self._check_limits(snapshot.repo, path, entry.size)
         future, follow = self._start_file(snapshot, path)
         headers = file_headers(snapshot, snapshot.files[path])
         if request.method == "HEAD":
@@ -149,15 +154,14 @@ class PullThrough:
     def _check_limits(self, repo: Repo, path: str, size: int) -> None:
         if size > self.config.max_file_size:
             raise self._too_big(repo, f"'{path}' is {size} bytes, above serve.pull_through.max_file_size")
-        if self._pulled_bytes() + size > self.config.max_total_size:
+        if self._pulled + size > self.config.max_total_size:
             raise self._too_big(repo, f"'{path}' would take the pulled bytes past serve.pull_through.max_total_size")
 
-    def _pulled_bytes(self) -> int:
-        """The bytes pulled so far (re-read from the index now and then: other replicas pull too)."""
+    def _refresh_pulled(self) -> None:
+        """Re-read the pulled total from the index now and then: other replicas pull too."""
+        total = self.catalog.index().pulled_bytes()
         with self._lock:
-            if time.monotonic() - self._pulled_at > PULLED_BYTES_TTL:
-                self._pulled, self._pulled_at = self.catalog.index().pulled_bytes(), time.monotonic()
-            return self._pulled
+            self._pulled, self._pulled_at = total, time.monotonic()
 
     def _too_big(self, repo: Repo, why: str) -> HubHTTPError:
         return HubHTTPError(
@@ -182,7 +186,8 @@ class PullThrough:
             if isinstance(exc, RepoNotFoundError):
                 self.puller.hide(repo_type, name)
             raise self._refused(key, _answer(exc)) from exc
-        if not _may_record(info, caller):
+        if (info.private or info.gated) and not _privileged(caller):
+            self._private[key] = time.monotonic() + self.config.metadata_ttl
             logger.info(
                 "pull-through: %s %s is %s upstream; not pulled for a caller who may not read private repos",
                 repo_type,
@@ -270,16 +275,21 @@ class PullThrough:
             self._pulled += entry.size
         if self.catalog.store.blobs_local:  # as sync: with blobs in object storage, resolve lays out what it needs
             try:
-                self.view.add_snapshot(repo, snapshot.commit, [record])
-                self.view.sync_refs(repo)
+                view = self._view()
+                view.add_snapshot(repo, snapshot.commit, [record])
+                view.sync_refs(repo)
             except OSError as exc:
                 logger.warning("HF-cache view not updated for pulled %s %s (%s)", repo.type, repo.name, exc)
+
+    def _view(self) -> HFCacheView:
+        """The HF-cache view over this thread's index connection (pull threads never share one)."""
+        return HFCacheView(view_root(self.catalog.store.home), self.catalog.store, self.catalog.index())
 
     def _published(self, repo_type: str, name: str, commit: str) -> None:
         if not self.catalog.store.blobs_local:
             return  # as sync: with blobs in object storage, resolve lays out what is asked for
         try:
-            self.view.update(repo_type, name, commit)
+            self._view().update(repo_type, name, commit)
         except OSError as exc:
             logger.warning("HF-cache view not updated for pulled %s %s (%s)", repo_type, name, exc)
 
@@ -325,8 +335,9 @@ def _well_formed(name: str) -> bool:
     return True
 
 
-def _may_record(info: RevisionInfo, caller: Caller) -> bool:
-    return not (info.private or info.gated) or caller.admin or caller.read_private
+def _privileged(caller: Caller) -> bool:
+    """May cause pulls of private and gated repos (and read them once pulled)."""
+    return caller.admin or caller.read_private
 
 
 def _answer(exc: UpstreamError) -> HubHTTPError:
