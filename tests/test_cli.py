@@ -109,7 +109,7 @@ try:
     runpy.run_module("hubmirror", run_name="__main__")
 except SystemExit:
     pass
-print("\\n".join(sorted(sys.modules)), file=sys.stderr)
+print("\\n".join(sorted(name for name, module in sys.modules.items() if module is not None)), file=sys.stderr)
 """
 
 
@@ -139,6 +139,17 @@ def test_a_plain_sync_skips_the_cli_framework(xdg: Path, elsewhere: Path) -> Non
     )
     loaded = set(result.stderr.split())
     assert "hubmirror.cli._cmd_mirror" in loaded and "pydantic" not in loaded and "typer._adapters" not in loaded
+    # httpcore2 imports trio when installed (selenium brings it into this venv); the CLI never runs trio
+    listed = write_config(elsewhere / "one.yaml", "http://127.0.0.1:9", elsewhere / "home", [{"repo": "org/a"}])
+    contacted = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, "-c", str(listed), "sync", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=elsewhere,
+    )
+    loaded = set(contacted.stderr.split())
+    assert "httpcore2" in loaded and "trio" not in loaded, contacted.stderr[-500:]
     assert json.loads(result.stdout)["results"] == []
     full = cli("-c", str(config), "sync", "--json", "--every", "0s", xdg=xdg, cwd=elsewhere)  # the full CLI
     assert full.returncode == 2 and "every must be greater than 0" in full.stderr  # (through typer)

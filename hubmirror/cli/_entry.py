@@ -112,6 +112,9 @@ def _fast_sync(argv: list[str]) -> int | None:
 
 
 def main() -> None:
+    # httpcore2 imports trio whenever it is installed, to serve trio event loops (about 0.1 s with attrs,
+    # a fifth of an unchanged resync); this process never runs one. Nothing here imported it yet.
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
     for fast in (_fast_resolve, _fast_sync):
         code = fast(sys.argv[1:])
         if code is not None:
