@@ -251,6 +251,26 @@ def hf_client(code: str, endpoint: str, cache: Path, *, timeout: float = 180, **
     raise AssertionError(f"client crashed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
 
 
+# Client code: ``embed(source)`` loads config, tokenizer and model with transformers from ``source`` (a repo id
+# through HF_ENDPOINT, or a folder) and returns (config, mean-pooled embeddings of ``SENTENCES``); run with
+# tests/ on PYTHONPATH (for minilm_dir, the packaged files to compare with).
+EMBED_MINILM = """
+import torch
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+from hubserver import minilm_dir
+SENTENCES = ["The mirror answers like the Hub.", "Ein zweiter Satz, etwas länger als der erste."]
+def embed(source):
+    config = AutoConfig.from_pretrained(source)
+    tok = AutoTokenizer.from_pretrained(source)
+    model = AutoModel.from_pretrained(source).eval()
+    batch = tok(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    return config, (hidden * mask).sum(1) / mask.sum(1)
+"""
+
+
 def serve_site(site: Site) -> Iterator[ServeProcess]:
     """The body of a module's ``server`` fixture: ``hubmirror serve`` over ``site``, checked alive at the end."""
     with ServeProcess(site.config, site.root / "serve.log") as proc:

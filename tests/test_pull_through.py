@@ -21,7 +21,7 @@ import httpx2
 import pytest
 from conftest import MINILM, run_cli, write_config
 from hubserver import HubServer, add_minilm
-from servekit import ServeProcess, hf_client
+from servekit import EMBED_MINILM, ServeProcess, hf_client
 
 UP_TOKEN = "upstream-token-of-the-mirror"
 ADMIN = "pull-admin-token"
@@ -329,21 +329,10 @@ def minilm_world(tmp_path: Path) -> Iterator[World]:
         up.stop()
 
 
-EMBED = f"""
-import torch
+EMBED = (
+    EMBED_MINILM
+    + f"""
 from huggingface_hub import HfApi
-from transformers import AutoConfig, AutoModel, AutoTokenizer
-from hubserver import minilm_dir
-sentences = ["A mirror that fetches on first use.", "Zweiter Satz."]
-def embed(source):
-    config = AutoConfig.from_pretrained(source)
-    tok = AutoTokenizer.from_pretrained(source)
-    model = AutoModel.from_pretrained(source).eval()
-    batch = tok(sentences, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**batch).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).float()
-    return config, (hidden * mask).sum(1) / mask.sum(1)
 config, remote = embed({MINILM!r})
 _, local = embed(str(minilm_dir()))
 api = HfApi()
@@ -351,6 +340,7 @@ result = {{"diff": float((remote - local).abs().max()), "hidden": config.hidden_
           "sha": api.model_info({MINILM!r}).sha, "refs": [b.name for b in api.list_repo_refs({MINILM!r}).branches],
           "files": len(api.list_repo_files({MINILM!r}))}}
 """
+)
 
 
 def test_cold_from_pretrained_through_pull_through_then_with_upstream_stopped(

@@ -22,6 +22,7 @@ from conftest import MINILM
 from servekit import (
     CANARY,
     DATASET,
+    EMBED_MINILM,
     MANY,
     TAG_WITH_SLASH,
     ServeProcess,
@@ -306,25 +307,12 @@ def test_transformers_from_pretrained_via_hf_endpoint_matches_direct_load(
     r = client(
         server,
         tmp_path,
-        f"""
-        import torch
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-        from hubserver import minilm_dir
-        sentences = ["The mirror answers like the Hub.", "Ein zweiter Satz, etwas länger als der erste."]
-        def embed(source):
-            config = AutoConfig.from_pretrained(source)
-            tok = AutoTokenizer.from_pretrained(source)
-            model = AutoModel.from_pretrained(source).eval()
-            batch = tok(sentences, padding=True, return_tensors="pt")
-            with torch.no_grad():
-                hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            return config, (hidden * mask).sum(1) / mask.sum(1)
-        config, remote = embed({MINILM!r})
-        _, local = embed(str(minilm_dir()))
-        result = {{"diff": float((remote - local).abs().max()), "shape": list(remote.shape),
-                  "hidden": config.hidden_size}}
-    """,
+        EMBED_MINILM
+        + f"""
+config, remote = embed({MINILM!r})
+_, local = embed(str(minilm_dir()))
+result = {{"diff": float((remote - local).abs().max()), "shape": list(remote.shape), "hidden": config.hidden_size}}
+""",
         PYTHONPATH=str(Path(__file__).parent),
         timeout=240,
     )
