@@ -113,14 +113,19 @@ print("\\n".join(sorted(name for name, module in sys.modules.items() if module i
 """
 
 
+def _run_recording_imports(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the CLI with ``args``; its result and the modules it had imported when it ended."""
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+    return result, set(result.stderr.split())
+
+
 @pytest.mark.parametrize("args", [["--help"], ["status", "--help"], ["resolve", "org/none"]])
 def test_commands_load_only_what_they_use(args: list[str], xdg: Path, elsewhere: Path) -> None:
     """Start-up is part of every command: --help, and resolve (scripts call it in loops), never import the
     upstream client, the sync engine or the server."""
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORTED, *args], capture_output=True, text=True, timeout=60, cwd=elsewhere
-    )
-    loaded = set(result.stderr.split())
+    result, loaded = _run_recording_imports(args, elsewhere)
     assert "hubmirror.cli" in loaded or "hubmirror.cli._entry" in loaded, result.stderr[-2000:]
     for heavy in ("httpx2", "hubmirror.mirror", "hubmirror.sync", "hubmirror.serve", "starlette", "boto3"):
         assert heavy not in loaded, heavy
@@ -130,25 +135,11 @@ def test_a_plain_sync_skips_the_cli_framework(xdg: Path, elsewhere: Path) -> Non
     """sync from cron or a script (no terminal) is parsed without typer's pydantic-based coercion, and
     answers exactly as the full CLI does (same output, same exit code)."""
     config = write_config(elsewhere / "hubmirror.yaml", "http://127.0.0.1:9", elsewhere / "home", [])
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORTED, "-c", str(config), "sync", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=elsewhere,
-    )
-    loaded = set(result.stderr.split())
+    result, loaded = _run_recording_imports(["-c", str(config), "sync", "--json"], elsewhere)
     assert "hubmirror.cli._cmd_mirror" in loaded and "pydantic" not in loaded and "typer._adapters" not in loaded
     # httpcore2 imports trio when installed (selenium brings it into this venv); the CLI never runs trio
     listed = write_config(elsewhere / "one.yaml", "http://127.0.0.1:9", elsewhere / "home", [{"repo": "org/a"}])
-    contacted = subprocess.run(
-        [sys.executable, "-c", _IMPORTED, "-c", str(listed), "sync", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=elsewhere,
-    )
-    loaded = set(contacted.stderr.split())
+    contacted, loaded = _run_recording_imports(["-c", str(listed), "sync", "--json"], elsewhere)
     assert "httpcore2" in loaded and "trio" not in loaded, contacted.stderr[-500:]
     assert json.loads(result.stdout)["results"] == []
     full = cli("-c", str(config), "sync", "--json", "--every", "0s", xdg=xdg, cwd=elsewhere)  # the full CLI
