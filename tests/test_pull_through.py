@@ -30,6 +30,8 @@ PUBLIC = "org/small"
 PRIVATE = "org/secret"
 GATED = "org/gated"
 DENIED = "blocked/thing"
+DATA = "org/pulled-data"
+DATA_FILES = {"README.md": b"---\nlicense: cc-by-4.0\n---\n# data\n", "data/train.csv": b"text,label\nhi,1\n"}
 BIG = os.urandom(8 * 1024 * 1024)
 HUGE = b"h" * (3 * 1024 * 1024)
 LATE = os.urandom(3 * 1024 * 1024)
@@ -90,6 +92,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     up.create_repo(GATED, gated=True)
     up.commit(GATED, {"config.json": b'{"gated": true}\n'})
     up.commit(DENIED, {"config.json": b"{}\n"})
+    up.commit(DATA, DATA_FILES, repo_type="dataset")
     config = pull_config(root, up, max_total_size="40MB")
     with ServeProcess(config, root / "serve.log") as serve:
         yield World(root, up, serve, config)
@@ -133,6 +136,24 @@ def test_hf_hub_download_pulls_one_file_and_lists_the_whole_repo(world: World, t
     resolved = run_cli("-c", str(world.config), "resolve", PUBLIC, "config.json")
     assert resolved.returncode == 0, resolved.stderr
     assert Path(resolved.stdout.strip()).read_bytes() == SMALL_FILES["config.json"]
+
+
+def test_snapshot_download_of_a_dataset_through_pull_through(world: World, tmp_path: Path) -> None:
+    r = hf_client(
+        f"""
+        import os
+        from huggingface_hub import snapshot_download
+        folder = snapshot_download({DATA!r}, repo_type="dataset")
+        result = {{os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f)).read()
+                  for d, _, fs in os.walk(folder) for f in fs}}
+        """,
+        world.serve.url,
+        tmp_path / "cache",
+    )
+    assert r.ok, r
+    assert r.result == {path: data.decode() for path, data in DATA_FILES.items()}
+    # datasets are kept apart from models: the same name as a model is another repo
+    assert world.get(f"/api/models/{DATA}").status_code in (401, 404)
 
 
 def test_eight_concurrent_clients_cause_one_upstream_download(world: World) -> None:
