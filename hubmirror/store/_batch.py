@@ -9,6 +9,7 @@ appears. A crash before the end leaves temp files (swept later) or blobs no inde
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,13 +21,15 @@ from ._writer import BlobInfo, BlobWriter, Expected
 
 class BlobBatch:
     """Blobs written together: :meth:`add` verifies each one, :meth:`flush` makes them all durable and
-    named. Leaving without flushing deletes what was staged."""
+    named. Leaving without flushing deletes what was staged. Several threads may :meth:`add` at once (a
+    push copies many files in parallel); :meth:`flush` and :meth:`discard` run once they are done."""
 
     def __init__(self, tmp_dir: Path, blobs: Blobs, max_files: int = 4096, max_bytes: int = 1024**3) -> None:
         self.tmp_dir, self._blobs = tmp_dir, blobs
         self.max_files, self.max_bytes = max_files, max_bytes
         self._staged: list[tuple[BlobWriter, BlobInfo]] = []
         self._bytes = 0
+        self._lock = threading.Lock()
 
     @property
     def full(self) -> bool:
@@ -44,8 +47,9 @@ class BlobBatch:
         except BaseException:
             writer.discard(keep_partial=False)
             raise
-        self._staged.append((writer, info))
-        self._bytes += info.size
+        with self._lock:
+            self._staged.append((writer, info))
+            self._bytes += info.size
         return info
 
     def flush(self) -> list[BlobInfo]:
