@@ -18,6 +18,7 @@ from ..store import Expected, Store
 logger = logging.getLogger(__name__)
 
 INGEST_WORKERS = 8
+SYNC_NOW_BYTES = 8 * 1024 * 1024  # larger copies are written to disk at once, while the upload runs
 
 
 class Ingester:
@@ -47,7 +48,7 @@ class Ingester:
         upstream)."""
         try:
             with f.source.open("rb") as handle:
-                self.batch.add(handle, Expected(f.size, f.sha256, f.git_sha1))
+                self.batch.add(handle, Expected(f.size, f.sha256, f.git_sha1), sync_now=f.size >= SYNC_NOW_BYTES)
             return True
         except IntegrityError as exc:
             logger.info(
