@@ -210,3 +210,39 @@ def test_recording_failure_is_a_warning_and_the_next_push_records_it(
     again = push(upstream, home, folder, "me/unrecorded")
     assert again.status == "up to date" and not again.warnings
     assert_mirrors_upstream(upstream, home, "me/unrecorded", result.commit)
+
+
+def test_the_view_lends_unchanged_links_from_the_parent_snapshot(
+    upstream: HubServer, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new snapshot hard-links the parent's symlinks where they say the same (creating symlinks
+    dominated a small change of a big repo); changed files get their own; a filesystem that refuses to
+    link a symlink gets symlinks throughout."""
+    folder = write_tree(tmp_path / "model", {"README.md": CARD, "a.txt": "a\n", "sub/b.txt": "b\n", "c.txt": "c\n"})
+    first = push(upstream, home, folder, "me/view", create=True)
+    (folder / "a.txt").write_text("a2\n")
+    second = push(upstream, home, folder, "me/view")
+    assert first.commit and second.commit
+    snapshots = home / "hf" / "hub" / "models--me--view" / "snapshots"
+    old, new = snapshots / first.commit, snapshots / second.commit
+    for rel in ("README.md", "sub/b.txt", "c.txt"):
+        assert os.lstat(new / rel).st_ino == os.lstat(old / rel).st_ino  # one symlink, two names
+        assert os.readlink(new / rel) == os.readlink(old / rel)
+    assert os.lstat(new / "a.txt").st_ino != os.lstat(old / "a.txt").st_ino
+    assert (new / "a.txt").read_text() == "a2\n" and (old / "a.txt").read_text() == "a\n"
+    assert_mirrors_upstream(upstream, home, "me/view", second.commit)
+
+    def refuse(*args: Any, **kw: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)  # (the view's blobs fall back to symlinks too)
+    (folder / "c.txt").write_text("c2\n")
+    third = push(upstream, home, folder, "me/view")
+    assert third.commit and not third.warnings
+    latest = snapshots / third.commit
+    assert os.lstat(latest / "sub/b.txt").st_ino != os.lstat(new / "sub/b.txt").st_ino
+    assert {p: (latest / p).read_text() for p in ("a.txt", "sub/b.txt", "c.txt")} == {
+        "a.txt": "a2\n",
+        "sub/b.txt": "b\n",
+        "c.txt": "c2\n",
+    }
