@@ -111,6 +111,7 @@ def test_changes_and_deletes_are_recorded_as_upstream_lists_them(
         assert repo is not None
         meta = mirror.index.commit_meta(repo, second.commit)
         assert meta is not None and (meta.parent, meta.title) == (first.commit, "second")
+        assert meta.date is not None  # upstream's account of the commit, asked while it was published
         assert {r.name: r.kind for r in mirror.index.refs(repo)} == {"main": "branch"}
 
 

@@ -334,30 +334,36 @@ class Pusher:
             with self.store.write_lock():
                 # (a regular file is known by its git sha1 through its blob row: rows before publishing)
                 self.index.add_blobs(BlobRecord(s, f.size, f.git_sha1) for s, f in pushed.items() if s in stored)
-            if listed is not None and meta is not None:
-                meta = _listed_meta(listed, meta)
-            info = replace(done.base, sha=commit, last_modified=meta.date if meta else done.base.last_modified)
+            info = replace(done.base, sha=commit, last_modified=None if meta else done.base.last_modified)
             syncer = Syncer(self.store, self.index, self.client, workers=4, on_published=self.on_published)
             try:
                 syncer.publish_tree(spec, result.revision, info, list(tree.values()), meta=meta, kind="branch")
             finally:
                 syncer.close()
+            if listed is not None and meta is not None:
+                # Asked while the commit was being published (a round trip off the critical path).
+                self._add_listed_meta(result.type, done.base.repo_id, commit, listed, meta)
         except (HubMirrorError, OSError) as exc:
             result.warnings.append(f"pushed, but not recorded in the local mirror: {exc}")
             logger.warning("push %s: %s", result.repo, result.warnings[-1])
 
-
-def _listed_meta(listed: Future[CommitMeta | None], known: CommitMeta) -> CommitMeta:
-    """Upstream's account of the new commit (title, message, authors, date) where it gives one, else what
-    the push sent; the parent is the commit the push diffed against."""
-    try:
-        found = listed.result()
-    except HubMirrorError as exc:
-        logger.info("could not read the pushed commit's details upstream (%s); recording what was sent", exc)
-        return known
-    if found is None:
-        return known
-    return replace(found, parent=known.parent, title=found.title or known.title)
+    def _add_listed_meta(
+        self, repo_type: str, name: str, commit: str, listed: Future[CommitMeta | None], sent: CommitMeta
+    ) -> None:
+        """Add upstream's account of the pushed commit (authors, date, its title and message as stored) to
+        what was recorded from what the push sent; if upstream cannot say, what was sent stays."""
+        try:
+            found = listed.result()
+        except HubMirrorError as exc:
+            logger.info("could not read the pushed commit's details upstream (%s); keeping what was sent", exc)
+            return
+        repo = self.index.find_repo(repo_type, name)
+        if found is None or repo is None:
+            return
+        with self.store.write_lock():
+            self.index.set_commit_meta(
+                repo, commit, replace(found, parent=sent.parent, title=found.title or sent.title)
+            )
 
 
 def _differs(local: LocalFile, remote: TreeEntry | None) -> bool:
