@@ -19,7 +19,7 @@ import hubmirror.sync._syncer as syncer_mod
 from hubmirror.errors import StoreError, UpstreamUnavailableError
 from hubmirror.hub import HubWriter, UpstreamClient
 from hubmirror.mirror import Mirror
-from hubmirror.models import TreeEntry
+from hubmirror.models import Backends, TreeEntry
 from hubmirror.push import PushResult
 
 pytestmark = pytest.mark.timeout(120)
@@ -247,3 +247,28 @@ def test_the_view_lends_unchanged_links_from_the_parent_snapshot(
         "sub/b.txt": "b\n",
         "c.txt": "c2\n",
     }
+
+
+def test_a_push_into_a_store_in_object_storage(upstream: HubServer, s3_bucket: Any, tmp_path: Path) -> None:
+    """Small copies go up as one batch, a large one streams up on its own (no multipart upload is left
+    behind), and the mirrored commit equals upstream's."""
+    upstream.lfs_threshold = 1024
+    big = os.urandom(9 * 1024 * 1024)  # over the push's batch limit and the bucket's part size
+    folder = write_tree(tmp_path / "model", {"README.md": CARD, "a.txt": "a\n", "sub/b.txt": "b\n", "big.bin": big})
+    home = tmp_path / "home"
+    backends = Backends(store_url=s3_bucket.url, endpoint_url=s3_bucket.endpoint_url)
+    with Mirror(home, backends=backends) as mirror, UpstreamClient(upstream.url, TOKEN, max_retries=1) as client:
+        result = mirror.pusher(client).push(folder, "me/in-s3", create=True)
+        assert result.status == "pushed" and result.commit and not result.warnings
+        assert mirror.store.read_blob(hashlib.sha256(big).hexdigest()) == big
+        assert mirror.store.read_blob(hashlib.sha256(b"b\n").hexdigest()) == b"b\n"
+        bucket = mirror.store.blobs.client  # type: ignore[attr-defined]
+        assert bucket.list_multipart_uploads(Bucket=s3_bucket.bucket).get("Uploads", []) == []
+    with Mirror(home, backends=backends) as mirror:
+        found = mirror.index.find_repo("model", "me/in-s3")
+        assert found is not None
+        recorded = {
+            f.path: TreeEntry(f.path, f.size, f.git_oid, f.sha256 if f.lfs else None)
+            for f in mirror.index.files(found, result.commit)
+        }
+    assert recorded == upstream_tree(upstream, "me/in-s3")

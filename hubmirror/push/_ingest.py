@@ -18,15 +18,16 @@ from ..store import Expected, Store
 logger = logging.getLogger(__name__)
 
 INGEST_WORKERS = 8
-SYNC_NOW_BYTES = 8 * 1024 * 1024  # larger copies are written to disk at once, while the upload runs
+ALONE_BYTES = 8 * 1024 * 1024  # larger copies are stored on their own, at once, while the upload runs
 
 
 class Ingester:
     """Copies files into the store on a few threads from the moment a push knows what it sends, so the
-    copying overlaps the upload. The copies wait in one batch and are made durable together by
+    copying overlaps the upload. Small copies wait in one batch and are made durable together by
     :meth:`stored` (one barrier for the lot instead of two fsyncs per file: a first push of hundreds of
-    small files was bound by them). A blob stored for a push that then fails is harmless: content-addressed
-    and verified, the next attempt reuses it; a copy never flushed is deleted on exit."""
+    small files was bound by them); large ones are stored on their own at once. A blob stored for a push
+    that then fails is harmless: content-addressed and verified, the next attempt reuses it; a copy never
+    flushed is deleted on exit."""
 
     def __init__(self, store: Store, index: Index) -> None:
         self.store, self.index = store, index
@@ -46,9 +47,15 @@ class Ingester:
     def _copy(self, f: LocalFile) -> bool:
         """False if the file changed since it was hashed (the mirror then takes the pushed bytes from
         upstream)."""
+        expected = Expected(f.size, f.sha256, f.git_sha1)
         try:
-            with f.source.open("rb") as handle:
-                self.batch.add(handle, Expected(f.size, f.sha256, f.git_sha1), sync_now=f.size >= SYNC_NOW_BYTES)
+            if f.size >= ALONE_BYTES:
+                # Durable now (its fsync overlaps the upload instead of lengthening the barrier after the
+                # commit; in object storage it streams as it is read).
+                self.store.ingest_file(f.source, expected)
+            else:
+                with f.source.open("rb") as handle:
+                    self.batch.add(handle, expected)
             return True
         except IntegrityError as exc:
             logger.info(

@@ -35,26 +35,15 @@ class BlobBatch:
     def full(self) -> bool:
         return len(self._staged) >= self.max_files or self._bytes >= self.max_bytes
 
-    def add(
-        self,
-        source: Readable,
-        expected: Expected,
-        on_bytes: Callable[[int], None] | None = None,
-        *,
-        sync_now: bool = False,
-    ) -> BlobInfo:
-        """Copy ``source`` to a temp file while hashing it; raises IntegrityError (nothing kept) on a mismatch.
-
-        ``sync_now``: write this one's bytes to disk at once (fsync) rather than at :meth:`flush`'s barrier:
-        for a large blob copied while the caller waits on something else (a push's upload), so the barrier
-        has little left to write when the caller does wait on it."""
+    def add(self, source: Readable, expected: Expected, on_bytes: Callable[[int], None] | None = None) -> BlobInfo:
+        """Copy ``source`` to a temp file while hashing it; raises IntegrityError (nothing kept) on a mismatch."""
         writer = BlobWriter(self.tmp_dir, self._blobs, expected, None)
         try:
             while chunk := source.read(CHUNK):
                 writer.write(chunk)
                 if on_bytes is not None:
                     on_bytes(len(chunk))
-            info = writer.finish(durable=sync_now)
+            info = writer.finish(durable=False)
         except BaseException:
             writer.discard(keep_partial=False)
             raise
