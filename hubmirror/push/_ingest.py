@@ -32,8 +32,10 @@ class Ingester:
     def __init__(self, store: Store, index: Index) -> None:
         self.store, self.index = store, index
         self.pool = ThreadPoolExecutor(max_workers=INGEST_WORKERS, thread_name_prefix="push-ingest")
+        self.settler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-settle")
         self.batch = store.batch()
         self.jobs: dict[str, Future[bool]] = {}
+        self.settling: list[Future[set[str]]] = []
         self.present: set[str] = set()
 
     def start(self, files: list[LocalFile]) -> None:
@@ -63,14 +65,27 @@ class Ingester:
             )
             return False
 
+    def settle_soon(self) -> None:
+        """Make the copies started so far durable in the background, once they are done: a push calls it
+        before its commit request, so the barrier overlaps the server's work instead of following it (a
+        blob named before the commit exists is harmless: the push holds the gc guard, and an unrecorded
+        blob is gc's to drop if the commit fails)."""
+        jobs, self.jobs = self.jobs, {}
+        self.settling.append(self.settler.submit(self._settle, jobs))
+
+    def _settle(self, jobs: dict[str, Future[bool]]) -> set[str]:
+        copied = {sha256 for sha256, job in jobs.items() if job.result()}
+        self.batch.flush()
+        return copied
+
     def stored(self) -> set[str]:
         """Wait for every copy and make them durable under their names; returns the sha256s of the started
         files that the store now holds (those whose file changed since it was hashed are missing). Raises
-        StoreError or OSError (nothing of the batch is named then)."""
-        copied = {sha256 for sha256, job in self.jobs.items() if job.result()}
-        self.batch.flush()
-        self.jobs = {}
-        self.present |= copied
+        StoreError or OSError (nothing of the failed batch is named then)."""
+        self.settle_soon()  # what was started since
+        settling, self.settling = self.settling, []
+        for done in settling:
+            self.present |= done.result()
         return set(self.present)
 
     def __enter__(self) -> Ingester:
@@ -78,4 +93,5 @@ class Ingester:
 
     def __exit__(self, *exc_info: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.settler.shutdown(wait=True, cancel_futures=True)
         self.batch.discard()

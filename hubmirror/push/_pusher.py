@@ -269,6 +269,7 @@ class Pusher:
         lfs = [f for f in changed if modes.get(f.path) == "lfs"]
         regular = [f for f in changed if modes.get(f.path) != "lfs"]
         result.lfs_uploaded = self.writer.upload_lfs(result.type, result.repo, result.revision, lfs)
+        ingester.settle_soon()  # the copies become durable while the commit request runs
         done = self.writer.commit(
             result.type,
             result.repo,
