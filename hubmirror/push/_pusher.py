@@ -264,8 +264,8 @@ class Pusher:
             result.status, result.commit = "up to date", None
             logger.info("push %s → %s@%s: up to date", folder, result.repo, result.revision)
             return _Attempt(base, remote)
-        ingester.start(changed)  # copy into the store while asking and uploading
         modes = self.writer.upload_modes(result.type, result.repo, result.revision, changed)
+        ingester.start(changed)  # upstream accepts our writes: copy into the store while uploading
         lfs = [f for f in changed if modes.get(f.path) == "lfs"]
         regular = [f for f in changed if modes.get(f.path) != "lfs"]
         result.lfs_uploaded = self.writer.upload_lfs(result.type, result.repo, result.revision, lfs)
