@@ -558,5 +558,7 @@ def test_fast_path_and_full_cli_push_alike(upstream: HubServer, cfg: Path, tmp_p
     assert bad.returncode != 0 and "--repo 'not a repo'" in bad.stderr
     unknown = run_cli("-c", str(cfg), "push", str(folder), "--repo", "me/both", "--frobnicate", timeout=120)
     assert unknown.returncode != 0 and "--frobnicate" in unknown.stderr
+    abbreviated = run_cli("-c", str(cfg), "push", str(folder), "--rep", "me/both", timeout=120)
+    assert abbreviated.returncode != 0 and "No such option: --rep" in abbreviated.stderr
     missing = run_cli("-c", str(cfg), "push", str(tmp_path / "nowhere"), "--repo", "me/both", timeout=120)
     assert missing.returncode != 0 and "is not a folder" in missing.stderr

@@ -141,7 +141,7 @@ def _fast_push(argv: list[str]) -> int | None:
     if split is None:
         return None
     top, rest = split
-    tail = _Parser(add_help=False)
+    tail = _Parser(add_help=False, allow_abbrev=False)  # (click takes no abbreviations either)
     tail.add_argument("folder", type=Path)
     tail.add_argument("--repo", required=True)
     tail.add_argument("-t", "--type", dest="repo_type", default="model")
