@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,31 @@ def test_a_batch_publishes_all_or_leaves_nothing(store: Store) -> None:
     with store.batch() as batch:
         batch.add(_Reader(abandoned), Expected(len(abandoned), _sha(abandoned)))
     assert not store.has_blob(_sha(abandoned)) and not any(store.tmp_dir.iterdir())
+
+
+def test_a_batch_filled_from_threads_flushes_what_it_holds_and_a_failed_flush_keeps_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blobs = [os.urandom(2000 + n) for n in range(40)]
+    with store.batch() as batch, ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda d: batch.add(_Reader(d), Expected(len(d), _sha(d))), blobs[:20]))
+        assert sorted(i.sha256 for i in batch.flush()) == sorted(_sha(d) for d in blobs[:20])
+        list(pool.map(lambda d: batch.add(_Reader(d), Expected(len(d), _sha(d))), blobs[20:]))
+        assert sorted(i.sha256 for i in batch.flush()) == sorted(_sha(d) for d in blobs[20:])  # only the new
+        assert batch.flush() == []
+    assert {b.sha256 for b in store.iter_blobs()} == {_sha(d) for d in blobs}
+
+    def full(*args: object, **kw: object) -> None:
+        raise StoreError("cannot write the store: No space left on device")
+
+    doomed = os.urandom(999)
+    with store.batch() as batch:
+        batch.add(_Reader(doomed), Expected(len(doomed), _sha(doomed)))
+        monkeypatch.setattr(store.blobs, "publish", full)
+        with pytest.raises(StoreError, match="No space left"):
+            batch.flush()
+        assert not any(store.tmp_dir.iterdir())  # the failed flush's temp files are gone at once
+    assert not store.has_blob(_sha(doomed))
 
 
 def test_copies_out_are_verified_and_deleting_is_final(store: Store, tmp_path: Path) -> None:

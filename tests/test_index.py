@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -337,6 +338,25 @@ def test_data_version_moves_on_every_commit_from_anyone(location: str | Path, in
 
 
 # ============================================================================ pushbook
+def test_pushbook_cached_hashes_is_one_query_per_chunk(index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1,201-file folder asks the index a few times, not once per file (SQLite allows 999 variables
+    a statement on old builds: the IN lists are chunked), on both backends."""
+    book = PushBook(index)
+    rows = [(f"/big/{i:05d}", i, i + 1, sha(i), sha1(i)) for i in range(1201)]
+    book.save_hashes(rows)
+    asked: list[int] = []
+    real = index._rows
+
+    def counting(sql: str, params: Any = ()) -> Any:
+        asked.append(len(params))
+        return real(sql, params)
+
+    monkeypatch.setattr(index, "_rows", counting)
+    found = book.cached_hashes([r[0] for r in rows] + ["/big/missing"])
+    assert found == {path: (size, mtime, s256, s1) for path, size, mtime, s256, s1 in rows}
+    assert len(asked) == 3 and max(asked) <= 999
+
+
 def test_pushbook_hashes_outbox_and_state(index: Index) -> None:
     book = PushBook(index)
     book.save_hashes([("/f/a", 1, 10**18, sha(1), sha1(1)), ("/f/b?", 2, 3, sha(2), sha1(2))])

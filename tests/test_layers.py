@@ -29,8 +29,9 @@ LAYERS = [
     {"cli"},  # the command line
     {"__init__", "__main__"},  # the public surface
 ]
-# Same-layer imports that are part of the design. push → sync: a push mirrors the commit it made by syncing
-# it (the speed issue replaces this with publishing from the diff). maintenance → bundle: repair takes blobs
+# Same-layer imports that are part of the design. push → sync: a push mirrors the commit it made through the
+# syncer's publish path, given the tree the push knows (``Syncer.publish_tree``; it downloads only what
+# neither the store nor the folder has). maintenance → bundle: repair takes blobs
 # from a bundle; maintenance → resolve: remove resolves a revision the way every lookup does.
 ALLOWED_SIDEWAYS = {("push", "sync"), ("maintenance", "bundle"), ("maintenance", "resolve")}
 OWNERS = {

@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -524,3 +526,39 @@ def test_push_to_hubmirror_serve_as_upstream(tmp_path: Path, minilm: Path) -> No
         )
     proc = run_cli("--home", str(home_b), "resolve", "me/minilm", "config.json", timeout=60)
     assert proc.returncode == 0 and Path(proc.stdout.strip()).read_text() == '{"changed": true}\n'
+
+
+# =================================================================================================== the command line
+def full_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The typer CLI itself, past the entry point's fast paths."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBMIRROR_", "HF_"))}
+    code = "import sys; from hubmirror.cli._app import app; sys.argv[0] = 'hubmirror'; app()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def test_fast_path_and_full_cli_push_alike(upstream: HubServer, cfg: Path, tmp_path: Path) -> None:
+    """A plain push is parsed by the entry point (no typer); the full CLI gives the same result."""
+    folder = write_tree(tmp_path / "model", {"README.md": GOOD_CARD, "a.txt": "a\n", "b.txt": "b\n"})
+    args = ["-c", str(cfg), "push", str(folder), "--repo", "me/both", "--json"]
+    full = full_cli(*args, "--create", "-m", "by typer")
+    assert full.returncode == 0, full.stderr
+    (folder / "a.txt").write_text("a2\n")
+    (folder / "b.txt").unlink()
+    fast = run_cli(*args, "--delete-remote", "-m", "by argparse", "--revision", "main", timeout=120)
+    assert fast.returncode == 0, fast.stderr
+    first, second = json.loads(full.stdout), json.loads(fast.stdout)
+    assert first.keys() == second.keys()
+    assert (second["status"], second["files_uploaded"], second["deleted"]) == ("pushed", 1, ["b.txt"])
+    assert [c["summary"] for c in upstream.commits_made] == ["by typer", "by argparse"]
+
+    # what the fast path does not parse falls through to the full CLI, which says what is wrong
+    bad = run_cli("-c", str(cfg), "push", str(folder), "--repo", "not a repo", timeout=120)
+    assert bad.returncode != 0 and "--repo 'not a repo'" in bad.stderr
+    unknown = run_cli("-c", str(cfg), "push", str(folder), "--repo", "me/both", "--frobnicate", timeout=120)
+    assert unknown.returncode != 0 and "--frobnicate" in unknown.stderr
+    abbreviated = run_cli("-c", str(cfg), "push", str(folder), "--rep", "me/both", timeout=120)
+    assert abbreviated.returncode != 0 and "No such option: --rep" in abbreviated.stderr
+    missing = run_cli("-c", str(cfg), "push", str(tmp_path / "nowhere"), "--repo", "me/both", timeout=120)
+    assert missing.returncode != 0 and "is not a folder" in missing.stderr

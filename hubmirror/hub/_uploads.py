@@ -12,9 +12,10 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..errors import HubMirrorError, UpstreamError, UpstreamProtocolError
@@ -25,6 +26,9 @@ from ._http import HubSession
 logger = logging.getLogger(__name__)
 
 BATCH = 256
+WORKERS = 4  # concurrent preupload batches and LFS transfers (each its own pooled connection)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 LFS_HEADERS = {"accept": "application/vnd.git-lfs+json", "content-type": "application/vnd.git-lfs+json"}
 
 
@@ -94,10 +98,9 @@ class HubWriter:
 
     def upload_modes(self, repo_type: str, repo_id: str, revision: str, files: list[LocalFile]) -> dict[str, str]:
         """path → "lfs" | "regular", as the server decides (size 0 is always regular)."""
-        modes: dict[str, str] = {}
         url = f"{self.session.api_url(repo_type, repo_id)}/preupload/{quote(revision, safe='')}"
-        for start in range(0, len(files), BATCH):
-            batch = files[start : start + BATCH]
+
+        def ask(batch: list[LocalFile]) -> dict[str, str]:
             payload = {
                 "files": [
                     {"path": f.path, "size": f.size, "sample": base64.b64encode(_sample(f.source)).decode()}
@@ -108,8 +111,11 @@ class HubWriter:
             items = data.get("files") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise UpstreamProtocolError("preupload answer has no 'files' list", url=url)
-            for item in items:
-                modes[item["path"]] = "regular" if item.get("uploadMode") != "lfs" else "lfs"
+            return {item["path"]: "regular" if item.get("uploadMode") != "lfs" else "lfs" for item in items}
+
+        modes: dict[str, str] = {}
+        for answer in _each(ask, [files[start : start + BATCH] for start in range(0, len(files), BATCH)]):
+            modes.update(answer)
         for f in files:
             if f.size == 0:
                 modes[f.path] = "regular"
@@ -126,6 +132,21 @@ class HubWriter:
         """Upload LFS objects the server does not have yet; returns how many were sent."""
         url = f"{self.session.endpoint}/{url_prefix(repo_type)}{repo_id}.git/info/lfs/objects/batch"
         by_oid = {f.sha256: f for f in files}
+
+        def send(job: tuple[LocalFile, dict]) -> None:
+            local, actions = job
+            self._transfer(local, actions["upload"], repo_id)
+            if actions.get("verify"):
+                verify = actions["verify"]
+                self.session.post_json(
+                    verify["href"],
+                    {"oid": local.sha256, "size": local.size},
+                    repo=repo_id,
+                    what=f"LFS verify of '{local.path}'",
+                    headers=verify.get("header") or None,
+                )
+            on_bytes(local.size)
+
         sent = 0
         oids = list(by_oid)
         for start in range(0, len(oids), BATCH):
@@ -139,24 +160,15 @@ class HubWriter:
             data = self.session.post_json(
                 url, payload, repo=repo_id, what=f"LFS batch for '{repo_id}'", headers=LFS_HEADERS
             )
+            todo = []
             for obj in (data.get("objects") or []) if isinstance(data, dict) else []:
                 if obj.get("error"):
                     raise UpstreamError(f"upstream refused LFS object {obj.get('oid')}: {obj['error']}")
                 actions = obj.get("actions") or {}
-                if "upload" not in actions:
-                    continue  # the server has it already
-                local = by_oid[obj["oid"]]
-                self._transfer(local, actions["upload"], repo_id)
-                if actions.get("verify"):
-                    verify = actions["verify"]
-                    self.session.post_json(
-                        verify["href"],
-                        {"oid": local.sha256, "size": local.size},
-                        repo=repo_id,
-                        what=f"LFS verify of '{local.path}'",
-                        headers=verify.get("header") or None,
-                    )
-                on_bytes(local.size)
+                if "upload" in actions:  # else the server has it already
+                    todo.append((by_oid[obj["oid"]], actions))
+
+            for _ in _each(send, todo):
                 sent += 1
         return sent
 
@@ -247,6 +259,22 @@ class HubWriter:
         if not isinstance(data, dict) or not isinstance(data.get("commitOid"), str):
             raise UpstreamProtocolError(f"{what}: answer has no commitOid", url=url)
         return CommitResult(data["commitOid"], str(data.get("commitUrl", "")))
+
+
+def _each(work: Callable[[_T], _R], jobs: list[_T]) -> Iterator[_R]:
+    """``work`` over ``jobs`` on up to WORKERS threads (inline for one job), results in order. The first
+    error is raised once every started job has ended; jobs not started yet are dropped."""
+    if len(jobs) <= 1:
+        yield from map(work, jobs)
+        return
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(jobs)), thread_name_prefix="hub-upload") as pool:
+        futures = [pool.submit(work, job) for job in jobs]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def _sample(path: Path) -> bytes:

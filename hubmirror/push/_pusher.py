@@ -12,25 +12,26 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import RepoSpec, parse_card_metadata
-from ..errors import ConflictError, HubMirrorError, IntegrityError, RepoNotFoundError, UpstreamError
-from ..hashing import hash_file
+from ..errors import ConflictError, HubMirrorError, RepoNotFoundError
+from ..hashing import git_blob_sha1, hash_file, lfs_pointer
 from ..hub import HubWriter, LocalFile, UpstreamClient
 from ..index import Index, PushBook
-from ..models import BlobRecord, TreeEntry
-from ..store import Expected, Store
+from ..models import BlobRecord, CommitMeta, RevisionInfo, TreeEntry
+from ..patterns import PathFilter
+from ..store import Store
 from ..sync import Syncer
 from ._folderscan import scan_folder
+from ._ingest import Ingester
 
 logger = logging.getLogger(__name__)
 
 PROTECTED_REMOTE = {".gitattributes"}  # never deleted, even with delete_remote
 CARD_KEYS = ("language", "license", "tags")
 MAX_CONFLICT_RETRIES = 3
-INGEST_WORKERS = 8
 
 
 @dataclass
@@ -49,6 +50,31 @@ class PushResult:
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     pushed_files: list[LocalFile] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What one diff-and-commit knew: the branch head it diffed against (``base``) and its tree, and what it
+    committed on top (nothing when the folder was up to date)."""
+
+    base: RevisionInfo
+    remote: dict[str, TreeEntry]
+    changed: list[LocalFile] = field(default_factory=list)
+    lfs: frozenset[str] = frozenset()  # paths of ``changed`` that went by LFS
+    deletes: list[str] = field(default_factory=list)
+
+    def tree(self) -> dict[str, TreeEntry]:
+        """The tree of the commit made: the base's, minus the deletes, plus the changed files as upstream
+        lists them (an LFS file's oid is the git sha1 of its pointer)."""
+        tree = dict(self.remote)
+        for path in self.deletes:
+            tree.pop(path, None)
+        for f in self.changed:
+            if f.path in self.lfs:
+                tree[f.path] = TreeEntry(f.path, f.size, git_blob_sha1(lfs_pointer(f.sha256, f.size)), f.sha256)
+            else:
+                tree[f.path] = TreeEntry(f.path, f.size, f.git_sha1)
+        return tree
 
 
 def card_warnings(text: str | None) -> list[str]:
@@ -146,11 +172,10 @@ class Pusher:
         for line in result.skipped:
             logger.warning("push %s: %s", folder, line)
         local = self.hash_folder(folder, stats, result)
-        head = None
-        with _Ingester(self) as ingester:
+        with Ingester(self.store, self.index) as ingester, ThreadPoolExecutor(1, "push-meta") as asking:
             for attempt in range(MAX_CONFLICT_RETRIES + 1):
                 try:
-                    head = self._push_once(
+                    done = self._push_once(
                         folder,
                         local,
                         result,
@@ -167,18 +192,21 @@ class Pusher:
                         raise
                     logger.info("push %s → %s: upstream moved; diffing again", folder, repo)
             if result.commit:
-                self._record(result, result.pushed_files, ingester)
-            elif head and not self._mirrored(result, head):
+                # What upstream says about the new commit (author, date), asked while the copies finish.
+                listed = asking.submit(self.client.commit_meta, result.type, done.base.repo_id, result.commit)
+                meta = CommitMeta(parent=done.base.sha, title=message)
+                self._record(result, done, local, ingester, result.commit, meta, listed)
+            elif not self._mirrored(result, done.base.sha):
                 # Up to date upstream, but that commit is not in the local mirror (an earlier push whose
                 # recording failed or was killed): record it now, taking the bytes from the folder.
-                self._record(result, local, ingester)
+                self._record(result, done, local, ingester, done.base.sha, None, None)
         return result
 
     def _mirrored(self, result: PushResult, commit: str) -> bool:
         repo = self.index.find_repo(result.type, result.repo)
         return repo is not None and self.index.ref(repo, result.revision) == commit
 
-    def _remote(self, result: PushResult, private: bool, create: bool) -> tuple[str | None, dict[str, TreeEntry]]:
+    def _remote(self, result: PushResult, private: bool, create: bool) -> tuple[RevisionInfo, dict[str, TreeEntry]]:
         try:
             info = self.client.revision_info(result.type, result.repo, result.revision)
         except RepoNotFoundError as exc:
@@ -190,23 +218,23 @@ class Pusher:
                 ) from exc
             self.writer.create_repo(result.type, result.repo, private)
             info = self.client.revision_info(result.type, result.repo, result.revision)
-        return info.sha, {e.path: e for e in self.client.list_tree(result.type, result.repo, info.sha)}
+        return info, {e.path: e for e in self.client.list_tree(result.type, result.repo, info.sha)}
 
     def _push_once(
         self,
         folder: Path,
         local: list[LocalFile],
         result: PushResult,
-        ingester: _Ingester,
+        ingester: Ingester,
         *,
         message: str,
         private: bool,
         create: bool,
         delete_remote: bool,
         add_model_card: bool,
-    ) -> str | None:
-        """Diff against the branch head and commit the difference; returns the head diffed against."""
-        parent, remote = self._remote(result, private, create)
+    ) -> _Attempt:
+        """Diff against the branch head and commit the difference; returns what it diffed and committed."""
+        base, remote = self._remote(result, private, create)
         by_path = {f.path: f for f in local}
         readme = by_path.get("README.md")
         # No local card but one upstream that this push keeps: the repo page has a card, say nothing.
@@ -235,18 +263,19 @@ class Pusher:
         if not changed and not deletes:
             result.status, result.commit = "up to date", None
             logger.info("push %s → %s@%s: up to date", folder, result.repo, result.revision)
-            return parent
+            return _Attempt(base, remote)
         modes = self.writer.upload_modes(result.type, result.repo, result.revision, changed)
         ingester.start(changed)  # upstream accepts our writes: copy into the store while uploading
         lfs = [f for f in changed if modes.get(f.path) == "lfs"]
         regular = [f for f in changed if modes.get(f.path) != "lfs"]
         result.lfs_uploaded = self.writer.upload_lfs(result.type, result.repo, result.revision, lfs)
+        ingester.settle_soon()  # the copies become durable while the commit request runs
         done = self.writer.commit(
             result.type,
             result.repo,
             result.revision,
             summary=message,
-            parent=parent,
+            parent=base.sha,
             regular=regular,
             lfs=lfs,
             deletes=deletes,
@@ -266,7 +295,7 @@ class Pusher:
             len(deletes),
             done.oid[:12],
         )
-        return parent
+        return _Attempt(base, remote, changed, frozenset(f.path for f in lfs), deletes)
 
     def _minimal_card(self, result: PushResult) -> LocalFile:
         text = (
@@ -278,63 +307,64 @@ class Pusher:
         sha256, git_sha1, size = hash_file(path)
         return LocalFile("README.md", path, size, sha256, git_sha1)
 
-    def _ingest(self, f: LocalFile) -> bool:
-        """Copy one pushed file into the store; False if it changed since it was hashed (the sync below
-        then fetches what was committed from upstream)."""
+    def _record(
+        self,
+        result: PushResult,
+        done: _Attempt,
+        local: list[LocalFile],
+        ingester: Ingester,
+        commit: str,
+        meta: CommitMeta | None,
+        listed: Future[CommitMeta | None] | None,
+    ) -> None:
+        """Mirror ``commit`` (upstream's branch head now) so it resolves offline at once, published from what
+        the push knows (its base's tree and what it committed) the way a sync publishes a commit. The bytes
+        come from the folder; only files the folder lacks and the store does not have are downloaded. A
+        failure here is a warning: the push itself is done."""
+        spec = RepoSpec(result.repo, result.type, (result.revision,))
+        tree = done.tree()
         try:
-            self.store.ingest_file(f.source, Expected(f.size, f.sha256, f.git_sha1))
-            return True
-        except IntegrityError as exc:
-            logger.info(
-                "%s changed after it was pushed (%s); the mirror takes the pushed bytes from upstream", f.path, exc
-            )
-            return False
-
-    def _record(self, result: PushResult, files: list[LocalFile], ingester: _Ingester) -> None:
-        """Put the pushed bytes (``files``) in the store and mirror the branch head, so it resolves offline
-        at once. A failure here is a warning: the push itself is done."""
-        try:
-            ingester.start(files)
-            changed = ingester.changed()
-            blobs = [BlobRecord(f.sha256, f.size, f.git_sha1) for f in files if f.sha256 not in changed]
+            ingester.start(done.changed)
+            if not self.index.commit_complete(
+                result.type, done.base.repo_id, done.base.sha, PathFilter(spec.allow_patterns, spec.ignore_patterns).key
+            ):
+                # The base is not mirrored here: its files that the folder holds too are taken from the folder.
+                ingester.start([f for f in local if f.path in tree and not _differs(f, tree[f.path])])
+            stored = ingester.stored()
+            pushed = {f.sha256: f for f in [*done.changed, *local]}
             with self.store.write_lock():
-                self.index.add_blobs(blobs)
+                # (a regular file is known by its git sha1 through its blob row: rows before publishing)
+                self.index.add_blobs(BlobRecord(s, f.size, f.git_sha1) for s, f in pushed.items() if s in stored)
+            info = replace(done.base, sha=commit, last_modified=None if meta else done.base.last_modified)
             syncer = Syncer(self.store, self.index, self.client, workers=4, on_published=self.on_published)
             try:
-                report = syncer.sync([RepoSpec(result.repo, result.type, (result.revision,))])
+                syncer.publish_tree(spec, result.revision, info, list(tree.values()), meta=meta, kind="branch")
             finally:
                 syncer.close()
-            if not report.ok:
-                raise UpstreamError(report.results[0].error or "mirroring the pushed commit failed")
+            if listed is not None and meta is not None:
+                # Asked while the commit was being published (a round trip off the critical path).
+                self._add_listed_meta(result.type, done.base.repo_id, commit, listed, meta)
         except (HubMirrorError, OSError) as exc:
             result.warnings.append(f"pushed, but not recorded in the local mirror: {exc}")
             logger.warning("push %s: %s", result.repo, result.warnings[-1])
 
-
-class _Ingester:
-    """Copies files into the store on a few threads (the copies are fsync-bound), from the moment a push
-    knows what it sends, so the copying overlaps the upload. A blob stored for a push that then fails is
-    harmless: content-addressed and verified, it is reused by the next attempt."""
-
-    def __init__(self, pusher: Pusher) -> None:
-        self.pusher = pusher
-        self.pool = ThreadPoolExecutor(max_workers=INGEST_WORKERS, thread_name_prefix="push-ingest")
-        self.jobs: dict[str, Future[bool]] = {}
-
-    def start(self, files: list[LocalFile]) -> None:
-        for f in files:
-            if f.sha256 not in self.jobs and not self.pusher.store.has_blob(f.sha256):
-                self.jobs[f.sha256] = self.pool.submit(self.pusher._ingest, f)
-
-    def changed(self) -> set[str]:
-        """Wait for every copy; the sha256s whose file changed since it was hashed (not stored)."""
-        return {sha256 for sha256, job in self.jobs.items() if not job.result()}
-
-    def __enter__(self) -> _Ingester:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def _add_listed_meta(
+        self, repo_type: str, name: str, commit: str, listed: Future[CommitMeta | None], sent: CommitMeta
+    ) -> None:
+        """Add upstream's account of the pushed commit (authors, date, its title and message as stored) to
+        what was recorded from what the push sent; if upstream cannot say, what was sent stays."""
+        try:
+            found = listed.result()
+        except HubMirrorError as exc:
+            logger.info("could not read the pushed commit's details upstream (%s); keeping what was sent", exc)
+            return
+        repo = self.index.find_repo(repo_type, name)
+        if found is None or repo is None:
+            return
+        with self.store.write_lock():
+            self.index.set_commit_meta(
+                repo, commit, replace(found, parent=sent.parent, title=found.title or sent.title)
+            )
 
 
 def _differs(local: LocalFile, remote: TreeEntry | None) -> bool:

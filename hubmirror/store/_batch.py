@@ -9,6 +9,7 @@ appears. A crash before the end leaves temp files (swept later) or blobs no inde
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,13 +21,16 @@ from ._writer import BlobInfo, BlobWriter, Expected
 
 class BlobBatch:
     """Blobs written together: :meth:`add` verifies each one, :meth:`flush` makes them all durable and
-    named. Leaving without flushing deletes what was staged."""
+    named. Leaving without flushing deletes what was staged. Several threads may :meth:`add` at once, and
+    one may :meth:`flush` meanwhile (a push copies many files in parallel and makes the first ones durable
+    while the last arrive); :meth:`discard` runs once they are done."""
 
     def __init__(self, tmp_dir: Path, blobs: Blobs, max_files: int = 4096, max_bytes: int = 1024**3) -> None:
         self.tmp_dir, self._blobs = tmp_dir, blobs
         self.max_files, self.max_bytes = max_files, max_bytes
         self._staged: list[tuple[BlobWriter, BlobInfo]] = []
         self._bytes = 0
+        self._lock = threading.Lock()
 
     @property
     def full(self) -> bool:
@@ -44,20 +48,28 @@ class BlobBatch:
         except BaseException:
             writer.discard(keep_partial=False)
             raise
-        self._staged.append((writer, info))
-        self._bytes += info.size
+        with self._lock:
+            self._staged.append((writer, info))
+            self._bytes += info.size
         return info
 
     def flush(self) -> list[BlobInfo]:
-        """Make every staged blob durable under its name; returns them (in the order they were added)."""
-        if not self._staged:
+        """Make every staged blob durable under its name; returns them (in the order they were added). It
+        takes what is staged when it begins: an add finishing meanwhile waits for the next flush. A failure
+        deletes what this flush took (a blob already named stays: verified, content-addressed)."""
+        with self._lock:
+            staged, self._staged, self._bytes = self._staged, [], 0
+        if not staged:
             return []
-        self._blobs.publish([(writer.tmp_path, info.sha256) for writer, info in self._staged], durable=False)
-        for writer, _ in self._staged:
+        try:
+            self._blobs.publish([(writer.tmp_path, info.sha256) for writer, info in staged], durable=False)
+        except BaseException:
+            for writer, _ in staged:
+                writer.discard(keep_partial=False)
+            raise
+        for writer, _ in staged:
             writer.published()
-        done = [info for _, info in self._staged]
-        self._staged, self._bytes = [], 0
-        return done
+        return [info for _, info in staged]
 
     def discard(self) -> None:
         for writer, _ in self._staged:

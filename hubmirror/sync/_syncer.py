@@ -32,7 +32,7 @@ from ..failpoints import failpoint
 from ..home import stored_blobs
 from ..hub import UpstreamClient
 from ..index import Index
-from ..models import Access, BlobRecord, ByteSink, FileRecord, RevisionInfo, TreeEntry, ref_spelling
+from ..models import Access, BlobRecord, ByteSink, CommitMeta, FileRecord, RevisionInfo, TreeEntry, ref_spelling
 from ..paths import check_tree, is_sha1
 from ..patterns import PathFilter
 from ..store import BlobInfo, BlobWriter, Expected, Store
@@ -209,6 +209,72 @@ class Syncer:
             result.files = self.index.file_count(repo, commit) if repo is not None else 0
             return
         entries = self._listing(spec, name, commit, path_filter, pin)
+        self._publish(
+            spec, name, revision, commit, entries, result, pin=pin, filter_key=filter_key, asked=asked, dry_run=dry_run
+        )
+
+    def publish_tree(
+        self,
+        spec: RepoSpec,
+        revision: str,
+        info: RevisionInfo,
+        entries: Sequence[TreeEntry],
+        *,
+        meta: CommitMeta | None = None,
+        kind: str | None = None,
+    ) -> RevisionResult:
+        """Mirror upstream's commit ``info.sha`` of ``revision`` given its whole tree (``entries``) instead of
+        listing it: for a caller that knows the tree already (a push: its parent's listing plus what it
+        committed). Everything else is as in a sync: blobs the store lacks are downloaded and verified, then
+        the index rows, the ref (refused over a commit pushed to this store), the views, ``on_published``.
+        ``meta``: what the commit says about itself (default: asked upstream, as a sync does); ``kind``: the
+        ref's kind when the caller knows it (default: asked upstream). Returns the result; raises
+        :class:`HubMirrorError` (nothing is recorded for a commit whose blobs could not all be stored)."""
+        path_filter = PathFilter(spec.allow_patterns, spec.ignore_patterns)
+        name, commit = info.repo_id, info.sha
+        result = RevisionResult(repo=spec.repo, type=spec.type, revision=revision, commit=commit)
+        if name != spec.repo:
+            result.canonical = name
+        with self.store.gc_guard():
+            self._seen[(spec.type, spec.repo)] = info
+            if self.index.commit_complete(spec.type, name, commit, path_filter.key):
+                result.status = "unchanged"
+                self._finish(spec, name, revision, commit, kind)
+                return result
+            check_tree(e.path for e in entries)
+            chosen = [e for e in entries if path_filter(e.path)]
+            self._publish(
+                spec,
+                name,
+                revision,
+                commit,
+                chosen,
+                result,
+                filter_key=path_filter.key,
+                asked=info,
+                meta=meta,
+                kind=kind,
+            )
+        return result
+
+    def _publish(
+        self,
+        spec: RepoSpec,
+        name: str,
+        revision: str,
+        commit: str,
+        entries: list[TreeEntry],
+        result: RevisionResult,
+        *,
+        filter_key: str,
+        asked: RevisionInfo | None,
+        pin: LockedRevision | None = None,
+        dry_run: bool = False,
+        meta: CommitMeta | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """Store what the commit's ``entries`` need (downloads of what the store lacks), then publish the
+        commit and move the ref."""
         result.files = len(entries)
         present, tasks = self._plan(entries, {f.path: f.sha256 for f in pin.files} if pin else {})
         result.files_deduped = sum(1 for e in entries if e.path in present)
@@ -228,7 +294,8 @@ class Syncer:
             # Every file's blob gets a row, also one a killed run left on disk without recording it.
             blobs.setdefault(sha256, BlobRecord(sha256, entry.size, git_sha1))
             records.append(FileRecord(entry.path, entry.size, sha256, entry.oid, entry.is_lfs))
-        meta = self._details.new_commit_meta(spec.type, name, revision, commit, asked)
+        if meta is None:
+            meta = self._details.new_commit_meta(spec.type, name, revision, commit, asked)
         failpoint("sync.before_publish")
         card = card_json(records, self.store.open_blob)
         with self.store.write_lock():
@@ -247,7 +314,7 @@ class Syncer:
                 repo_created_at=seen.created_at if seen else None,
             )
         result.status = "updated"
-        self._finish(spec, name, revision, commit)
+        self._finish(spec, name, revision, commit, kind)
         logger.info(
             "%s → %s: %d files, %d fetched (%d bytes), %d deduped (%d bytes)",
             result.label,
@@ -305,15 +372,16 @@ class Syncer:
             repo.name,
         )
 
-    def _finish(self, spec: RepoSpec, name: str, revision: str, commit: str) -> None:
+    def _finish(self, spec: RepoSpec, name: str, revision: str, commit: str, known_kind: str | None = None) -> None:
         """Aliases and refs, after the commit is published: refs move last.
 
         The ref is kept under the name the Hub lists it by (``refs/heads/dev`` → ``dev``) with its kind.
-        A bare name's kind comes from upstream's ref listing, asked only when the ref moves or its kind is
-        not known yet: an unchanged repo still costs one request."""
+        A bare name's kind is ``known_kind`` when the caller knows it, else it comes from upstream's ref
+        listing, asked only when the ref moves or its kind is not known yet: an unchanged repo still costs
+        one request."""
         ref, kind = ref_spelling(revision) if not is_sha1(revision) or revision != commit else (None, None)
         if ref is not None and kind is None:
-            kind = self._details.ref_kind(spec.type, name, ref, commit)
+            kind = known_kind or self._details.ref_kind(spec.type, name, ref, commit)
         with self.store.write_lock():
             if name != spec.repo:
                 self.index.add_alias(spec.type, spec.repo, name)

@@ -113,12 +113,23 @@ class HFCacheView:
                 self.link_mode = "symlink"  # laid out before where hard links were impossible: say so
 
     # -- one commit ------------------------------------------------------------------------------
-    def add_snapshot(self, repo: Repo, commit: str, files: list[FileRecord], *, folder: str | None = None) -> Path:
+    def add_snapshot(
+        self,
+        repo: Repo,
+        commit: str,
+        files: list[FileRecord],
+        *,
+        folder: str | None = None,
+        reuse: str | None = None,
+    ) -> Path:
         """Lay out ``snapshots/<commit>`` for these files; returns the snapshot directory.
 
         A new snapshot is built under a temp name and renamed into place, so a reader never sees a
         snapshot folder with files missing; an existing one only gains links (a widened pattern set).
-        ``folder`` lays it out under another repo folder name (an old name kept as a real folder)."""
+        ``folder`` lays it out under another repo folder name (an old name kept as a real folder).
+        ``reuse``: an earlier commit (the parent) whose snapshot, where it is laid out, lends its links: an
+        entry whose link says the same is hard-linked from there (creating a symlink costs ~0.3 ms on ext4,
+        a hard link to an existing one ~10 µs: a one-file change of a 500-file repo was dominated by it)."""
         self._prepare_root()
         repo_dir = self.root / (folder or repo_folder_name(repo.type, repo.name))
         blobs_dir = repo_dir / "blobs"
@@ -136,6 +147,7 @@ class HFCacheView:
         exists = final.is_dir()
         build = final if exists else repo_dir / "snapshots" / f".{commit}.{uuid.uuid4().hex[:8]}.tmp"
         build_name = os.fspath(build)
+        lender = _lender(repo_dir / "snapshots", reuse, commit) if not exists else None
         made: set[str] = set()
         for record in files:
             relpath = safe_relpath(record.path)
@@ -146,6 +158,8 @@ class HFCacheView:
                 made.add(parent)
             # snapshots/<commit>/<dirs…>/<file> → ../../<one more per dir>/blobs/<etag>
             target = "../" * (relpath.count("/") + 2) + "blobs/" + record.etag
+            if lender is not None and _link_alike(f"{lender}/{relpath}", target, link):
+                continue
             try:
                 os.symlink(target, link)
             except FileExistsError:
@@ -235,7 +249,8 @@ class HFCacheView:
         repo = self.index.find_repo(repo_type, name)
         if repo is None:
             return
-        self.add_snapshot(repo, commit, self.index.files(repo, commit))
+        meta = self.index.commit_meta(repo, commit)
+        self.add_snapshot(repo, commit, self.index.files(repo, commit), reuse=meta.parent if meta else None)
         self.sync_refs(repo)
         self._update_aliases(repo, [commit])
 
@@ -263,3 +278,23 @@ class HFCacheView:
             self.link_mode,
         )
         return ViewReport(self.root, len(repos) - len(problems), snapshots, self.link_mode, problems)
+
+
+def _lender(snapshots: Path, reuse: str | None, commit: str) -> str | None:
+    """The snapshot folder of ``reuse`` when it is laid out (and is not ``commit`` itself), else None."""
+    if reuse is None or reuse == commit or "/" in reuse or reuse.startswith("."):
+        return None
+    lender = snapshots / reuse
+    return os.fspath(lender) if lender.is_dir() and not lender.is_symlink() else None
+
+
+def _link_alike(source: str, target: str, link: str) -> bool:
+    """Hard-link the symlink ``source`` to ``link`` if it points at ``target``; False when it does not (or
+    is missing, or the filesystem will not link a symlink: the caller makes a symlink then)."""
+    try:
+        if os.readlink(source) != target:
+            return False
+        os.link(source, link, follow_symlinks=False)
+    except (OSError, NotImplementedError):  # (NotImplementedError: a platform that cannot link a symlink)
+        return False
+    return True
