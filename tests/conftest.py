@@ -39,6 +39,15 @@ def write_config(path: Path, endpoint: str, home: Path, repos: list[dict[str, An
     return path
 
 
+def write_tree(folder: Path, files: dict[str, bytes | str]) -> Path:
+    """Write ``files`` (relative path → content) below ``folder``; returns ``folder``."""
+    for rel, data in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return folder
+
+
 @pytest.fixture
 def make_config(tmp_path: Path, upstream: HubServer, home: Path):
     """``make_config(repos, **sections)`` writes hubmirror.yaml pointing at the test upstream."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli, write_config
+from conftest import run_cli, write_config, write_tree
 from hubserver import HubServer, _error, minilm_dir
 from servekit import ServeProcess
 
@@ -46,14 +46,6 @@ def minilm(tmp_path: Path) -> Path:
     """A private copy of the real all-MiniLM-L6-v2 folder (tests change files in it)."""
     folder = tmp_path / "minilm"
     shutil.copytree(minilm_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
-
-
-def write_tree(folder: Path, files: dict[str, bytes | str]) -> Path:
-    for rel, data in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
     return folder
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write_tree
 from hubserver import HubServer
 
 import hubmirror.push._ingest as ingest_mod
@@ -26,14 +27,6 @@ pytestmark = pytest.mark.timeout(120)
 
 TOKEN = "hf_write_token_for_tests"
 CARD = "---\nlanguage: en\nlicense: apache-2.0\ntags:\n- test\n---\n# A model\n"
-
-
-def write_tree(folder: Path, files: dict[str, bytes | str]) -> Path:
-    for rel, data in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
-    return folder
 
 
 def push(upstream: HubServer, home: Path, folder: Path, repo: str, **kw: Any) -> PushResult:
