@@ -92,6 +92,8 @@ class Puller:
                 index.add_alias(repo_type, name, canonical)
             if ref is not None:
                 index.set_ref(repo_type, canonical, ref, commit, kind=kind)
+        if self.on_published is not None:  # the HF-cache view follows the ref, as after a sync
+            self.on_published(repo_type, canonical, commit)
         return PulledRevision(canonical, commit, info.access)
 
     def hide(self, repo_type: str, name: str) -> None:
