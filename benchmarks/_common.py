@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import compileall
 import hashlib
+import importlib.util
 import os
 import resource
 import signal
@@ -108,3 +110,15 @@ def git_state() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}{'+dirty' if dirty else ''}" if head else None
+
+
+def compile_hubmirror() -> None:
+    """Byte-compile the hubmirror package the children import (its own __pycache__, as an install has).
+
+    With ``PYTHONDONTWRITEBYTECODE=1`` and a source checkout, every child would otherwise recompile hubmirror
+    (~0.15 s) while the peer, compiled in site-packages at install time, pays nothing.
+    """
+    spec = importlib.util.find_spec("hubmirror")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("hubmirror is not importable from this interpreter")
+    compileall.compile_dir(Path(spec.origin).parent, quiet=1)

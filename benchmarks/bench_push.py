@@ -36,8 +36,6 @@ Exit status: 0 every target met, 1 a target missed, 2 a program under test faile
 from __future__ import annotations
 
 import argparse
-import compileall
-import importlib.util
 import json
 import os
 import shutil
@@ -53,7 +51,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _common import run_child  # noqa: E402
+from _common import compile_hubmirror, run_child  # noqa: E402
 from hubserver import HubServer, make_small_files, minilm_dir  # noqa: E402
 
 TOKEN = "hf_bench_write_token"
@@ -241,14 +239,6 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
-
-
-def compile_hubmirror() -> None:
-    """Byte-compile the hubmirror package the children import (its own __pycache__, as an install has)."""
-    spec = importlib.util.find_spec("hubmirror")
-    if spec is None or spec.origin is None:
-        raise ChildFailed("hubmirror is not importable from this interpreter")
-    compileall.compile_dir(Path(spec.origin).parent, quiet=1)
 
 
 def main() -> int:

@@ -17,10 +17,11 @@ Cases, run in this order on one hubmirror home and one HF cache:
 Per case and program: wall time, requests and body bytes the server logged while it ran, peak RSS and CPU
 of the child (``os.wait4`` rusage). ``--repeat K`` repeats the whole sequence on fresh homes/caches and
 reports medians. ``--profile DIR`` runs hubmirror under ``py-spy record`` (all threads; needs py-spy) or,
-failing that, ``cProfile`` (main thread only), writing one file per case.
+failing that, ``cProfile`` (main thread only), writing one file per case. hubmirror's modules are
+byte-compiled first, as an install has them (``--no-compile`` skips that).
 
 Usage: python benchmarks/bench_sync.py [--small-files 500] [--big-mib 512] [--latency 0.02] [--repeat 1]
-                                       [--json] [--profile DIR] [--settle S] [--tmp-dir DIR]
+                                       [--json] [--profile DIR] [--settle S] [--tmp-dir DIR] [--no-compile]
 Exit status: 0 when every target is met, 1 when one is missed, 2 when a program under test failed.
 """
 
@@ -44,7 +45,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _common import git_state, run_child, settle, write_random_file  # noqa: E402
+from _common import compile_hubmirror, git_state, run_child, settle, write_random_file  # noqa: E402
 from hubserver import HubServer, make_small_files  # noqa: E402
 
 SMALL, BIG, BIG2 = "bench/small-files", "bench/big-file", "bench/big-file-2"
@@ -399,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         help="before each run wait up to S seconds for the rest of the machine to go quiet",
     )
     parser.add_argument("--tmp-dir", metavar="DIR", help="where to put temp dirs (default: system temp)")
+    parser.add_argument("--no-compile", action="store_true", help="do not byte-compile hubmirror first")
     args = parser.parse_args(argv)
     if args.small_files < 1 or args.big_mib < 1 or args.repeat < 1 or args.latency < 0:
         parser.error("sizes and --repeat must be positive, --latency non-negative")
@@ -407,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
+    if not args.no_compile:
+        compile_hubmirror()
     work = Path(tempfile.mkdtemp(prefix="hubmirror-bench-", dir=args.tmp_dir))
     bench = Bench(args, work)
     try:

@@ -96,6 +96,11 @@ class UpstreamUnreachableError(UpstreamUnavailableError):
     next repo would only wait as long for the same answer."""
 
 
+class UntrustedCertificateError(UpstreamUnavailableError):
+    """A TLS certificate this machine does not trust (self-signed, or signed by a CA outside the trust
+    store): retrying cannot help, and other hosts (or plain-http ones) may still answer."""
+
+
 class UpstreamProtocolError(UpstreamError):
     pass
 

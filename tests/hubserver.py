@@ -34,6 +34,7 @@ import re
 import secrets
 import shutil
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -351,6 +352,10 @@ class _Server(ThreadingHTTPServer):
         self.handler_threads: set[threading.Thread] = set()
         self.conn_lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
+        if origin == "cdn" and hub.cdn_tls is not None:
+            # the handshake runs in the handler thread (first read), so a client refusing the certificate
+            # never stalls the accept loop
+            self.socket = hub.cdn_tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def handle_error(self, request, client_address) -> None:
         if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
@@ -543,6 +548,7 @@ class HubServer:
         self._upload_lock = threading.Lock()
         self.url = ""
         self.cdn_url = ""
+        self.cdn_tls: ssl.SSLContext | None = None  # set before start(): the CDN origin speaks https
         self._log_lock = threading.Lock()
         self._gz_lock = threading.Lock()
         self._secret = secrets.token_bytes(16)
@@ -556,7 +562,7 @@ class HubServer:
         api, cdn = _Server(self, "api"), _Server(self, "cdn")
         self._servers = [api, cdn]
         self.url = f"http://127.0.0.1:{api.server_address[1]}"
-        self.cdn_url = f"http://127.0.0.1:{cdn.server_address[1]}"
+        self.cdn_url = f"{'https' if self.cdn_tls else 'http'}://127.0.0.1:{cdn.server_address[1]}"
         for srv in self._servers:
             thread = threading.Thread(
                 target=srv.serve_forever, kwargs={"poll_interval": 0.05}, name=f"hubserver-{srv.origin}", daemon=True

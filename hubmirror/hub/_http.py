@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -30,6 +31,7 @@ from ..errors import (
     Interrupted,
     RepoNotFoundError,
     RevisionNotFoundError,
+    UntrustedCertificateError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamUnavailableError,
@@ -72,6 +74,48 @@ def retry_after(response: Response) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+class _TLSOnFirstUse(httpx2.BaseTransport):
+    """The ``https://`` transport, built by the first request that needs it.
+
+    Loading the system's CA certificates costs 0.1-0.25 s of every process's start-up, which a run against an
+    ``http://`` endpoint (an internal hub on a closed network) never needs; a redirect to an https CDN still
+    gets the full, verified transport (``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured).
+    """
+
+    def __init__(self, limits: httpx2.Limits) -> None:
+        self._limits = limits
+        self._lock = threading.Lock()
+        self._inner: httpx2.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        inner = self._inner
+        if inner is None:
+            with self._lock:
+                if self._inner is None:
+                    self._inner = httpx2.HTTPTransport(limits=self._limits)
+                inner = self._inner
+        return inner.handle_request(request)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+def _transports(limits: httpx2.Limits) -> dict[str, Any]:
+    """Client arguments that defer TLS set-up (see :class:`_TLSOnFirstUse`); none when a proxy variable is
+    set, since the client's own environment-proxy mounts must then decide the route."""
+    if any(os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARIABLES):
+        return {}
+    # The default transport only ever carries http:// (https:// is mounted), so it needs no trust store.
+    return {
+        "transport": httpx2.HTTPTransport(verify=False, limits=limits),
+        "mounts": {"https://": _TLSOnFirstUse(limits)},
+    }
+
+
 class HubSession:
     """A pooled, thread-safe HTTP session with one upstream endpoint."""
 
@@ -98,12 +142,13 @@ class HubSession:
         self._counter_lock = threading.Lock()
         self.requests = 0
         self._reached = False  # any answer at all from upstream yet (connection errors before: fail fast)
+        limits = httpx2.Limits(max_connections=pool_size + 4, max_keepalive_connections=pool_size + 4)
         self._http = httpx2.Client(
             timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx2.Limits(max_connections=pool_size + 4, max_keepalive_connections=pool_size + 4),
+            limits=limits,
             headers={"user-agent": f"hubmirror/{__version__}"},
             follow_redirects=False,
-            transport=transport,
+            **({"transport": transport} if transport is not None else _transports(limits)),
         )
 
     def close(self) -> None:
@@ -175,6 +220,12 @@ class HubSession:
                 response = None
                 last_problem = _describe_transport_error(exc)
                 logger.debug("%s %s failed (%s), attempt %d", method, url, last_problem, attempt + 1)
+                if _certificate_refused(exc):  # no retry will make an untrusted certificate trusted
+                    raise UntrustedCertificateError(
+                        f"the TLS certificate of {urlsplit(url).netloc} is not trusted while fetching {what} "
+                        f"({exc}); if your own CA signs it, point SSL_CERT_FILE at that CA's PEM file",
+                        url=url,
+                    ) from None
                 if isinstance(exc, _CONNECT_FAILURES) and not self._reached and attempt + 1 >= FIRST_CONTACT_ATTEMPTS:
                     raise self._unreachable(last_problem, url) from None
                 continue
@@ -357,6 +408,20 @@ class HubSession:
         if status == 412:
             raise ConflictError(f"{what}: the branch moved upstream since we looked{detail}", status=status, url=url)
         raise UpstreamError(f"upstream answered HTTP {status} for {what}{detail}", status=status, url=url)
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a transport error comes from a certificate this machine does not trust."""
+    import ssl  # only reached after a failure; a plain-http process never loads it
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx2 wraps the ssl error once or twice (__cause__ / __context__)
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _describe_transport_error(exc: httpx2.TransportError) -> str:
