@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -107,11 +108,29 @@ def progress_bar(enabled: bool) -> Any:
 
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
-    """An Event set by SIGINT or SIGTERM, so long-running commands stop cleanly with exit code 0."""
+    """An Event set by SIGINT or SIGTERM, so long-running commands stop cleanly with exit code 0.
+
+    The handler only writes a byte to a pipe; a relay thread sets the Event. Setting it in the handler
+    itself could deadlock: Python runs handlers in the main thread between bytecodes, and when the signal
+    lands while that thread is inside ``stop.wait()`` holding the Event's internal lock, ``stop.set()``
+    waits for that lock forever (a scheduled sync that ignored SIGTERM)."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    read_end, write_end = os.pipe()
+
+    def relay() -> None:
+        if os.read(read_end, 1):  # b"" once the write end is closed on the way out
+            stop.set()
+
+    relay_thread = threading.Thread(target=relay, name="signal-relay", daemon=True)
+    relay_thread.start()
+    previous = {
+        sig: signal.signal(sig, lambda *_: os.write(write_end, b"!")) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        os.close(write_end)
+        relay_thread.join(timeout=5)
+        os.close(read_end)
