@@ -37,6 +37,7 @@ from ..paths import check_tree, is_sha1
 from ..patterns import PathFilter
 from ..store import BlobInfo, BlobWriter, Expected, Store
 from ._details import Details
+from ._recorder import BlobRecorder
 from ._report import NullObserver, RevisionResult, SyncObserver, SyncReport
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Syncer:
         self._local = threading.local()
         self._indexes: list[Index] = []
         self._indexes_lock = threading.Lock()
+        self._recorder = BlobRecorder(self._worker_index)
         self._seen: dict[tuple[str, str], RevisionInfo] = {}  # (type, listed name) → this run's answer
         self._details = Details(client, index)
 
@@ -527,7 +529,7 @@ class Syncer:
                         raise IntegrityError(f"'{entry.path}' of {repo_type} {name}@{commit[:12]}: {exc}") from exc
                 # Recorded at once, still under the download lock: a killed run or a concurrent process
                 # then finds the blob (a regular file is only known by its git sha1 via this row).
-                self._worker_index().add_blobs([BlobRecord(info.sha256, info.size, expected.git_sha1)])
+                self._recorder.record(BlobRecord(info.sha256, info.size, expected.git_sha1))
                 self.observer.file_done()
                 return info
         raise AssertionError("unreachable")
