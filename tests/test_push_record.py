@@ -6,6 +6,7 @@ its ``list_tree`` of the branch must equal the index's record, path by path, siz
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ import hubmirror.push._ingest as ingest_mod
 import hubmirror.sync._syncer as syncer_mod
 from hubmirror.errors import StoreError, UpstreamUnavailableError
 from hubmirror.hub import HubWriter, UpstreamClient
+from hubmirror.index._sqlite import SQLiteIndex
 from hubmirror.mirror import Mirror
 from hubmirror.models import Backends, TreeEntry
 from hubmirror.push import PushResult
@@ -184,6 +186,30 @@ def test_commit_details_unreadable_upstream_records_what_was_sent(
         assert repo is not None
         meta = mirror.index.commit_meta(repo, result.commit)
         assert meta is not None and meta.title == "first upload" and meta.authors == ()
+
+
+def test_details_that_cannot_be_stored_leave_the_commit_mirrored_and_say_only_that(
+    upstream: HubServer, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the last write (upstream's authors and date) fails: the push is recorded, and the warning says
+    what is missing instead of "not recorded"."""
+
+    def index_full(*args: Any, **kw: Any) -> Any:
+        raise StoreError("no space left on device: the index")
+
+    monkeypatch.setattr(SQLiteIndex, "set_commit_meta", index_full)
+    folder = write_tree(tmp_path / "model", {"README.md": CARD, "a.txt": "a\n"})
+    with caplog.at_level(logging.WARNING):
+        result = push(upstream, home, folder, "me/detailless", create=True, message="first upload")
+    assert result.status == "pushed" and result.commit and not result.warnings
+    assert_mirrors_upstream(upstream, home, "me/detailless", result.commit)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and "pushed and mirrored" in said[0] and "no space left" in said[0], said
+    with Mirror(home) as mirror:
+        repo = mirror.index.find_repo("model", "me/detailless")
+        assert repo is not None
+        meta = mirror.index.commit_meta(repo, result.commit)
+        assert meta is not None and meta.title == "first upload"  # what the push sent is kept
 
 
 def test_recording_failure_is_a_warning_and_the_next_push_records_it(

@@ -361,10 +361,14 @@ class Pusher:
         repo = self.index.find_repo(repo_type, name)
         if found is None or repo is None:
             return
-        with self.store.write_lock():
-            self.index.set_commit_meta(
-                repo, commit, replace(found, parent=sent.parent, title=found.title or sent.title)
-            )
+        try:
+            with self.store.write_lock():
+                self.index.set_commit_meta(
+                    repo, commit, replace(found, parent=sent.parent, title=found.title or sent.title)
+                )
+        except HubMirrorError as exc:
+            # The commit is pushed and mirrored; only upstream's authors and date are missing from it.
+            logger.warning("pushed and mirrored %s, but upstream's details of it were not stored: %s", commit[:12], exc)
 
 
 def _differs(local: LocalFile, remote: TreeEntry | None) -> bool:
