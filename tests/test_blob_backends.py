@@ -168,6 +168,28 @@ def test_a_large_blob_goes_up_in_checked_parts(s3_bucket, tmp_path: Path, monkey
     assert head["ContentLength"] == len(data)
 
 
+def test_a_batched_large_blob_goes_up_once_and_leaves_no_open_upload(
+    s3_bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch (import, push) publishes its verified temp files: a big blob of known hash must not also be
+    streamed while it is copied, which sent it twice and left a multipart upload open."""
+    from hubmirror.store import _s3
+
+    monkeypatch.setattr(_s3, "PART_SIZE", 5 * 1024 * 1024)
+    store = Store(tmp_path / "home", store_url=s3_bucket.url, endpoint_url=s3_bucket.endpoint_url)
+    client = store.blobs.client  # type: ignore[attr-defined]
+    sent: list[int] = []
+    real = client.upload_part
+    monkeypatch.setattr(client, "upload_part", lambda **kw: sent.append(len(kw["Body"])) or real(**kw))
+    data = os.urandom(12 * 1024 * 1024 + 7)
+    with store.batch() as batch:
+        batch.add(_Reader(data), Expected(len(data), _sha(data)))
+        batch.flush()
+    assert client.list_multipart_uploads(Bucket=s3_bucket.bucket).get("Uploads", []) == []
+    assert sum(sent) <= len(data)  # each byte went up at most once (a single PUT sends none as parts)
+    assert store.read_blob(_sha(data)) == data
+
+
 def test_a_blob_of_known_hash_is_sent_while_it_arrives_and_shows_only_once_verified(
     s3_bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

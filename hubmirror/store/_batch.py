@@ -38,7 +38,9 @@ class BlobBatch:
 
     def add(self, source: Readable, expected: Expected, on_bytes: Callable[[int], None] | None = None) -> BlobInfo:
         """Copy ``source`` to a temp file while hashing it; raises IntegrityError (nothing kept) on a mismatch."""
-        writer = BlobWriter(self.tmp_dir, self._blobs, expected, None)
+        # Not streamed: the flush publishes the temp file (streaming too sent a big blob to S3 twice and left
+        # its multipart upload open).
+        writer = BlobWriter(self.tmp_dir, self._blobs, expected, None, stream=False)
         try:
             while chunk := source.read(CHUNK):
                 writer.write(chunk)

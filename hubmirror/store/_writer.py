@@ -57,7 +57,9 @@ class BlobWriter:
     resumable partial file (for the next run) and deletes a unique one.
     """
 
-    def __init__(self, tmp_dir: Path, blobs: Blobs, expected: Expected, resume_key: str | None) -> None:
+    def __init__(
+        self, tmp_dir: Path, blobs: Blobs, expected: Expected, resume_key: str | None, *, stream: bool = True
+    ) -> None:
         self.expected, self._blobs = expected, blobs
         self.resumable = resume_key is not None
         name = f"{plain_name(resume_key)}.partial" if resume_key is not None else f"{uuid.uuid4().hex}.tmp"
@@ -75,7 +77,8 @@ class BlobWriter:
             self._rehash_existing()
         # Sent while it arrives when the hash is known (LFS files): the object appears only at commit, after
         # the whole blob verified. A resumed partial is sent after commit instead (its first bytes came earlier).
-        if self.offset == 0 and expected.sha256 is not None and expected.size is not None:
+        # (``stream=False``: a batch publishes the temp file itself, so nothing is sent while it arrives)
+        if stream and self.offset == 0 and expected.sha256 is not None and expected.size is not None:
             try:
                 self._upload = blobs.begin_upload(expected.sha256, expected.size)
             except BaseException:
