@@ -25,23 +25,22 @@ class BlobRecorder:
         self._cond = threading.Condition()
         self._pending: list[BlobRecord] = []
         self._next_group = 0  # the group rows added now will be written in
-        self._done = -1  # every group up to this one has been written (or failed)
-        self._writing = False
+        self._done = -1  # every group up to this one has been written (or failed); below next - 1: one is writing
         self._failures: dict[int, str] = {}  # group → why it failed (read by its waiting callers)
 
     def record(self, row: BlobRecord) -> None:
         with self._cond:
             self._pending.append(row)
             group = self._next_group
-            while self._done < group and self._writing:
+            while self._done < group and self._done < self._next_group - 1:
                 self._cond.wait()
             if self._done >= group:
-                self._raise_if_failed(group)
+                if group in self._failures:
+                    raise StoreError(self._failures[group])
                 return
             # no one is writing and our row is still pending: write this group ourselves
             rows, self._pending = self._pending, []
             self._next_group += 1
-            self._writing = True
         failure: str | None = None
         try:
             self._index_for_thread().add_blobs(rows)
@@ -53,10 +52,4 @@ class BlobRecorder:
                 if failure is not None:
                     self._failures[group] = failure
                 self._done = group
-                self._writing = False
                 self._cond.notify_all()
-
-    def _raise_if_failed(self, group: int) -> None:
-        failure = self._failures.get(group)
-        if failure is not None:
-            raise StoreError(failure)
